@@ -1,0 +1,72 @@
+package cluster
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+)
+
+// Process is a running process found by Leftovers.
+type Process struct {
+	PID     int
+	Command string
+}
+
+// Leftovers lists running processes that belong to a control plane started
+// in workdir: anything whose command line mentions the workdir's cluster
+// directory. After a clean Stop it is empty; after a crash (SIGKILL of
+// gitopsim) it names the orphans, which the next Start terminates.
+// It reads /proc and finds nothing on systems without one.
+func Leftovers(workdir string) ([]Process, error) {
+	abs, err := filepath.Abs(workdir)
+	if err != nil {
+		return nil, err
+	}
+	needle := []byte(clusterDir(abs) + string(filepath.Separator))
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil, nil
+	}
+	self := os.Getpid()
+	var out []Process
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || pid == self {
+			continue
+		}
+		cmdline, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		if err != nil || !bytes.Contains(cmdline, needle) || isZombie(pid) {
+			continue
+		}
+		args := strings.Split(strings.TrimRight(string(cmdline), "\x00"), "\x00")
+		out = append(out, Process{PID: pid, Command: filepath.Base(args[0])})
+	}
+	return out, nil
+}
+
+func isZombie(pid int) bool {
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return true // gone
+	}
+	// The state follows the parenthesised command name.
+	i := bytes.LastIndexByte(stat, ')')
+	return i < 0 || i+2 >= len(stat) || stat[i+2] == 'Z'
+}
+
+// killLeftovers terminates orphans of an earlier run in workdir and reports
+// what it killed.
+func killLeftovers(workdir string) []Process {
+	procs, _ := Leftovers(workdir)
+	for _, p := range procs {
+		_ = syscall.Kill(p.PID, syscall.SIGKILL)
+	}
+	return procs
+}
+
+// clusterDir is where a backend keeps its files inside the work dir.
+func clusterDir(workdir string) string { return filepath.Join(workdir, "cluster") }
