@@ -88,6 +88,10 @@ func assetsIn(dir, source string) (*Assets, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s %s: %w", source, dir, err)
 	}
+	if fi, err := os.Stat(abs); err != nil || !fi.IsDir() {
+		return nil, fmt.Errorf("%w: %s %s is not a directory; %s and pass --assets-dir bin/k8s/%s, or leave the flag out to search",
+			ErrAssetsNotFound, source, abs, buildHint, KubernetesVersion)
+	}
 	var missing []string
 	for _, b := range []string{binAPIServer, binEtcd} {
 		if !isExecutable(filepath.Join(abs, b)) {

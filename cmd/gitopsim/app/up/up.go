@@ -1,0 +1,179 @@
+// Package up is the `gitopsim up` command: start the whole stack, write
+// the endpoints file once it is ready, and run until interrupted.
+package up
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/gitopsim/gitopsim/cmd/gitopsim/app/cli"
+	"github.com/gitopsim/gitopsim/sim"
+	"github.com/gitopsim/gitopsim/sim/clock"
+	"github.com/gitopsim/gitopsim/sim/cluster"
+)
+
+// stopTimeout bounds a clean shutdown.
+const stopTimeout = time.Minute
+
+type flags struct {
+	workdir       string
+	cluster       string
+	kubeconfig    string
+	context       string
+	assetsDir     string
+	apiserverPort int
+	kindName      string
+	timeScale     float64
+}
+
+// NewCommand returns the up command.
+func NewCommand(s *cli.Streams) *cobra.Command {
+	f := &flags{}
+	cmd := &cobra.Command{
+		Use:   "up",
+		Short: "Start the simulator and run until interrupted",
+		Long: `Start the simulator: a Kubernetes API (envtest by default: kube-apiserver, etcd and
+kube-controller-manager, no Docker needed), and the ARM provider, Git server and Arc
+agent as they become available. When everything is ready, up prints a summary and
+writes <workdir>/endpoints.json for clients; Ctrl-C (SIGINT) or SIGTERM stops it cleanly
+and removes the file.`,
+		Example: `  gitopsim up
+  gitopsim up --workdir /tmp/demo --time-scale 60
+  gitopsim up --cluster kubeconfig --kubeconfig ~/.kube/config`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := f.validate(cmd); err != nil {
+				return &cli.UsageError{Command: cmd.CommandPath(), Err: err}
+			}
+			return run(s, f)
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&f.workdir, "workdir", ".gitopsim", "directory for endpoints.json, kubeconfig, certificates and logs")
+	fl.StringVar(&f.cluster, "cluster", cluster.Envtest, "Kubernetes backend: "+strings.Join(cluster.Backends, ", "))
+	fl.StringVar(&f.kubeconfig, "kubeconfig", "", "kubeconfig of an existing cluster (with --cluster kubeconfig)")
+	fl.StringVar(&f.context, "context", "", "context in --kubeconfig (default: its current context)")
+	fl.StringVar(&f.assetsDir, "assets-dir", "", "directory with kube-apiserver, etcd and kube-controller-manager (envtest; default: $KUBEBUILDER_ASSETS, the setup-envtest store, then bin/k8s/"+cluster.KubernetesVersion+")")
+	fl.IntVar(&f.apiserverPort, "apiserver-port", 0, "kube-apiserver port on 127.0.0.1 (envtest; 0 picks a free one)")
+	fl.StringVar(&f.kindName, "kind-name", "gitopsim", "kind cluster name (with --cluster kind)")
+	fl.Float64Var(&f.timeScale, "time-scale", 1, "virtual seconds per real second for gitopsim's own timers (60: a minute a second)")
+	return cmd
+}
+
+func (f *flags) validate(cmd *cobra.Command) error {
+	if !cluster.ValidBackend(f.cluster) {
+		return fmt.Errorf("invalid --cluster %q: valid values are %s", f.cluster, strings.Join(cluster.Backends, ", "))
+	}
+	changed := cmd.Flags().Changed
+	if f.cluster == cluster.KubeconfigKind && f.kubeconfig == "" {
+		return errors.New("--cluster kubeconfig needs --kubeconfig FILE")
+	}
+	for flag, backend := range map[string]string{
+		"kubeconfig": cluster.KubeconfigKind, "context": cluster.KubeconfigKind,
+		"assets-dir": cluster.Envtest, "apiserver-port": cluster.Envtest, "kind-name": cluster.Kind,
+	} {
+		if changed(flag) && f.cluster != backend {
+			return fmt.Errorf("--%s only applies to --cluster %s (this run uses %s)", flag, backend, f.cluster)
+		}
+	}
+	if f.apiserverPort < 0 || f.apiserverPort > 65535 {
+		return fmt.Errorf("invalid --apiserver-port %d: must be 0-65535", f.apiserverPort)
+	}
+	if !(f.timeScale > 0) {
+		return fmt.Errorf("invalid --time-scale %v: must be a positive number (1 is real time)", f.timeScale)
+	}
+	return nil
+}
+
+func run(s *cli.Streams, f *flags) error {
+	began := time.Now()
+	log := s.Logger()
+	clk, err := clock.Scaled(f.timeScale)
+	if err != nil {
+		return err
+	}
+	sm, err := sim.New(sim.Options{
+		Workdir: f.workdir,
+		Clock:   clk,
+		Logger:  log,
+		Cluster: cluster.Options{
+			Backend:         f.cluster,
+			AssetsDir:       f.assetsDir,
+			APIServerPort:   f.apiserverPort,
+			KindClusterName: f.kindName,
+			Kubeconfig:      f.kubeconfig,
+			Context:         f.context,
+		},
+	})
+	if err != nil {
+		return err
+	}
+	if err := sm.Available(); err != nil {
+		return err
+	}
+
+	// Signals: the first one stops the stack in order; later ones are
+	// reported and ignored, because dying half way would orphan the
+	// control-plane processes.
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
+	defer signal.Stop(sigs)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		sig, ok := <-sigs
+		if !ok {
+			return
+		}
+		log.Info("stopping", "signal", sig.String())
+		cancel()
+		for sig := range sigs {
+			log.Warn("already stopping; waiting for the control plane to exit", "signal", sig.String())
+		}
+	}()
+
+	log.Info("starting gitopsim", "workdir", sm.Workdir(), "cluster", f.cluster)
+	if err := sm.Start(ctx); err != nil {
+		if ctx.Err() != nil {
+			log.Info("interrupted during start-up; everything started has been stopped")
+			return nil
+		}
+		return err
+	}
+	if err := sm.WriteEndpoints(); err != nil {
+		stopErr := sm.Stop(context.Background())
+		return errors.Join(err, stopErr)
+	}
+	printSummary(s, sm, f, time.Since(began))
+
+	<-ctx.Done()
+	stopCtx, stopCancel := context.WithTimeout(context.Background(), stopTimeout)
+	defer stopCancel()
+	if err := sm.Stop(stopCtx); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	log.Info("stopped")
+	return nil
+}
+
+func printSummary(s *cli.Streams, sm *sim.Sim, f *flags, took time.Duration) {
+	e := sm.Endpoints()
+	w := s.Out
+	fmt.Fprintf(w, "gitopsim is up (ready in %.1fs)\n", took.Seconds())
+	fmt.Fprintf(w, "  cluster     %s\n", e.Cluster.Backend)
+	fmt.Fprintf(w, "  kubeconfig  %s\n", e.Cluster.Kubeconfig)
+	fmt.Fprintf(w, "  endpoints   %s\n", sm.EndpointsPath())
+	if f.timeScale != 1 {
+		fmt.Fprintf(w, "  time        %gx (%s of virtual time per real minute)\n", f.timeScale, time.Duration(f.timeScale*float64(time.Minute)))
+	}
+	fmt.Fprintf(w, "Try: kubectl --kubeconfig %s get namespaces\n", e.Cluster.Kubeconfig)
+	fmt.Fprintln(w, "Press Ctrl-C to stop.")
+}

@@ -1,0 +1,269 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/gitopsim/gitopsim/cmd/gitopsim/app"
+	"github.com/gitopsim/gitopsim/sim"
+	"github.com/gitopsim/gitopsim/sim/cluster"
+)
+
+// The test binary doubles as gitopsim: with this variable set it runs the
+// real main, so the tests drive the command as a user would (a process,
+// signals, exit codes) without a separate build.
+const beGitopsim = "GITOPSIM_TEST_BE_MAIN"
+
+func TestMain(m *testing.M) {
+	if os.Getenv(beGitopsim) == "1" {
+		os.Exit(app.Main(os.Args[1:], os.Stdout, os.Stderr))
+	}
+	os.Exit(m.Run())
+}
+
+func gitopsim(t *testing.T, args ...string) *exec.Cmd {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], args...)
+	cmd.Env = append(os.Environ(), beGitopsim+"=1")
+	return cmd
+}
+
+// runGitopsim runs a command that is expected to end by itself.
+func runGitopsim(t *testing.T, args ...string) (stdout, stderr string, code int) {
+	t.Helper()
+	cmd := gitopsim(t, args...)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	var ee *exec.ExitError
+	switch {
+	case err == nil:
+	case errors.As(err, &ee):
+		code = ee.ExitCode()
+	default:
+		t.Fatal(err)
+	}
+	return out.String(), errb.String(), code
+}
+
+func TestUpServesAndStopsCleanlyOnSIGINT(t *testing.T) {
+	workdir := filepath.Join(t.TempDir(), "wd")
+	cmd := gitopsim(t, "up", "--workdir", workdir)
+	var out, errb syncBuffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			_ = cmd.Process.Kill()
+			<-exited
+		}
+	})
+
+	path := filepath.Join(workdir, sim.EndpointsFile)
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		if _, err := os.Stat(path); err == nil {
+			break
+		}
+		select {
+		case err := <-exited:
+			t.Fatalf("gitopsim up exited before it was ready (%v):\n%s", err, errb.String())
+		case <-time.After(50 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no %s after 2m; stderr:\n%s", path, errb.String())
+		}
+	}
+
+	e, err := sim.ReadEndpoints(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e.Workdir != workdir || e.Cluster.Backend != "envtest" || !filepath.IsAbs(e.Cluster.Kubeconfig) {
+		t.Errorf("endpoints = %+v", e)
+	}
+	if e.ConnectedClusters == nil {
+		t.Error("connectedClusters should be an empty list, not null")
+	}
+	// Progress went to stderr, the summary to stdout.
+	if !strings.Contains(out.String(), path) || !strings.Contains(out.String(), e.Cluster.Kubeconfig) {
+		t.Errorf("summary on stdout does not name the endpoints file and kubeconfig:\n%s", out.String())
+	}
+	if !strings.Contains(errb.String(), "starting etcd and kube-apiserver") {
+		t.Errorf("no start-up progress on stderr:\n%s", errb.String())
+	}
+
+	cfg, err := clientcmd.BuildConfigFromFlags("", e.Cluster.Kubeconfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nss, err := kubernetes.NewForConfigOrDie(cfg).CoreV1().Namespaces().List(context.Background(), metav1.ListOptions{})
+	if err != nil {
+		t.Fatalf("list namespaces through the written kubeconfig: %v", err)
+	}
+	if len(nss.Items) == 0 {
+		t.Error("no namespaces listed")
+	}
+
+	// A second up on the same workdir must not disturb the first.
+	_, stderr, code := runGitopsim(t, "up", "--workdir", workdir)
+	if code == 0 || !strings.Contains(stderr, "used by another gitopsim") {
+		t.Errorf("second up on the same workdir: exit %d, stderr:\n%s", code, stderr)
+	}
+	if _, err := os.Stat(path); err != nil {
+		t.Errorf("second up removed the first one's endpoints file: %v", err)
+	}
+
+	if err := cmd.Process.Signal(syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-exited:
+		if err != nil {
+			t.Fatalf("gitopsim up after SIGINT: %v; stderr:\n%s", err, errb.String())
+		}
+	case <-time.After(time.Minute):
+		t.Fatal("gitopsim up did not exit within 1m of SIGINT")
+	}
+	left, err := cluster.Leftovers(workdir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(left) > 0 {
+		t.Errorf("processes left behind after SIGINT: %v", left)
+	}
+	if _, err := os.Stat(path); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("endpoints file still there after shutdown: %v", err)
+	}
+}
+
+func TestUpRejectsUnknownCluster(t *testing.T) {
+	_, stderr, code := runGitopsim(t, "up", "--workdir", t.TempDir(), "--cluster", "minikube")
+	if code != 2 {
+		t.Errorf("exit code %d, want 2", code)
+	}
+	if !strings.Contains(stderr, `"minikube"`) || !strings.Contains(stderr, "envtest, kind, kubeconfig") {
+		t.Errorf("stderr does not list the valid backends:\n%s", stderr)
+	}
+}
+
+func TestUpMissingAssetsSaysHowToBuild(t *testing.T) {
+	missing := filepath.Join(t.TempDir(), "no-binaries")
+	_, stderr, code := runGitopsim(t, "up", "--workdir", t.TempDir(), "--assets-dir", missing)
+	if code == 0 {
+		t.Fatal("up succeeded without binaries")
+	}
+	for _, want := range []string{missing, "make tools"} {
+		if !strings.Contains(stderr, want) {
+			t.Errorf("stderr does not mention %q:\n%s", want, stderr)
+		}
+	}
+}
+
+func TestUpReportsOccupiedPort(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	port := strconv.Itoa(l.Addr().(*net.TCPAddr).Port)
+	workdir := t.TempDir()
+	_, stderr, code := runGitopsim(t, "up", "--workdir", workdir, "--apiserver-port", port)
+	if code == 0 {
+		t.Fatal("up succeeded on an occupied port")
+	}
+	if !strings.Contains(stderr, "127.0.0.1:"+port) || !strings.Contains(stderr, "already in use") {
+		t.Errorf("stderr does not report the occupied port clearly:\n%s", stderr)
+	}
+	if left, _ := cluster.Leftovers(workdir); len(left) > 0 {
+		t.Errorf("processes left behind: %v", left)
+	}
+}
+
+func TestUpFlagMistakes(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--cluster", "kubeconfig"}, "needs --kubeconfig"},
+		{[]string{"--kubeconfig", "x"}, "--kubeconfig only applies to --cluster kubeconfig"},
+		{[]string{"--time-scale", "0"}, "invalid --time-scale"},
+		{[]string{"--apiserver-port", "70000"}, "invalid --apiserver-port"},
+		{[]string{"--no-such-flag"}, "unknown flag: --no-such-flag"},
+	} {
+		_, stderr, code := runGitopsim(t, append([]string{"up", "--workdir", t.TempDir()}, tc.args...)...)
+		if code != 2 || !strings.Contains(stderr, tc.want) || !strings.Contains(stderr, "--help") {
+			t.Errorf("up %v: exit %d, stderr:\n%s\nwant exit 2 and %q", tc.args, code, stderr, tc.want)
+		}
+	}
+}
+
+func TestUpKindUnavailableHere(t *testing.T) {
+	b, err := cluster.New(cluster.Options{Backend: cluster.Kind, Workdir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b.Available() == nil {
+		t.Skip("a Docker engine answers here; this test covers machines without one")
+	}
+	_, stderr, code := runGitopsim(t, "up", "--workdir", t.TempDir(), "--cluster", "kind")
+	if code == 0 || !strings.Contains(stderr, "Docker") || !strings.Contains(stderr, "--cluster envtest") {
+		t.Errorf("exit %d, stderr:\n%s", code, stderr)
+	}
+}
+
+func TestVersionAndHelp(t *testing.T) {
+	stdout, _, code := runGitopsim(t, "version")
+	if code != 0 || !strings.Contains(stdout, "gitopsim ") || !strings.Contains(stdout, cluster.KubernetesVersion) {
+		t.Errorf("version: exit %d, stdout:\n%s", code, stdout)
+	}
+	for _, args := range [][]string{{"--help"}, {"up", "--help"}, {"version", "--help"}} {
+		stdout, _, code := runGitopsim(t, args...)
+		if code != 0 || !strings.Contains(stdout, "Usage:") {
+			t.Errorf("%v: exit %d, stdout:\n%s", args, code, stdout)
+		}
+	}
+	stdout, _, _ = runGitopsim(t, "up", "--help")
+	for _, flag := range []string{"--workdir", "--cluster", "--kubeconfig", "--assets-dir", "--time-scale", "--verbose"} {
+		if !strings.Contains(stdout, flag) {
+			t.Errorf("up --help does not document %s", flag)
+		}
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for a writer process and a reading test.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}

@@ -1,0 +1,160 @@
+// Package bench measures gitopsim against baselines run on the same
+// machine in the same run, so figures are ratios rather than absolute
+// numbers that depend on the machine. Run with `make bench`.
+package bench
+
+import (
+	"bufio"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
+
+	"github.com/gitopsim/gitopsim/sim/cluster"
+)
+
+// BenchmarkStartup measures `gitopsim up` from exec to its "is up" line
+// (the endpoints file is written just before) next to a bare envtest
+// Start() in the same iteration, and the resident memory of every process
+// of each stack once it is ready.
+//
+// Reported: up-s and envtest-s (seconds to ready), up/envtest (the ratio;
+// the goal is at most 1.3), and <process>-MB resident set sizes.
+func BenchmarkStartup(b *testing.B) {
+	assets, err := cluster.FindAssets("")
+	if err != nil {
+		b.Fatal(err)
+	}
+	bin := filepath.Join(b.TempDir(), "gitopsim")
+	if out, err := exec.Command("go", "build", "-o", bin, "../../cmd/gitopsim").CombinedOutput(); err != nil {
+		b.Fatalf("build gitopsim: %v\n%s", err, out)
+	}
+	var upTotal, envTotal time.Duration
+	rss := map[string]float64{}
+	b.ResetTimer()
+	for range b.N {
+		d, mem := bareEnvtest(b, assets.Dir)
+		envTotal += d
+		addRSS(rss, "envtest-", mem)
+
+		d, mem = gitopsimUp(b, bin)
+		upTotal += d
+		addRSS(rss, "up-", mem)
+	}
+	b.StopTimer()
+	n := float64(b.N)
+	b.ReportMetric(0, "ns/op") // the sum of two stacks' start-ups means nothing
+	b.ReportMetric(envTotal.Seconds()/n, "envtest-s")
+	b.ReportMetric(upTotal.Seconds()/n, "up-s")
+	b.ReportMetric(upTotal.Seconds()/envTotal.Seconds(), "up/envtest")
+	for name, total := range rss {
+		b.ReportMetric(total/n, name+"-MB")
+	}
+}
+
+func bareEnvtest(b *testing.B, assetsDir string) (time.Duration, map[string]float64) {
+	b.Helper()
+	env := &envtest.Environment{BinaryAssetsDirectory: assetsDir}
+	t0 := time.Now()
+	if _, err := env.Start(); err != nil {
+		b.Fatal(err)
+	}
+	d := time.Since(t0)
+	mem := treeRSS(os.Getpid(), false)
+	if err := env.Stop(); err != nil {
+		b.Fatal(err)
+	}
+	return d, mem
+}
+
+func gitopsimUp(b *testing.B, bin string) (time.Duration, map[string]float64) {
+	b.Helper()
+	cmd := exec.Command(bin, "up", "--workdir", b.TempDir(), "-q")
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	cmd.Stderr = os.Stderr
+	t0 := time.Now()
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	sc := bufio.NewScanner(stdout)
+	ready := false
+	for sc.Scan() {
+		if strings.HasPrefix(sc.Text(), "gitopsim is up") {
+			ready = true
+			break
+		}
+	}
+	d := time.Since(t0)
+	if !ready {
+		_ = cmd.Wait()
+		b.Fatal("gitopsim up ended without becoming ready")
+	}
+	mem := treeRSS(cmd.Process.Pid, true)
+	go func() { _, _ = io.Copy(io.Discard, stdout) }()
+	_ = cmd.Process.Signal(syscall.SIGINT)
+	if err := cmd.Wait(); err != nil {
+		b.Fatalf("gitopsim up after SIGINT: %v", err)
+	}
+	return d, mem
+}
+
+func addRSS(into map[string]float64, prefix string, mem map[string]float64) {
+	for k, v := range mem {
+		into[prefix+k] += v
+	}
+}
+
+// treeRSS returns the resident memory in MB of pid's children (and of pid
+// itself when self is set), keyed by command name.
+func treeRSS(pid int, self bool) map[string]float64 {
+	out := map[string]float64{}
+	if self {
+		out["gitopsim"] = rssMB(pid)
+	}
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		child, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		stat, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
+		if err != nil {
+			continue
+		}
+		s := string(stat)
+		open, closing := strings.IndexByte(s, '('), strings.LastIndexByte(s, ')')
+		if open < 0 || closing < open {
+			continue
+		}
+		fields := strings.Fields(s[closing+1:])
+		if len(fields) < 2 || fields[1] != strconv.Itoa(pid) {
+			continue
+		}
+		out[s[open+1:closing]] += rssMB(child)
+	}
+	return out
+}
+
+func rssMB(pid int) float64 {
+	b, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "status"))
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			kb, _ := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 64)
+			return kb / 1024
+		}
+	}
+	return 0
+}

@@ -1,0 +1,61 @@
+// Package e2e holds gitopsim's Ginkgo suites. They start the simulator once
+// through the public sim API and check it only through real clients
+// (client-go here; the Azure SDK and git as those parts arrive).
+//
+// The backend comes from $GITOPSIM_E2E_CLUSTER (envtest by default); specs
+// carry the label of the backend they need.
+package e2e_test
+
+import (
+	"context"
+	"log/slog"
+	"os"
+	"testing"
+	"time"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/gitopsim/gitopsim/sim"
+	"github.com/gitopsim/gitopsim/sim/cluster"
+)
+
+var (
+	stack *sim.Sim
+	admin kubernetes.Interface
+)
+
+func TestE2E(t *testing.T) {
+	RegisterFailHandler(Fail)
+	RunSpecs(t, "gitopsim e2e")
+}
+
+var _ = BeforeSuite(func(ctx SpecContext) {
+	backend := os.Getenv("GITOPSIM_E2E_CLUSTER")
+	if backend == "" {
+		backend = cluster.Envtest
+	}
+	var err error
+	stack, err = sim.New(sim.Options{
+		Workdir: GinkgoT().TempDir(),
+		Logger:  slog.New(slog.NewTextHandler(GinkgoWriter, nil)),
+		Cluster: cluster.Options{Backend: backend, Kubeconfig: os.Getenv("GITOPSIM_E2E_KUBECONFIG")},
+	})
+	Expect(err).NotTo(HaveOccurred())
+	if err := stack.Available(); err != nil {
+		if backend == cluster.Kind {
+			Skip(err.Error())
+		}
+		Fail("gitopsim cannot start here (run `make tools`): " + err.Error())
+	}
+	Expect(stack.Start(ctx)).To(Succeed())
+	DeferCleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		Expect(stack.Stop(ctx)).To(Succeed())
+	})
+	Expect(stack.WriteEndpoints()).To(Succeed())
+	admin, err = kubernetes.NewForConfig(stack.Cluster().AdminConfig())
+	Expect(err).NotTo(HaveOccurred())
+}, NodeTimeout(3*time.Minute))

@@ -1,0 +1,204 @@
+package sim
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+
+	"github.com/gitopsim/gitopsim/sim/clock"
+	"github.com/gitopsim/gitopsim/sim/cluster"
+)
+
+// ErrWorkdirInUse means another simulator holds the work dir.
+var ErrWorkdirInUse = errors.New("workdir in use")
+
+// Options configures a Sim.
+type Options struct {
+	// Workdir holds everything the simulator writes: endpoints.json,
+	// kubeconfig, certificates, logs. Required; made if missing.
+	Workdir string
+	// Cluster chooses and configures the Kubernetes backend. Its Workdir
+	// and Logger are filled from these Options when empty.
+	Cluster cluster.Options
+	// Clock drives gitopsim's own components; nil means clock.Real().
+	Clock clock.Clock
+	// Logger receives progress and diagnostics; nil discards them.
+	Logger *slog.Logger
+}
+
+// Sim is a running (or runnable) simulator.
+type Sim struct {
+	workdir string
+	clock   clock.Clock
+	log     *slog.Logger
+	cluster cluster.Backend
+
+	mu      sync.Mutex
+	lock    *os.File
+	running []component
+}
+
+// component is one started part, remembered so Stop can undo Start in
+// reverse order.
+type component struct {
+	name string
+	stop func(context.Context) error
+}
+
+// New validates opts and builds the components without starting them.
+func New(opts Options) (*Sim, error) {
+	if opts.Workdir == "" {
+		return nil, errors.New("sim: workdir is required")
+	}
+	wd, err := filepath.Abs(opts.Workdir)
+	if err != nil {
+		return nil, fmt.Errorf("sim: workdir: %w", err)
+	}
+	if opts.Clock == nil {
+		opts.Clock = clock.Real()
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	copts := opts.Cluster
+	if copts.Workdir == "" {
+		copts.Workdir = wd
+	}
+	if copts.Logger == nil {
+		copts.Logger = opts.Logger
+	}
+	backend, err := cluster.New(copts)
+	if err != nil {
+		return nil, err
+	}
+	return &Sim{workdir: wd, clock: opts.Clock, log: opts.Logger, cluster: backend}, nil
+}
+
+// Available reports, before anything starts, why the simulator cannot run
+// here, or nil.
+func (s *Sim) Available() error { return s.cluster.Available() }
+
+// Start starts every component in dependency order and returns once all
+// are ready. If one fails, those already started are stopped again.
+func (s *Sim) Start(ctx context.Context) (err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.lock != nil {
+		return errors.New("sim: already started")
+	}
+	if err := os.MkdirAll(s.workdir, 0o755); err != nil {
+		return fmt.Errorf("sim: workdir: %w", err)
+	}
+	if err := s.lockWorkdir(); err != nil {
+		return err
+	}
+	// A stale endpoints file from an earlier run must not be read as ours.
+	_ = os.Remove(s.EndpointsPath())
+	defer func() {
+		if err != nil {
+			s.stopLocked(context.WithoutCancel(ctx))
+		}
+	}()
+
+	if err := s.cluster.Available(); err != nil {
+		return err
+	}
+	if err := s.cluster.Start(ctx); err != nil {
+		return fmt.Errorf("start cluster: %w", err)
+	}
+	s.running = append(s.running, component{"cluster", s.cluster.Stop})
+	return nil
+}
+
+// Stop stops the components in reverse start order and joins their
+// errors. It is safe to call after a failed Start and more than once.
+func (s *Sim) Stop(ctx context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.stopLocked(ctx)
+}
+
+func (s *Sim) stopLocked(ctx context.Context) error {
+	var errs []error
+	for i := len(s.running) - 1; i >= 0; i-- {
+		c := s.running[i]
+		s.log.Debug("stopping", "component", c.name)
+		if err := c.stop(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("stop %s: %w", c.name, err))
+		}
+	}
+	s.running = nil
+	// Stop what a half-finished Start may have left, even if it never
+	// reported success.
+	if err := s.cluster.Stop(ctx); err != nil {
+		errs = append(errs, fmt.Errorf("stop cluster: %w", err))
+	}
+	_ = os.Remove(s.EndpointsPath())
+	s.unlockWorkdir()
+	return errors.Join(errs...)
+}
+
+// Workdir is the absolute work dir.
+func (s *Sim) Workdir() string { return s.workdir }
+
+// Clock is the clock gitopsim's components run on.
+func (s *Sim) Clock() clock.Clock { return s.clock }
+
+// Cluster is the Kubernetes backend.
+func (s *Sim) Cluster() cluster.Backend { return s.cluster }
+
+// EndpointsPath is where WriteEndpoints puts the endpoints file.
+func (s *Sim) EndpointsPath() string { return filepath.Join(s.workdir, EndpointsFile) }
+
+// Endpoints describes the running components.
+func (s *Sim) Endpoints() Endpoints {
+	return Endpoints{
+		Workdir: s.workdir,
+		Cluster: ClusterEndpoint{Backend: s.cluster.Name(), Kubeconfig: s.cluster.Kubeconfig()},
+	}
+}
+
+// WriteEndpoints writes Endpoints to EndpointsPath atomically. Call it once
+// Start has returned, so that the file's existence means "ready".
+func (s *Sim) WriteEndpoints() error {
+	return WriteEndpoints(s.EndpointsPath(), s.Endpoints())
+}
+
+// lockWorkdir takes an exclusive lock on the work dir, so that two
+// simulators never share (and tear down) each other's files.
+func (s *Sim) lockWorkdir() error {
+	path := filepath.Join(s.workdir, ".lock")
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		return fmt.Errorf("sim: lock workdir: %w", err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		holder, _ := os.ReadFile(path)
+		f.Close()
+		who := ""
+		if pid := strings.TrimSpace(string(holder)); pid != "" {
+			who = " (pid " + pid + ")"
+		}
+		return fmt.Errorf("%w: %s is used by another gitopsim%s; stop it or choose another --workdir", ErrWorkdirInUse, s.workdir, who)
+	}
+	_ = f.Truncate(0)
+	_, _ = f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
+	s.lock = f
+	return nil
+}
+
+func (s *Sim) unlockWorkdir() {
+	if s.lock == nil {
+		return
+	}
+	_ = s.lock.Truncate(0)
+	_ = s.lock.Close() // closing releases the flock
+	s.lock = nil
+}
