@@ -52,15 +52,15 @@ type envtestBackend struct {
 	assets     *Assets
 	assetsErr  error
 
-	mu         sync.Mutex
-	plane      *envtest.ControlPlane
-	authn      *caAuthn
-	admin      *rest.Config
-	kubeconfig string
-	kcm        *exec.Cmd
-	kcmDone    chan struct{}
-	kcmErr     error
-	logFiles   []*os.File
+	adminAccess
+
+	mu       sync.Mutex
+	plane    *envtest.ControlPlane
+	authn    *caAuthn
+	kcm      *exec.Cmd
+	kcmDone  chan struct{}
+	kcmErr   error
+	logFiles []*os.File
 }
 
 func newEnvtest(opts Options) (*envtestBackend, error) {
@@ -81,21 +81,6 @@ func (b *envtestBackend) Available() error {
 func (b *envtestBackend) findAssets() (*Assets, error) {
 	b.assetsOnce.Do(func() { b.assets, b.assetsErr = FindAssets(b.opts.AssetsDir) })
 	return b.assets, b.assetsErr
-}
-
-func (b *envtestBackend) AdminConfig() *rest.Config {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.admin == nil {
-		return nil
-	}
-	return rest.CopyConfig(b.admin)
-}
-
-func (b *envtestBackend) Kubeconfig() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.kubeconfig
 }
 
 // Assets returns the binaries this backend runs, once Available succeeded.
@@ -183,32 +168,32 @@ func (b *envtestBackend) Start(ctx context.Context) (err error) {
 	if err != nil {
 		return fmt.Errorf("envtest: admin user: %w", err)
 	}
-	b.admin = admin.Config()
-	if err := waitForDefaultNamespace(ctx, b.admin); err != nil {
+	cfg := admin.Config()
+	if err := waitForDefaultNamespace(ctx, cfg); err != nil {
 		return err
 	}
-	b.log.Info("kube-apiserver is serving", "url", b.admin.Host)
+	b.log.Info("kube-apiserver is serving", "url", cfg.Host)
 
 	if assets.ControllerManager == "" {
 		b.log.Warn("kube-controller-manager not found: namespaces will not finish deleting and owner references will not be collected; " + buildHint)
-	} else if err := b.startControllerManager(ctx, assets.ControllerManager); err != nil {
+	} else if err := b.startControllerManager(ctx, assets.ControllerManager, cfg); err != nil {
 		return err
 	}
 
 	path := filepath.Join(b.opts.Workdir, "kubeconfig")
-	if err := writeKubeconfig(path, b.admin, adminUser); err != nil {
+	if err := writeKubeconfig(path, cfg, adminUser); err != nil {
 		return fmt.Errorf("envtest: %w", err)
 	}
-	b.kubeconfig = path
+	b.setAdmin(cfg, path)
 	return nil
 }
 
 // startControllerManager runs kube-controller-manager as a child process
 // and waits until it does visible work.
-func (b *envtestBackend) startControllerManager(ctx context.Context, bin string) error {
+func (b *envtestBackend) startControllerManager(ctx context.Context, bin string, admin *rest.Config) error {
 	dir := clusterDir(b.opts.Workdir)
 	certDir := b.plane.APIServer.CertDir
-	kcmCfg, err := b.authn.AddUser(envtest.User{Name: "system:kube-controller-manager", Groups: []string{"system:masters"}}, b.admin)
+	kcmCfg, err := b.authn.AddUser(envtest.User{Name: "system:kube-controller-manager", Groups: []string{"system:masters"}}, admin)
 	if err != nil {
 		return fmt.Errorf("kube-controller-manager credentials: %w", err)
 	}
@@ -254,7 +239,7 @@ func (b *envtestBackend) startControllerManager(ctx context.Context, bin string)
 		close(b.kcmDone)
 	}()
 
-	cs, err := kubernetes.NewForConfig(b.admin)
+	cs, err := kubernetes.NewForConfig(admin)
 	if err != nil {
 		return err
 	}
@@ -309,29 +294,29 @@ func (b *envtestBackend) stopLocked() error {
 			}
 		}
 	}
-	if b.kubeconfig != "" {
+	if path := b.Kubeconfig(); path != "" {
 		// A kubeconfig for a stopped cluster only misleads.
-		_ = os.Remove(b.kubeconfig)
-		b.kubeconfig = ""
+		_ = os.Remove(path)
 	}
+	b.setAdmin(nil, "")
 	for _, f := range b.logFiles {
 		_ = f.Close()
 	}
 	b.logFiles = nil
-	b.admin = nil
 	return errors.Join(errs...)
 }
 
 func (b *envtestBackend) NewUser(ctx context.Context, name string, groups []string) (*User, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if b.admin == nil {
+	admin := b.AdminConfig()
+	if admin == nil {
 		return nil, errors.New("envtest: NewUser before Start")
 	}
 	if name == "" {
 		return nil, errors.New("envtest: NewUser: empty user name")
 	}
-	cfg, err := b.authn.AddUser(envtest.User{Name: name, Groups: groups}, b.admin)
+	cfg, err := b.authn.AddUser(envtest.User{Name: name, Groups: groups}, admin)
 	if err != nil {
 		return nil, err
 	}

@@ -12,7 +12,6 @@ import (
 	"sync"
 	"time"
 
-	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	kindcluster "sigs.k8s.io/kind/pkg/cluster"
 	kindexec "sigs.k8s.io/kind/pkg/exec"
@@ -27,10 +26,10 @@ type kindBackend struct {
 	name     string
 	provider *kindcluster.Provider
 
-	mu         sync.Mutex
-	created    bool // we made the cluster, so Stop deletes it
-	admin      *rest.Config
-	kubeconfig string
+	adminAccess
+
+	mu      sync.Mutex
+	created bool // we made the cluster, so Stop deletes it
 }
 
 func newKind(opts Options) (*kindBackend, error) {
@@ -108,37 +107,23 @@ func (b *kindBackend) Start(ctx context.Context) error {
 	if err := waitForDefaultNamespace(ctx, cfg); err != nil {
 		return err
 	}
-	b.admin, b.kubeconfig = cfg, path
+	b.setAdmin(cfg, path)
 	return nil
 }
 
 func (b *kindBackend) Stop(ctx context.Context) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	b.admin = nil
+	path := b.Kubeconfig()
+	b.setAdmin(nil, "")
 	if !b.created {
 		return nil
 	}
 	b.created = false
-	if err := b.provider.Delete(b.name, b.kubeconfig); err != nil {
+	if err := b.provider.Delete(b.name, path); err != nil {
 		return fmt.Errorf("kind: delete cluster %s: %w", b.name, err)
 	}
 	return nil
-}
-
-func (b *kindBackend) AdminConfig() *rest.Config {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.admin == nil {
-		return nil
-	}
-	return rest.CopyConfig(b.admin)
-}
-
-func (b *kindBackend) Kubeconfig() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.kubeconfig
 }
 
 func (b *kindBackend) NewUser(ctx context.Context, name string, groups []string) (*User, error) {

@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"sync"
 	"time"
 
 	"k8s.io/client-go/discovery"
@@ -23,8 +22,7 @@ type kubeconfigBackend struct {
 	log  *slog.Logger
 	path string
 
-	mu    sync.Mutex
-	admin *rest.Config
+	adminAccess
 }
 
 func newKubeconfig(opts Options) (*kubeconfigBackend, error) {
@@ -89,29 +87,14 @@ func (b *kubeconfigBackend) Start(ctx context.Context) error {
 	case <-ctx.Done():
 		return fmt.Errorf("kubeconfig backend: cluster at %s does not answer within %v", cfg.Host, reachTimeout)
 	}
-	b.mu.Lock()
-	b.admin = cfg
-	b.mu.Unlock()
+	b.setAdmin(cfg, b.path)
 	return nil
 }
 
 func (b *kubeconfigBackend) Stop(context.Context) error {
-	b.mu.Lock()
-	b.admin = nil
-	b.mu.Unlock()
+	b.setAdmin(nil, "")
 	return nil
 }
-
-func (b *kubeconfigBackend) AdminConfig() *rest.Config {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.admin == nil {
-		return nil
-	}
-	return rest.CopyConfig(b.admin)
-}
-
-func (b *kubeconfigBackend) Kubeconfig() string { return b.path }
 
 func (b *kubeconfigBackend) NewUser(ctx context.Context, name string, groups []string) (*User, error) {
 	admin := b.AdminConfig()

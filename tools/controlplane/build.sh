@@ -27,6 +27,10 @@ if matches; then
 fi
 
 echo "building control plane $k8s (etcd $etcd) into $out; the first build takes about 5 minutes on 2 cores" >&2
+# go build is silent while it works; say every 30s that it still does.
+( while sleep 30; do echo "  still building the control plane (${SECONDS}s so far)..." >&2; done ) &
+ticker=$!
+trap 'kill $ticker 2>/dev/null || true' EXIT
 major=${k8s#v}; major=${major%%.*}
 minor=${k8s#v*.}; minor=${minor%%.*}
 # Without these the binaries report v0.0.0-master, which version-checking
