@@ -1,0 +1,141 @@
+package arm
+
+import (
+	"net/http"
+	"slices"
+	"strings"
+)
+
+// handler serves one matched route. It writes the response itself, or
+// returns an *Error for writeError.
+type handler func(c *call) *Error
+
+// route is one URL pattern of the ARM grammar. Literal segments are stored
+// lower-case and matched case-insensitively (clients send both
+// "resourceGroups" and "resourcegroups"); "{name}" segments capture the
+// caller's spelling.
+type route struct {
+	name     string
+	segments []string
+	methods  map[string]handler
+	// versions lists the accepted api-versions; nil means the route takes
+	// no api-version (token issuer, health).
+	versions []string
+	// public routes need no bearer token.
+	public bool
+}
+
+func newRoute(name, pattern string, versions []string, methods map[string]handler) *route {
+	segs := strings.Split(strings.Trim(pattern, "/"), "/")
+	for i, s := range segs {
+		if !strings.HasPrefix(s, "{") {
+			segs[i] = strings.ToLower(s)
+		}
+	}
+	if pattern == "/" {
+		segs = nil
+	}
+	return &route{name: name, segments: segs, methods: methods, versions: versions}
+}
+
+// match reports whether path segments fit the route and returns the
+// captured values.
+func (r *route) match(segs []string) (map[string]string, bool) {
+	if len(segs) != len(r.segments) {
+		return nil, false
+	}
+	var vars map[string]string
+	for i, p := range r.segments {
+		if strings.HasPrefix(p, "{") {
+			if segs[i] == "" {
+				return nil, false
+			}
+			if vars == nil {
+				vars = map[string]string{}
+			}
+			vars[strings.Trim(p, "{}")] = segs[i]
+			continue
+		}
+		if !strings.EqualFold(p, segs[i]) {
+			return nil, false
+		}
+	}
+	return vars, true
+}
+
+// router finds the route for a request path.
+type router struct {
+	routes []*route
+}
+
+func (rt *router) add(r *route) { rt.routes = append(rt.routes, r) }
+
+// splitPath turns an URL path into segments; a trailing slash is ignored,
+// as ARM ignores it.
+func splitPath(p string) []string {
+	p = strings.Trim(p, "/")
+	if p == "" {
+		return nil
+	}
+	return strings.Split(p, "/")
+}
+
+func (rt *router) find(segs []string) (*route, map[string]string) {
+	for _, r := range rt.routes {
+		if vars, ok := r.match(segs); ok {
+			return r, vars
+		}
+	}
+	return nil, nil
+}
+
+// notFound explains an unmatched path the way ARM does: an unknown type
+// under a provider namespace is InvalidResourceType, anything else is a
+// plain 404.
+func notFound(segs []string, apiVersion string) *Error {
+	for i := len(segs) - 3; i >= 0; i-- {
+		if strings.EqualFold(segs[i], "providers") {
+			return badRequest(CodeInvalidResourceType,
+				"The resource type '%s' could not be found in the namespace '%s' for api version '%s'.",
+				segs[i+2], segs[i+1], apiVersion)
+		}
+	}
+	return errorf(http.StatusNotFound, CodeNotFound, "The requested path '/%s' does not exist.", strings.Join(segs, "/"))
+}
+
+// methodNotAllowed lists what the route supports.
+func methodNotAllowed(r *route, method string) *Error {
+	var allowed []string
+	for m := range r.methods {
+		allowed = append(allowed, m)
+	}
+	slices.Sort(allowed)
+	return errorf(http.StatusMethodNotAllowed, CodeMethodNotAllowed,
+		"The requested resource does not support http method '%s'. Supported methods: %s.", method, strings.Join(allowed, ", "))
+}
+
+// checkAPIVersion validates the api-version query parameter of a route.
+func checkAPIVersion(r *route, version string, present bool) *Error {
+	if r.versions == nil {
+		return nil
+	}
+	if !present || version == "" {
+		return badRequest(CodeMissingAPIVersion, "The api-version query parameter (?api-version=) is required for all requests.")
+	}
+	if !slices.Contains(r.versions, strings.ToLower(version)) {
+		return badRequest(CodeInvalidAPIVersion, "The api-version '%s' is invalid. The supported versions are '%s'.", version, strings.Join(r.versions, ","))
+	}
+	return nil
+}
+
+// queryValue reads a query parameter by case-insensitive name: the SDK
+// sends "api-version" and replays "$skiptoken" from nextLink verbatim,
+// other clients vary the case.
+func queryValue(q map[string][]string, name string) (string, bool) {
+	for k, v := range q {
+		if strings.EqualFold(k, name) && len(v) > 0 {
+			return v[0], true
+		}
+	}
+	return "", false
+}
