@@ -12,8 +12,10 @@ import (
 	"sync"
 	"syscall"
 
+	"github.com/gitopsim/gitopsim/sim/arm"
 	"github.com/gitopsim/gitopsim/sim/clock"
 	"github.com/gitopsim/gitopsim/sim/cluster"
+	"github.com/gitopsim/gitopsim/sim/internal/pki"
 )
 
 // ErrWorkdirInUse means another simulator holds the work dir.
@@ -27,6 +29,9 @@ type Options struct {
 	// Cluster chooses and configures the Kubernetes backend. Its Workdir
 	// and Logger are filled from these Options when empty.
 	Cluster cluster.Options
+	// ARM configures the ARM provider. Workdir, Clock, Logger and the CA
+	// are filled from these Options when empty.
+	ARM arm.Options
 	// Clock drives gitopsim's own components; nil means clock.Real().
 	Clock clock.Clock
 	// Logger receives progress and diagnostics; nil discards them.
@@ -39,6 +44,8 @@ type Sim struct {
 	clock   clock.Clock
 	log     *slog.Logger
 	cluster cluster.Backend
+	arm     *arm.Server
+	caFile  string
 
 	mu      sync.Mutex
 	lock    *os.File
@@ -78,7 +85,31 @@ func New(opts Options) (*Sim, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Sim{workdir: wd, clock: opts.Clock, log: opts.Logger, cluster: backend}, nil
+	// One CA for every gitopsim server, kept in the work dir so that
+	// clients that trusted it once keep trusting it.
+	caFile := filepath.Join(wd, "ca.crt")
+	ca, err := pki.LoadOrCreateCA(caFile, filepath.Join(wd, "ca.key"), "gitopsim CA", clock.Real().Now())
+	if err != nil {
+		return nil, fmt.Errorf("sim: %w", err)
+	}
+	aopts := opts.ARM
+	if aopts.Workdir == "" {
+		aopts.Workdir = wd
+	}
+	if aopts.Clock == nil {
+		aopts.Clock = opts.Clock
+	}
+	if aopts.Logger == nil {
+		aopts.Logger = opts.Logger
+	}
+	if aopts.CA == nil {
+		aopts.CA, aopts.CAFile = ca, caFile
+	}
+	armServer, err := arm.New(aopts)
+	if err != nil {
+		return nil, err
+	}
+	return &Sim{workdir: wd, clock: opts.Clock, log: opts.Logger, cluster: backend, arm: armServer, caFile: caFile}, nil
 }
 
 // Available reports, before anything starts, why the simulator cannot run
@@ -110,6 +141,10 @@ func (s *Sim) Start(ctx context.Context) (err error) {
 	if err := s.cluster.Available(); err != nil {
 		return err
 	}
+	if err := s.arm.Start(ctx); err != nil {
+		return fmt.Errorf("start ARM provider: %w", err)
+	}
+	s.running = append(s.running, component{"arm", s.arm.Stop})
 	if err := s.cluster.Start(ctx); err != nil {
 		return fmt.Errorf("start cluster: %w", err)
 	}
@@ -140,6 +175,9 @@ func (s *Sim) stopLocked(ctx context.Context) error {
 	if err := s.cluster.Stop(ctx); err != nil {
 		errs = append(errs, fmt.Errorf("stop cluster: %w", err))
 	}
+	if err := s.arm.Stop(ctx); err != nil {
+		errs = append(errs, fmt.Errorf("stop ARM provider: %w", err))
+	}
 	_ = os.Remove(s.EndpointsPath())
 	s.unlockWorkdir()
 	return errors.Join(errs...)
@@ -154,6 +192,13 @@ func (s *Sim) Clock() clock.Clock { return s.clock }
 // Cluster is the Kubernetes backend.
 func (s *Sim) Cluster() cluster.Backend { return s.cluster }
 
+// ARM is the ARM provider.
+func (s *Sim) ARM() *arm.Server { return s.arm }
+
+// CAFile is the gitopsim CA certificate that every gitopsim server's
+// certificate chains to.
+func (s *Sim) CAFile() string { return s.caFile }
+
 // EndpointsPath is where WriteEndpoints puts the endpoints file.
 func (s *Sim) EndpointsPath() string { return filepath.Join(s.workdir, EndpointsFile) }
 
@@ -162,6 +207,15 @@ func (s *Sim) Endpoints() Endpoints {
 	return Endpoints{
 		Workdir: s.workdir,
 		Cluster: ClusterEndpoint{Backend: s.cluster.Name(), Kubeconfig: s.cluster.Kubeconfig()},
+		ARM: ARMEndpoint{
+			URL:            s.arm.URL(),
+			CAFile:         s.arm.CAFile(),
+			TenantID:       s.arm.TenantID(),
+			SubscriptionID: s.arm.SubscriptionID(),
+			AuthorityHost:  s.arm.AuthorityHost(),
+			ClientID:       s.arm.ClientID(),
+			ClientSecret:   s.arm.ClientSecret(),
+		},
 	}
 }
 

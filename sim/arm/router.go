@@ -2,6 +2,7 @@ package arm
 
 import (
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 )
@@ -70,14 +71,21 @@ type router struct {
 
 func (rt *router) add(r *route) { rt.routes = append(rt.routes, r) }
 
-// splitPath turns an URL path into segments; a trailing slash is ignored,
-// as ARM ignores it.
-func splitPath(p string) []string {
-	p = strings.Trim(p, "/")
-	if p == "" {
+// splitPath turns an escaped URL path into unescaped segments, so that an
+// encoded "/" stays inside its segment (and fails name validation) rather
+// than adding one. A trailing slash is ignored, as ARM ignores it.
+func splitPath(escaped string) []string {
+	escaped = strings.Trim(escaped, "/")
+	if escaped == "" {
 		return nil
 	}
-	return strings.Split(p, "/")
+	segs := strings.Split(escaped, "/")
+	for i, s := range segs {
+		if u, err := url.PathUnescape(s); err == nil {
+			segs[i] = u
+		}
+	}
+	return segs
 }
 
 func (rt *router) find(segs []string) (*route, map[string]string) {

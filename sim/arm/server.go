@@ -180,9 +180,13 @@ func loadOrCreateSecret(path string) (string, error) {
 	return secret, nil
 }
 
-// Start listens and serves in the background until ctx ends or Stop is
-// called. Accessors are valid once it returns.
+// Start listens and serves in the background until Stop. Like every
+// component started by sim.Sim, ctx bounds only the start-up. Accessors are
+// valid once it returns.
 func (s *Server) Start(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.listener != nil {
@@ -228,13 +232,6 @@ func (s *Server) Start(ctx context.Context) error {
 		defer close(done)
 		if err := srv.ServeTLS(l, "", ""); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			s.log.Error("serve", "err", err)
-		}
-	}()
-	go func() {
-		select {
-		case <-ctx.Done():
-			_ = s.Stop(context.Background())
-		case <-done:
 		}
 	}()
 	s.log.Info("ARM provider is serving", "url", s.url, "subscription", s.opts.SubscriptionID)
@@ -315,7 +312,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) serve(c *call) *Error {
-	segs := splitPath(c.r.URL.Path)
+	segs := splitPath(c.r.URL.EscapedPath())
 	rt, vars := s.router.find(segs)
 	version, hasVersion := queryValue(c.r.URL.Query(), "api-version")
 	c.apiVersion = version

@@ -170,6 +170,8 @@ func printSummary(s *cli.Streams, sm *sim.Sim, f *flags, took time.Duration) {
 	fmt.Fprintf(w, "gitopsim is up (ready in %.1fs)\n", took.Seconds())
 	fmt.Fprintf(w, "  cluster     %s\n", e.Cluster.Backend)
 	fmt.Fprintf(w, "  kubeconfig  %s\n", e.Cluster.Kubeconfig)
+	fmt.Fprintf(w, "  arm         %s (subscription %s)\n", e.ARM.URL, e.ARM.SubscriptionID)
+	fmt.Fprintf(w, "  ca          %s\n", e.ARM.CAFile)
 	fmt.Fprintf(w, "  endpoints   %s\n", sm.EndpointsPath())
 	if f.timeScale != 1 {
 		fmt.Fprintf(w, "  time        %gx (%s of virtual time per real minute)\n", f.timeScale, time.Duration(f.timeScale*float64(time.Minute)))
