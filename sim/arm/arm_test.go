@@ -497,7 +497,9 @@ func TestValidationRules(t *testing.T) {
 		}), "InvalidParameter", "Flux"},
 		{"no repository url", "c", with(func(p *armkubernetesconfiguration.SourceControlConfigurationProperties) { p.RepositoryURL = nil }),
 			"InvalidParameter", "repositoryUrl"},
-		{"ftp url", "c", with(func(p *armkubernetesconfiguration.SourceControlConfigurationProperties) { p.RepositoryURL = to.Ptr("ftp://h/x") }),
+		{"ftp url", "c", with(func(p *armkubernetesconfiguration.SourceControlConfigurationProperties) {
+			p.RepositoryURL = to.Ptr("ftp://h/x")
+		}),
 			"InvalidParameter", "scheme"},
 		{"ssh key with https url", "c", func() armkubernetesconfiguration.SourceControlConfiguration {
 			c := config("https://h/x.git")
