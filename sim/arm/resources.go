@@ -66,6 +66,7 @@ func (s *Server) routes() {
 		map[string]handler{http.MethodGet: s.rpOperations("Microsoft.KubernetesConfiguration")})
 	add("kubernetesOperations", "providers/Microsoft.Kubernetes/operations", operationsVersions,
 		map[string]handler{http.MethodGet: s.rpOperations("Microsoft.Kubernetes")})
+	s.agentRoutes()
 }
 
 func (s *Server) healthz(c *call) *Error {
