@@ -65,22 +65,31 @@ func start(t *testing.T, opts arm.Options) *fixture {
 	}
 	t.Cleanup(func() { srv.Stop(context.Background()) })
 	f.srv = srv
-	f.az, err = azsdk.New(f.endpoint())
-	if err != nil {
-		t.Fatal(err)
-	}
-	f.rec = &recorder{next: f.az.HTTPClient}
-	f.az.Options.Transport = f.rec
-	if f.groups, err = armresources.NewResourceGroupsClient(f.az.SubscriptionID, f.az.Credential, f.az.Options); err != nil {
-		t.Fatal(err)
-	}
-	if f.ccs, err = armhybridkubernetes.NewConnectedClusterClient(f.az.SubscriptionID, f.az.Credential, f.az.Options); err != nil {
-		t.Fatal(err)
-	}
-	if f.configs, err = armkubernetesconfiguration.NewSourceControlConfigurationsClient(f.az.SubscriptionID, f.az.Credential, f.az.Options); err != nil {
+	if f.az, err = azsdkNew(f); err != nil {
 		t.Fatal(err)
 	}
 	return f
+}
+
+// azsdkNew makes SDK clients for the fixture's current server, recording
+// every response body.
+func azsdkNew(f *fixture) (*azsdk.Clients, error) {
+	az, err := azsdk.New(f.endpoint())
+	if err != nil {
+		return nil, err
+	}
+	f.rec = &recorder{next: az.HTTPClient}
+	az.Options.Transport = f.rec
+	if f.groups, err = armresources.NewResourceGroupsClient(az.SubscriptionID, az.Credential, az.Options); err != nil {
+		return nil, err
+	}
+	if f.ccs, err = armhybridkubernetes.NewConnectedClusterClient(az.SubscriptionID, az.Credential, az.Options); err != nil {
+		return nil, err
+	}
+	if f.configs, err = armkubernetesconfiguration.NewSourceControlConfigurationsClient(az.SubscriptionID, az.Credential, az.Options); err != nil {
+		return nil, err
+	}
+	return az, nil
 }
 
 func (f *fixture) endpoint() sim.ARMEndpoint {
@@ -676,8 +685,7 @@ func TestProtectedSettingsExpireAfter48Hours(t *testing.T) {
 	}
 	f.clk.Advance(47*time.Hour + 59*time.Minute)
 	// A fresh token: the old one expired on the virtual clock.
-	f.az, _ = azsdk.New(f.endpoint())
-	f.configs, _ = armkubernetesconfiguration.NewSourceControlConfigurationsClient(f.az.SubscriptionID, f.az.Credential, f.az.Options)
+	f.az, _ = azsdkNew(f)
 	if s, _ := state("secret"); s != "Pending" {
 		t.Errorf("at 47h59m: %s, want still Pending", s)
 	}

@@ -44,11 +44,8 @@ func (s *Server) lock(now time.Time) {
 	s.store.mu.Lock()
 	for _, k := range sortedKeys(s.store.ops) {
 		op := s.store.ops[k]
-		if !op.done && !now.Before(op.Started.Add(opTimeout)) {
-			op.done = true
-			if op.finish != nil {
-				op.finish()
-			}
+		if !op.Done && !now.Before(op.Started.Add(opTimeout)) {
+			s.finishOpLocked(op)
 		}
 	}
 	s.purgeExpiredSettingsLocked(now)
@@ -305,7 +302,10 @@ func (s *Server) putConnectedCluster(c *call) *Error {
 	} else {
 		cl.State = "Updating"
 	}
-	op := s.newOpLocked(sub, "Microsoft.Kubernetes", cl.Location, c.now, func() { cl.State = "Succeeded" })
+	op := s.newOpLocked(sub, "Microsoft.Kubernetes", cl.Location, c.now, opClusterCreated, cl.ID)
+	if e := s.commitLocked(); e != nil {
+		return e
+	}
 	c.w.Header().Set("Azure-AsyncOperation", s.opURL(op, "operationStatuses", c.apiVersion))
 	c.w.Header().Set("retry-after-ms", retryAfterMs)
 	writeJSON(c.w, status, s.clusterJSON(cl, c.now))
@@ -418,6 +418,9 @@ func (s *Server) putManagedCluster(c *call) *Error {
 	}
 	cl.Location, cl.Tags, cl.Extra, cl.State = normalizeLocation(loc), tags, extra, "Succeeded"
 	cl.Sys.touch(c.who, c.now)
+	if e := s.commitLocked(); e != nil {
+		return e
+	}
 	writeJSON(c.w, status, s.clusterJSON(cl, c.now))
 	return nil
 }
@@ -482,6 +485,9 @@ func (s *Server) patchCluster(managed bool) handler {
 			}
 		}
 		cl.Sys.touch(c.who, c.now)
+		if e := s.commitLocked(); e != nil {
+			return e
+		}
 		writeJSON(c.w, http.StatusOK, s.clusterJSON(cl, c.now))
 		return nil
 	}
@@ -505,15 +511,10 @@ func (s *Server) deleteCluster(managed bool) handler {
 		}
 		cl.State = "Deleting"
 		ns, _ := clusterType(managed)
-		op := s.newOpLocked(sub, ns, cl.Location, c.now, func() {
-			delete(s.store.clusters, key(id))
-			prefix := key(id + "/")
-			for k := range s.store.configs {
-				if strings.HasPrefix(k, prefix) {
-					delete(s.store.configs, k)
-				}
-			}
-		})
+		op := s.newOpLocked(sub, ns, cl.Location, c.now, opClusterDeleted, id)
+		if e := s.commitLocked(); e != nil {
+			return e
+		}
 		c.w.Header().Set("Location", s.opURL(op, "operationResults", c.apiVersion))
 		c.w.Header().Set("retry-after-ms", retryAfterMs)
 		c.w.WriteHeader(http.StatusAccepted)

@@ -74,7 +74,9 @@ type ConfigSpec struct {
 	EnableHelmOperator    bool   `json:"enableHelmOperator"`
 	HelmChartVersion      string `json:"helmChartVersion,omitempty"`
 	HelmChartValues       string `json:"helmChartValues,omitempty"`
-	hasHelmProps          bool
+	// HasHelmProperties records whether helmOperatorProperties was given,
+	// so that it is echoed as sent.
+	HasHelmProperties bool `json:"hasHelmProperties,omitempty"`
 }
 
 // Compliance is complianceStatus as the agent reports it.
@@ -168,7 +170,7 @@ func configJSONOf(cfg *configuration) configJSON {
 			Message: cfg.Compliance.Message, MessageLevel: cfg.Compliance.Level,
 		},
 	}
-	if sp.hasHelmProps || sp.EnableHelmOperator {
+	if sp.HasHelmProperties || sp.EnableHelmOperator {
 		p.HelmOperatorProperties = &helmPropsJSON{ChartVersion: sp.HelmChartVersion, ChartValues: sp.HelmChartValues}
 	}
 	return configJSON{ID: cfg.ID, Name: cfg.Name, Type: configType, SystemData: cfg.Sys, Properties: p}
@@ -249,6 +251,9 @@ func (s *Server) deleteConfig(c *call) *Error {
 	}
 	clear(cfg.Protected)
 	delete(s.store.configs, k)
+	if e := s.commitLocked(); e != nil {
+		return e
+	}
 	c.w.WriteHeader(http.StatusOK)
 	return nil
 }
@@ -300,6 +305,9 @@ func (s *Server) putConfig(c *call) *Error {
 	cfg.PublicKey = publicKeyOf(protected)
 	cfg.Generation++
 	cfg.Sys.touch(c.who, c.now)
+	if e := s.commitLocked(); e != nil {
+		return e
+	}
 	writeJSON(c.w, status, configJSONOf(cfg))
 	return nil
 }
@@ -387,7 +395,7 @@ func decodeConfig(raw json.RawMessage, name string) (ConfigSpec, map[string]stri
 	if hp, ok, e := props.obj("helmOperatorProperties", "HelmOperatorProperties"); e != nil {
 		return sp, nil, e
 	} else if ok {
-		sp.hasHelmProps = true
+		sp.HasHelmProperties = true
 		if sp.HelmChartVersion, _, e = hp.str("chartVersion"); e != nil {
 			return sp, nil, e
 		}

@@ -163,6 +163,9 @@ func (s *Server) agentHeartbeat(c *call) *Error {
 	cl.IdentityExpires = c.now.Add(IdentityLifetime)
 	cl.Props.AgentVersion, cl.Props.KubernetesVersion = hb.AgentVersion, hb.KubernetesVersion
 	cl.Props.TotalNodeCount, cl.Props.TotalCoreCount = hb.TotalNodeCount, hb.TotalCoreCount
+	if e := s.commitLocked(); e != nil {
+		return e
+	}
 	writeJSON(c.w, http.StatusOK, HeartbeatResult{ConnectivityStatus: connectivity(cl, c.now), IdentityExpires: cl.IdentityExpires})
 	return nil
 }
@@ -189,6 +192,9 @@ func (s *Server) agentConfigurations(c *call) *Error {
 			cfg.ProtectedFetched = true
 		}
 		out = append(out, d)
+	}
+	if e := s.commitLocked(); e != nil {
+		return e
 	}
 	writeJSON(c.w, http.StatusOK, map[string]any{"value": out})
 	return nil
@@ -228,6 +234,9 @@ func (s *Server) agentReport(c *call) *Error {
 	cfg.Compliance = Compliance{State: rep.ComplianceState, LastConfigApplied: rep.LastConfigApplied, Message: rep.Message, Level: level}
 	if rep.RepositoryPublicKey != "" {
 		cfg.PublicKey = rep.RepositoryPublicKey
+	}
+	if e := s.commitLocked(); e != nil {
+		return e
 	}
 	c.w.WriteHeader(http.StatusNoContent)
 	return nil

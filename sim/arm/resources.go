@@ -120,6 +120,7 @@ func (s *Server) AddSubscription(id, displayName string) {
 	defer s.store.mu.Unlock()
 	if _, ok := s.store.subscriptions[key(id)]; !ok {
 		s.store.subscriptions[key(id)] = &subscription{ID: id, DisplayName: displayName}
+		_ = s.commitLocked() // logged; the subscription is re-added by whoever needs it
 	}
 }
 
@@ -427,6 +428,9 @@ func (s *Server) putGroup(c *call) *Error {
 	}
 	g.Location, g.Tags, g.ManagedBy = normalizeLocation(loc), tags, managedBy
 	g.Sys.touch(c.who, c.now)
+	if e := s.commitLocked(); e != nil {
+		return e
+	}
 	writeJSON(c.w, status, s.groupJSON(g))
 	return nil
 }
@@ -466,6 +470,9 @@ func (s *Server) patchGroup(c *call) *Error {
 		g.ManagedBy = managedBy
 	}
 	g.Sys.touch(c.who, c.now)
+	if e := s.commitLocked(); e != nil {
+		return e
+	}
 	writeJSON(c.w, http.StatusOK, s.groupJSON(g))
 	return nil
 }
@@ -496,8 +503,11 @@ func (s *Server) deleteGroup(c *call) *Error {
 		}
 	}
 	delete(s.store.groups, key(id))
-	op := s.newOpLocked(c.vars["sub"], "Microsoft.Resources", DefaultLocation, c.now, nil)
-	op.done = true
+	op := s.newOpLocked(c.vars["sub"], "Microsoft.Resources", DefaultLocation, c.now, opNone, "")
+	op.Done = true
+	if e := s.commitLocked(); e != nil {
+		return e
+	}
 	c.w.Header().Set("Location", s.opURL(op, "operationResults", c.apiVersion))
 	c.w.Header().Set("Retry-After", "0")
 	c.w.Header().Set("retry-after-ms", retryAfterMs)
@@ -511,7 +521,7 @@ func normalizeLocation(l string) string {
 
 // ---- asynchronous operations
 
-func (s *Server) newOpLocked(sub, ns, location string, now time.Time, finish func()) *operation {
+func (s *Server) newOpLocked(sub, ns, location string, now time.Time, kind, target string) *operation {
 	s.store.opSeq++
 	name := opName(s.store.opSeq)
 	op := &operation{
@@ -520,7 +530,8 @@ func (s *Server) newOpLocked(sub, ns, location string, now time.Time, finish fun
 		Sub:      sub,
 		Location: location,
 		Started:  now,
-		finish:   finish,
+		Kind:     kind,
+		Target:   target,
 	}
 	s.store.ops[key(name)] = op
 	return op
@@ -557,12 +568,9 @@ func (s *Server) pollLocked(name string) (*operation, *Error) {
 	if !ok {
 		return nil, errorf(http.StatusNotFound, CodeOperationNotFound, "The operation '%s' could not be found.", name)
 	}
-	op.polls++
-	if !op.done && op.polls >= 2 {
-		op.done = true
-		if op.finish != nil {
-			op.finish()
-		}
+	op.Polls++
+	if !op.Done && op.Polls >= 2 {
+		s.finishOpLocked(op)
 	}
 	return op, nil
 }
@@ -574,9 +582,12 @@ func (s *Server) operationStatus(c *call) *Error {
 	if e != nil {
 		return e
 	}
+	if e := s.commitLocked(); e != nil {
+		return e
+	}
 	status := "InProgress"
 	body := map[string]any{"id": op.ID, "name": op.Name, "status": status, "startTime": op.Started.UTC().Format(time.RFC3339)}
-	if op.done {
+	if op.Done {
 		body["status"] = "Succeeded"
 		body["endTime"] = c.now.UTC().Format(time.RFC3339)
 	} else {
@@ -584,6 +595,25 @@ func (s *Server) operationStatus(c *call) *Error {
 	}
 	writeJSON(c.w, http.StatusOK, body)
 	return nil
+}
+
+// finishOpLocked completes an operation and applies its effect.
+func (s *Server) finishOpLocked(op *operation) {
+	op.Done = true
+	switch op.Kind {
+	case opClusterCreated:
+		if cl, ok := s.store.clusters[key(op.Target)]; ok && cl.State != "Deleting" {
+			cl.State = "Succeeded"
+		}
+	case opClusterDeleted:
+		delete(s.store.clusters, key(op.Target))
+		prefix := key(op.Target + "/")
+		for k := range s.store.configs {
+			if strings.HasPrefix(k, prefix) {
+				delete(s.store.configs, k)
+			}
+		}
+	}
 }
 
 // operationResult serves the Location of a 202: 202 again while running,
@@ -595,7 +625,10 @@ func (s *Server) operationResult(c *call) *Error {
 	if e != nil {
 		return e
 	}
-	if !op.done {
+	if e := s.commitLocked(); e != nil {
+		return e
+	}
+	if !op.Done {
 		c.w.Header().Set("Location", s.opURL(op, "operationResults", c.apiVersion))
 		c.w.Header().Set("retry-after-ms", retryAfterMs)
 		c.w.WriteHeader(http.StatusAccepted)

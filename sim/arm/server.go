@@ -2,6 +2,7 @@ package arm
 
 import (
 	"context"
+	"crypto/cipher"
 	"crypto/rand"
 	"crypto/tls"
 	"encoding/base64"
@@ -68,6 +69,10 @@ type Options struct {
 	// PageSize caps LIST pages; default 100. Small values make paging
 	// testable.
 	PageSize int
+	// StateDir, when set, makes state survive a restart: every change is
+	// saved there, encrypted, before it is acknowledged. Empty means in
+	// memory only.
+	StateDir string
 }
 
 // Server is the ARM provider and token issuer on one HTTPS listener.
@@ -80,6 +85,7 @@ type Server struct {
 	router router
 	store  *store
 	faults faults
+	aead   cipher.AEAD // encrypts the state file; nil without a state dir
 
 	reqLogMu sync.Mutex
 	reqLog   io.Writer
@@ -158,6 +164,24 @@ func New(opts Options) (*Server, error) {
 	}
 	s.issuer = &issuer{s: s, key: key}
 	s.routes()
+	if opts.StateDir != "" {
+		if s.opts.StateDir, err = filepath.Abs(opts.StateDir); err != nil {
+			return nil, fmt.Errorf("arm: state dir: %w", err)
+		}
+		if err := os.MkdirAll(s.opts.StateDir, 0o700); err != nil {
+			return nil, fmt.Errorf("arm: state dir: %w", err)
+		}
+		k, err := loadOrCreateStateKey(stateKeyPath(wd))
+		if err != nil {
+			return nil, fmt.Errorf("arm: %w", err)
+		}
+		if s.aead, err = newGCM(k); err != nil {
+			return nil, fmt.Errorf("arm: %w", err)
+		}
+		if err := s.loadState(); err != nil {
+			return nil, err
+		}
+	}
 	return s, nil
 }
 

@@ -115,10 +115,20 @@ type operation struct {
 	Sub      string
 	Location string
 	Started  time.Time
-	polls    int
-	done     bool
-	finish   func() // applied under the store lock when the operation completes
+	Polls    int
+	Done     bool
+	// Kind and Target say what completing the operation does (see
+	// finishOpLocked); data rather than a closure, so it persists.
+	Kind   string
+	Target string
 }
+
+// Operation kinds.
+const (
+	opNone           = ""
+	opClusterCreated = "clusterCreated"
+	opClusterDeleted = "clusterDeleted"
+)
 
 // sortedKeys returns map keys in order, for deterministic listings.
 func sortedKeys[V any](m map[string]V) []string {

@@ -1,0 +1,195 @@
+package arm
+
+import (
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+
+	"github.com/gitopsim/gitopsim/sim/internal/pki"
+)
+
+// State persistence: with Options.StateDir, every acknowledged change is
+// written before its response, as one snapshot file encrypted with
+// AES-256-GCM under a key kept in the work dir. Writes go to a temporary
+// file that is synced and renamed over the old one, so a crash leaves
+// either the previous or the new state, never a torn one.
+
+const (
+	stateFile    = "arm-state.bin"
+	stateMagic   = "GITOPSIM-ARM-STATE-1\n"
+	stateVersion = 1
+)
+
+type snapshot struct {
+	Version       int              `json:"version"`
+	Subscriptions []*subscription  `json:"subscriptions"`
+	Groups        []*resourceGroup `json:"groups"`
+	Clusters      []*cluster       `json:"clusters"`
+	Configs       []*configuration `json:"configs"`
+	Ops           []*operation     `json:"ops"`
+	OpSeq         int              `json:"opSeq"`
+}
+
+func stateKeyPath(workdir string) string { return filepath.Join(workdir, "arm", "state.key") }
+
+// loadOrCreateStateKey reads the 32-byte state key, or makes one.
+func loadOrCreateStateKey(path string) ([]byte, error) {
+	if b, err := os.ReadFile(path); err == nil {
+		if len(b) != 32 {
+			return nil, fmt.Errorf("state key %s: %d bytes, want 32", path, len(b))
+		}
+		return b, nil
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("state key: %w", err)
+	}
+	k := make([]byte, 32)
+	if _, err := rand.Read(k); err != nil {
+		return nil, fmt.Errorf("state key: %w", err)
+	}
+	if err := pki.WriteFile(path, k, 0o600); err != nil {
+		return nil, err
+	}
+	return k, nil
+}
+
+func newGCM(key []byte) (cipher.AEAD, error) {
+	block, err := aes.NewCipher(key)
+	if err != nil {
+		return nil, err
+	}
+	return cipher.NewGCM(block)
+}
+
+// loadState fills the store from the state dir, if it holds a snapshot.
+func (s *Server) loadState() error {
+	path := filepath.Join(s.opts.StateDir, stateFile)
+	b, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("arm: read state: %w", err)
+	}
+	if len(b) < len(stateMagic) || string(b[:len(stateMagic)]) != stateMagic {
+		return fmt.Errorf("arm: %s is not a gitopsim ARM state file", path)
+	}
+	b = b[len(stateMagic):]
+	ns := s.aead.NonceSize()
+	if len(b) < ns {
+		return fmt.Errorf("arm: %s is truncated", path)
+	}
+	plain, err := s.aead.Open(nil, b[:ns], b[ns:], []byte(stateMagic))
+	if err != nil {
+		return fmt.Errorf("arm: cannot decrypt %s with %s (was the work dir's key replaced?)", path, stateKeyPath(s.opts.Workdir))
+	}
+	var snap snapshot
+	if err := json.Unmarshal(plain, &snap); err != nil {
+		return fmt.Errorf("arm: decode state: %w", err)
+	}
+	clear(plain)
+	if snap.Version != stateVersion {
+		return fmt.Errorf("arm: state version %d, this gitopsim reads %d", snap.Version, stateVersion)
+	}
+	st := s.store
+	for _, x := range snap.Subscriptions {
+		st.subscriptions[key(x.ID)] = x
+	}
+	for _, x := range snap.Groups {
+		st.groups[key(x.ID)] = x
+	}
+	for _, x := range snap.Clusters {
+		st.clusters[key(x.ID)] = x
+	}
+	for _, x := range snap.Configs {
+		st.configs[key(x.ID)] = x
+	}
+	for _, x := range snap.Ops {
+		st.ops[key(x.Name)] = x
+	}
+	st.opSeq = snap.OpSeq
+	s.log.Info("ARM state restored", "from", path, "resourceGroups", len(snap.Groups), "clusters", len(snap.Clusters), "configurations", len(snap.Configs))
+	return nil
+}
+
+// commitLocked persists the store before a change is acknowledged; store
+// lock held. Without a state dir it does nothing.
+func (s *Server) commitLocked() *Error {
+	if s.opts.StateDir == "" {
+		return nil
+	}
+	if err := s.writeStateLocked(); err != nil {
+		s.log.Error("persist ARM state", "err", err)
+		return errorf(http.StatusInternalServerError, CodeInternalServerError, "The change could not be saved; it was not applied durably. Check the state dir.")
+	}
+	return nil
+}
+
+func (s *Server) writeStateLocked() error {
+	st := s.store
+	snap := snapshot{Version: stateVersion, OpSeq: st.opSeq}
+	for _, k := range sortedKeys(st.subscriptions) {
+		snap.Subscriptions = append(snap.Subscriptions, st.subscriptions[k])
+	}
+	for _, k := range sortedKeys(st.groups) {
+		snap.Groups = append(snap.Groups, st.groups[k])
+	}
+	for _, k := range sortedKeys(st.clusters) {
+		snap.Clusters = append(snap.Clusters, st.clusters[k])
+	}
+	for _, k := range sortedKeys(st.configs) {
+		snap.Configs = append(snap.Configs, st.configs[k])
+	}
+	for _, k := range sortedKeys(st.ops) {
+		snap.Ops = append(snap.Ops, st.ops[k])
+	}
+	plain, err := json.Marshal(snap)
+	if err != nil {
+		return err
+	}
+	nonce := make([]byte, s.aead.NonceSize())
+	if _, err := rand.Read(nonce); err != nil {
+		return err
+	}
+	out := slices.Concat([]byte(stateMagic), nonce, s.aead.Seal(nil, nonce, plain, []byte(stateMagic)))
+	clear(plain)
+	return writeDurable(filepath.Join(s.opts.StateDir, stateFile), out)
+}
+
+// writeDurable writes data to path through a synced temporary file and a
+// rename, then syncs the directory so the rename itself survives a crash.
+func writeDurable(path string, data []byte) error {
+	dir := filepath.Dir(path)
+	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
+	if err != nil {
+		return err
+	}
+	tmp := f.Name()
+	defer os.Remove(tmp) // no-op after the rename
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return err
+	}
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}

@@ -1,0 +1,100 @@
+package arm_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
+
+	"github.com/gitopsim/gitopsim/sim/arm"
+)
+
+func TestStateDirSurvivesRestart(t *testing.T) {
+	stateDir := filepath.Join(t.TempDir(), "state")
+	f := start(t, arm.Options{StateDir: stateDir, TokenLifetime: 1000 * time.Hour})
+	ctx := t.Context()
+	o := f.onboard("rg1", "arc1")
+	token := "ghp-restart-" + strings.Repeat("z", 12)
+	c := config("https://127.0.0.1/team/app.git")
+	c.Properties.ConfigurationProtectedSettings = map[string]*string{
+		"httpsUser": to.Ptr(base64.StdEncoding.EncodeToString([]byte("restart-user"))),
+		"httpsKey":  to.Ptr(base64.StdEncoding.EncodeToString([]byte(token))),
+	}
+	if _, _, err := f.putConfig("rg1", "arc1", "team-a", c); err != nil {
+		t.Fatal(err)
+	}
+	f.clk.Advance(time.Hour)
+	if err := f.srv.Stop(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+
+	// The state on disk holds no secret, in plain or base64 form.
+	for _, needle := range []string{token, base64.StdEncoding.EncodeToString([]byte(token)), "restart-user", "team-a", "arc1"} {
+		filepath.WalkDir(stateDir, func(path string, d fs.DirEntry, err error) error {
+			if err == nil && !d.IsDir() {
+				if b, _ := os.ReadFile(path); bytes.Contains(b, []byte(needle)) {
+					t.Errorf("%q readable in %s", needle, path)
+				}
+			}
+			return nil
+		})
+	}
+
+	// A new server on the same work dir and state dir has it all, on a
+	// clock that went on.
+	srv2, err := arm.New(arm.Options{Workdir: f.workdir, StateDir: stateDir, Clock: f.clk, TokenLifetime: 1000 * time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv2.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer srv2.Stop(context.Background())
+	f.srv = srv2
+	f2 := start2(t, f)
+	got, err := f2.configs.Get(ctx, "rg1", "Microsoft.Kubernetes", "connectedClusters", "arc1", "team-a", nil)
+	if err != nil {
+		t.Fatalf("configuration lost in the restart: %v", err)
+	}
+	if *got.Properties.RepositoryURL != "https://127.0.0.1/team/app.git" {
+		t.Errorf("restored %v", *got.Properties.RepositoryURL)
+	}
+	desired, err := f2.agent(o).Configurations(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(desired) != 1 || desired[0].ProtectedSettings["httpsKey"] != base64.StdEncoding.EncodeToString([]byte(token)) {
+		t.Errorf("secrets after restart: %+v", desired)
+	}
+	// The 48 hours still count from the original write.
+	f.clk.Advance(47 * time.Hour)
+	if d, _ := f2.agent(o).Configurations(ctx); len(d) != 1 || len(d[0].ProtectedSettings) != 0 {
+		t.Errorf("48h after the write, across a restart: %+v", d)
+	}
+
+	// A wrong key refuses to start rather than losing state.
+	if err := os.WriteFile(filepath.Join(f.workdir, "arm", "state.key"), bytes.Repeat([]byte{7}, 32), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := arm.New(arm.Options{Workdir: f.workdir, StateDir: stateDir, Clock: f.clk}); err == nil || !strings.Contains(err.Error(), "cannot decrypt") {
+		t.Errorf("wrong key: %v", err)
+	}
+}
+
+// start2 rebuilds the fixture's clients for a restarted server.
+func start2(t *testing.T, f *fixture) *fixture {
+	t.Helper()
+	f2 := *f
+	var err error
+	if f2.az, err = azsdkNew(&f2); err != nil {
+		t.Fatal(err)
+	}
+	return &f2
+}
