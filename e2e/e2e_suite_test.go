@@ -13,11 +13,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/gitopsim/gitopsim/sim"
+	"github.com/gitopsim/gitopsim/sim/arm"
+	"github.com/gitopsim/gitopsim/sim/azsdk"
 	"github.com/gitopsim/gitopsim/sim/cluster"
 )
 
@@ -41,6 +44,8 @@ var _ = BeforeSuite(func(ctx SpecContext) {
 		Workdir: GinkgoT().TempDir(),
 		Logger:  slog.New(slog.NewTextHandler(GinkgoWriter, nil)),
 		Cluster: cluster.Options{Backend: backend, Kubeconfig: os.Getenv("GITOPSIM_E2E_KUBECONFIG")},
+		// Small pages, so that listing specs cross page boundaries.
+		ARM: arm.Options{PageSize: 3},
 	})
 	Expect(err).NotTo(HaveOccurred())
 	if err := stack.Available(); err != nil {
@@ -59,3 +64,7 @@ var _ = BeforeSuite(func(ctx SpecContext) {
 	admin, err = kubernetes.NewForConfig(stack.Cluster().AdminConfig())
 	Expect(err).NotTo(HaveOccurred())
 }, NodeTimeout(3*time.Minute))
+
+func policyScope() policy.TokenRequestOptions {
+	return policy.TokenRequestOptions{Scopes: []string{azsdk.Audience + "/.default"}}
+}

@@ -101,6 +101,9 @@ func TestUpServesAndStopsCleanlyOnSIGINT(t *testing.T) {
 	if e.Workdir != workdir || e.Cluster.Backend != "envtest" || !filepath.IsAbs(e.Cluster.Kubeconfig) {
 		t.Errorf("endpoints = %+v", e)
 	}
+	if !strings.HasPrefix(e.ARM.URL, "https://127.0.0.1:") || e.ARM.CAFile == "" || e.ARM.ClientSecret == "" || e.ARM.SubscriptionID == "" {
+		t.Errorf("arm endpoints = %+v", e.ARM)
+	}
 	if e.ConnectedClusters == nil {
 		t.Error("connectedClusters should be an empty list, not null")
 	}
@@ -193,6 +196,23 @@ func TestUpReportsOccupiedPort(t *testing.T) {
 	}
 	if !strings.Contains(stderr, "127.0.0.1:"+port) || !strings.Contains(stderr, "already in use") {
 		t.Errorf("stderr does not report the occupied port clearly:\n%s", stderr)
+	}
+	if left, _ := cluster.Leftovers(workdir); len(left) > 0 {
+		t.Errorf("processes left behind: %v", left)
+	}
+}
+
+func TestUpReportsOccupiedARMPort(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	port := strconv.Itoa(l.Addr().(*net.TCPAddr).Port)
+	workdir := t.TempDir()
+	_, stderr, code := runGitopsim(t, "up", "--workdir", workdir, "--arm-port", port)
+	if code == 0 || !strings.Contains(stderr, "127.0.0.1:"+port) || !strings.Contains(stderr, "already in use") || !strings.Contains(stderr, "--arm-port") {
+		t.Errorf("exit %d, stderr:\n%s", code, stderr)
 	}
 	if left, _ := cluster.Leftovers(workdir); len(left) > 0 {
 		t.Errorf("processes left behind: %v", left)

@@ -38,9 +38,8 @@ type AgentClientOptions struct {
 
 // AgentClient is the in-cluster agent's client for the data plane.
 type AgentClient struct {
-	opts   AgentClientOptions
-	base   string
-	method jwt.SigningMethod
+	opts AgentClientOptions
+	base string
 }
 
 // NewAgentClient validates opts.
@@ -48,16 +47,8 @@ func NewAgentClient(opts AgentClientOptions) (*AgentClient, error) {
 	if opts.URL == "" || opts.ClusterID == "" || opts.Key == nil || opts.HTTPClient == nil || opts.Clock == nil {
 		return nil, errors.New("arm: agent client needs URL, HTTPClient, ClusterID, Key and Clock")
 	}
-	var m jwt.SigningMethod
-	switch opts.Key.(type) {
-	case *ecdsa.PrivateKey:
-		m = jwt.SigningMethodES256
-	case *rsa.PrivateKey:
-		m = jwt.SigningMethodRS256
-	case ed25519.PrivateKey:
-		m = jwt.SigningMethodEdDSA
-	default:
-		return nil, fmt.Errorf("arm: agent key type %T not supported", opts.Key)
+	if _, err := SignAgentToken(opts.ClusterID, opts.Key, opts.Clock); err != nil {
+		return nil, err
 	}
 	segs := strings.Split(strings.Trim(opts.ClusterID, "/"), "/")
 	if len(segs) != 8 || !strings.EqualFold(segs[6], "connectedClusters") {
@@ -67,16 +58,33 @@ func NewAgentClient(opts AgentClientOptions) (*AgentClient, error) {
 		segs[i] = url.PathEscape(s)
 	}
 	base := strings.TrimRight(opts.URL, "/") + "/agent/v1/" + strings.Join(segs, "/")
-	return &AgentClient{opts: opts, base: base, method: m}, nil
+	return &AgentClient{opts: opts, base: base}, nil
 }
 
 func (a *AgentClient) token() (string, error) {
-	now := a.opts.Clock.Now()
-	t := jwt.NewWithClaims(a.method, jwt.MapClaims{
-		"sub": a.opts.ClusterID, "aud": AgentAudience,
+	return SignAgentToken(a.opts.ClusterID, a.opts.Key, a.opts.Clock)
+}
+
+// SignAgentToken makes the bearer token an agent presents: a JWT naming
+// its cluster, signed with the agent key, valid five minutes on clk.
+func SignAgentToken(clusterID string, key crypto.Signer, clk clock.Clock) (string, error) {
+	var m jwt.SigningMethod
+	switch key.(type) {
+	case *ecdsa.PrivateKey:
+		m = jwt.SigningMethodES256
+	case *rsa.PrivateKey:
+		m = jwt.SigningMethodRS256
+	case ed25519.PrivateKey:
+		m = jwt.SigningMethodEdDSA
+	default:
+		return "", fmt.Errorf("arm: agent key type %T not supported", key)
+	}
+	now := clk.Now()
+	t := jwt.NewWithClaims(m, jwt.MapClaims{
+		"sub": clusterID, "aud": AgentAudience,
 		"iat": now.Unix(), "nbf": now.Add(-time.Minute).Unix(), "exp": now.Add(5 * time.Minute).Unix(),
 	})
-	return t.SignedString(a.opts.Key)
+	return t.SignedString(key)
 }
 
 // do sends one request and decodes a JSON answer into out (if not nil).

@@ -178,11 +178,7 @@ type forgingClient struct {
 
 func (c *forgingClient) get(suffix string) (int, string) {
 	f := c.fixture
-	self, err := arm.NewAgentClient(arm.AgentClientOptions{URL: f.srv.URL(), HTTPClient: f.az.HTTPClient, ClusterID: c.signAs.ID, Key: c.signAs.Key, Clock: f.clk})
-	if err != nil {
-		f.t.Fatal(err)
-	}
-	tok, err := arm.AgentToken(self)
+	tok, err := arm.SignAgentToken(c.signAs.ID, c.signAs.Key, f.clk)
 	if err != nil {
 		f.t.Fatal(err)
 	}

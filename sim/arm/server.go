@@ -17,6 +17,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/gitopsim/gitopsim/sim/clock"
@@ -218,6 +219,9 @@ func (s *Server) Start(ctx context.Context) error {
 	}
 	l, err := net.Listen("tcp", s.opts.Addr)
 	if err != nil {
+		if errors.Is(err, syscall.EADDRINUSE) {
+			return fmt.Errorf("ARM provider port %s is already in use (pick another with --arm-port, or 0 for any free port): %w", s.opts.Addr, err)
+		}
 		return fmt.Errorf("arm: listen on %s: %w", s.opts.Addr, err)
 	}
 	host, _, _ := net.SplitHostPort(l.Addr().String())

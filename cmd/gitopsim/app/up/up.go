@@ -6,8 +6,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -16,6 +18,7 @@ import (
 
 	"github.com/gitopsim/gitopsim/cmd/gitopsim/app/cli"
 	"github.com/gitopsim/gitopsim/sim"
+	"github.com/gitopsim/gitopsim/sim/arm"
 	"github.com/gitopsim/gitopsim/sim/clock"
 	"github.com/gitopsim/gitopsim/sim/cluster"
 )
@@ -32,6 +35,8 @@ type flags struct {
 	apiserverPort int
 	kindName      string
 	timeScale     float64
+	stateDir      string
+	armPort       int
 }
 
 // NewCommand returns the up command.
@@ -64,6 +69,8 @@ and removes the file.`,
 	fl.StringVar(&f.assetsDir, "assets-dir", "", "directory with kube-apiserver, etcd and kube-controller-manager (envtest; default: $KUBEBUILDER_ASSETS, the setup-envtest store, then bin/k8s/"+cluster.KubernetesVersion+")")
 	fl.IntVar(&f.apiserverPort, "apiserver-port", 0, "kube-apiserver port on 127.0.0.1 (envtest; 0 picks a free one)")
 	fl.StringVar(&f.kindName, "kind-name", "gitopsim", "kind cluster name (with --cluster kind)")
+	fl.StringVar(&f.stateDir, "state-dir", "", "keep ARM state here across restarts (encrypted; default: in memory only)")
+	fl.IntVar(&f.armPort, "arm-port", 0, "ARM provider port on 127.0.0.1 (0 picks a free one)")
 	fl.Float64Var(&f.timeScale, "time-scale", 1, "virtual seconds per real second for gitopsim's own timers (60: a minute a second)")
 	return cmd
 }
@@ -84,8 +91,10 @@ func (f *flags) validate(cmd *cobra.Command) error {
 			return fmt.Errorf("--%s only applies to --cluster %s (this run uses %s)", flag, backend, f.cluster)
 		}
 	}
-	if f.apiserverPort < 0 || f.apiserverPort > 65535 {
-		return fmt.Errorf("invalid --apiserver-port %d: must be 0-65535", f.apiserverPort)
+	for flag, port := range map[string]int{"apiserver-port": f.apiserverPort, "arm-port": f.armPort} {
+		if port < 0 || port > 65535 {
+			return fmt.Errorf("invalid --%s %d: must be 0-65535", flag, port)
+		}
 	}
 	if !(f.timeScale > 0) {
 		return fmt.Errorf("invalid --time-scale %v: must be a positive number (1 is real time)", f.timeScale)
@@ -111,6 +120,10 @@ func run(s *cli.Streams, f *flags) error {
 			KindClusterName: f.kindName,
 			Kubeconfig:      f.kubeconfig,
 			Context:         f.context,
+		},
+		ARM: arm.Options{
+			Addr:     net.JoinHostPort("127.0.0.1", strconv.Itoa(f.armPort)),
+			StateDir: f.stateDir,
 		},
 	})
 	if err != nil {
