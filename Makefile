@@ -12,7 +12,8 @@ UP_FLAGS ?=
 # Flags for the e2e suite, e.g. make e2e GINKGO_FLAGS="--label-filter=envtest -v".
 GINKGO_FLAGS ?=
 BENCH_COUNT ?= 5
-BENCH_TIME ?= 2x
+# Fuzzing time per target for `make fuzz`.
+FUZZ_TIME ?= 30s
 # Unit tests and the e2e suite together stay well under this on 2 cores.
 TEST_TIMEOUT ?= 15m
 
@@ -49,8 +50,14 @@ e2e: tools deps ## Only the Ginkgo e2e suite (GITOPSIM_E2E_CLUSTER=envtest|kind|
 .PHONY: bench
 bench: tools deps ## Benchmarks against same-run baselines, summarised by benchstat (out/bench.txt)
 	@mkdir -p out
-	$(GO) test -run '^$$' -bench . -benchtime $(BENCH_TIME) -count $(BENCH_COUNT) ./e2e/bench/ | tee out/bench.txt
+	$(GO) test -run '^$$' -bench Startup -benchtime 2x -count $(BENCH_COUNT) ./e2e/bench/ | tee out/bench.txt
+	$(GO) test -run '^$$' -bench ARM -benchtime 20000x -count $(BENCH_COUNT) ./e2e/bench/ | tee -a out/bench.txt
 	$(GO) tool benchstat out/bench.txt
+
+.PHONY: fuzz
+fuzz: deps ## Fuzz the ARM router and body decoding (FUZZ_TIME each; the seeds also run in make test)
+	$(GO) test -run '^$$' -fuzz '^FuzzRouter$$' -fuzztime $(FUZZ_TIME) ./sim/arm/
+	$(GO) test -run '^$$' -fuzz '^FuzzConfigBody$$' -fuzztime $(FUZZ_TIME) ./sim/arm/
 
 .PHONY: verify
 verify: deps ## gofmt, go vet, and go.mod/go.sum tidy in both modules

@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"os"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -34,7 +35,21 @@ var armAudiences = []string{
 type issuer struct {
 	s   *Server
 	key *ecdsa.PrivateKey
+
+	// verified remembers tokens whose signature, issuer and audience
+	// checked out, so that a client reusing its token (as the SDK does for
+	// an hour) costs a map lookup and an expiry check, not an ECDSA verify.
+	mu       sync.Mutex
+	verified map[string]verifiedToken
 }
+
+type verifiedToken struct {
+	who *principal
+	exp time.Time
+}
+
+// maxVerified bounds the cache; when full it starts over.
+const maxVerified = 4096
 
 // loadOrCreateKey keeps the signing key in the work dir so tokens stay
 // valid across a restart.
@@ -192,19 +207,26 @@ func (i *issuer) authenticate(r *http.Request, now time.Time) (*principal, *Erro
 	if !ok {
 		return nil, errorf(http.StatusUnauthorized, CodeAuthenticationFailed, "Authentication failed. The 'Authorization' header is provided in an invalid format.")
 	}
+	i.mu.Lock()
+	v, hit := i.verified[raw]
+	i.mu.Unlock()
+	if hit {
+		if !now.Before(v.exp) {
+			return nil, expiredError(v.exp, now)
+		}
+		return v.who, nil
+	}
 	claims := jwt.MapClaims{}
 	_, err := jwt.ParseWithClaims(raw, claims, func(*jwt.Token) (any, error) { return &i.key.PublicKey, nil },
 		jwt.WithValidMethods([]string{"ES256"}), jwt.WithTimeFunc(func() time.Time { return now }),
 		jwt.WithIssuer(i.issuerURL()), jwt.WithExpirationRequired())
 	if err != nil {
 		if errors.Is(err, jwt.ErrTokenExpired) {
-			exp, _ := claims.GetExpirationTime()
-			when := "unknown"
-			if exp != nil {
-				when = exp.UTC().Format(time.RFC3339)
+			var when time.Time
+			if exp, _ := claims.GetExpirationTime(); exp != nil {
+				when = exp.Time
 			}
-			return nil, errorf(http.StatusUnauthorized, CodeInvalidAuthenticationToken,
-				"The access token expiry UTC time '%s' is earlier than current UTC time '%s'.", when, now.UTC().Format(time.RFC3339))
+			return nil, expiredError(when, now)
 		}
 		return nil, errorf(http.StatusUnauthorized, CodeInvalidAuthenticationToken, "The access token is invalid.")
 	}
@@ -217,7 +239,19 @@ func (i *issuer) authenticate(r *http.Request, now time.Time) (*principal, *Erro
 	p := &principal{}
 	p.ClientID, _ = claims["appid"].(string)
 	p.ObjectID, _ = claims["oid"].(string)
+	exp, _ := claims.GetExpirationTime()
+	i.mu.Lock()
+	if i.verified == nil || len(i.verified) >= maxVerified {
+		i.verified = map[string]verifiedToken{}
+	}
+	i.verified[raw] = verifiedToken{who: p, exp: exp.Time}
+	i.mu.Unlock()
 	return p, nil
+}
+
+func expiredError(exp, now time.Time) *Error {
+	return errorf(http.StatusUnauthorized, CodeInvalidAuthenticationToken,
+		"The access token expiry UTC time '%s' is earlier than current UTC time '%s'.", exp.UTC().Format(time.RFC3339), now.UTC().Format(time.RFC3339))
 }
 
 func audienceOK(aud []string, self string) bool {
