@@ -197,3 +197,37 @@ func (o *object) unknown() *Error {
 	e.Target = o.child(left[0])
 	return e
 }
+
+// trackedBody starts decoding the body of a tracked resource (one with a
+// location and tags): it reads and logs the body, marks the read-only
+// members, and takes location and tags. The caller takes its own members,
+// then calls finish, which refuses unknown members and a missing location.
+func trackedBody(c *call, typeName string, readOnly ...string) (o *object, loc string, tags map[string]string, e *Error) {
+	raw, e := readBody(c)
+	if e != nil {
+		return nil, "", nil, e
+	}
+	c.logBody = raw
+	if o, e = parseObject("", typeName, raw); e != nil {
+		return nil, "", nil, e
+	}
+	o.ignore(readOnly...)
+	if loc, _, e = o.str("location"); e != nil {
+		return nil, "", nil, e
+	}
+	if tags, _, e = o.strMap("tags"); e != nil {
+		return nil, "", nil, e
+	}
+	return o, loc, tags, nil
+}
+
+// finish ends decoding of a tracked resource's body.
+func (o *object) finish(loc string) *Error {
+	if e := o.unknown(); e != nil {
+		return e
+	}
+	if strings.TrimSpace(loc) == "" {
+		return badRequest(CodeLocationRequired, "The location property is required for this definition.")
+	}
+	return nil
+}

@@ -24,6 +24,15 @@ const (
 
 var clusterNameRE = regexp.MustCompile(`^[a-zA-Z0-9]([-_a-zA-Z0-9]{0,61}[a-zA-Z0-9])?$`)
 
+func checkClusterName(name, kind string) *Error {
+	if clusterNameRE.MatchString(name) {
+		return nil
+	}
+	e := badRequest(CodeInvalidResourceName, "The resource name '%s' is invalid: %s cluster names are 1-63 characters of letters, digits, '-' and '_', starting and ending with a letter or digit.", name, kind)
+	e.Target = "name"
+	return e
+}
+
 func clusterType(managed bool) (ns, typ string) {
 	if managed {
 		return "Microsoft.ContainerService", "managedClusters"
@@ -184,34 +193,16 @@ var (
 // long-running operation (Azure-AsyncOperation).
 func (s *Server) putConnectedCluster(c *call) *Error {
 	name := c.vars["name"]
-	if !clusterNameRE.MatchString(name) {
-		e := badRequest(CodeInvalidResourceName, "The resource name '%s' is invalid: connected cluster names are 1-63 characters of letters, digits, '-' and '_', starting and ending with a letter or digit.", name)
-		e.Target = "name"
+	if e := checkClusterName(name, "connected"); e != nil {
 		return e
 	}
-	raw, e := readBody(c)
+	o, loc, tags, e := trackedBody(c, "ConnectedCluster", "id", "name", "type", "systemData")
 	if e != nil {
 		return e
 	}
-	c.logBody = raw
-	o, e := parseObject("", "ConnectedCluster", raw)
-	if e != nil {
+	if _, _, e := o.str("kind"); e != nil {
 		return e
 	}
-	o.ignore("id", "name", "type", "systemData")
-	loc, _, e := o.str("location")
-	if e != nil {
-		return e
-	}
-	tags, _, e := o.strMap("tags")
-	if e != nil {
-		return e
-	}
-	kind, _, e := o.str("kind")
-	if e != nil {
-		return e
-	}
-	_ = kind
 	idObj, hasID, e := o.obj("identity", "ConnectedClusterIdentity")
 	if e != nil {
 		return e
@@ -220,11 +211,8 @@ func (s *Server) putConnectedCluster(c *call) *Error {
 	if e != nil {
 		return e
 	}
-	if e := o.unknown(); e != nil {
+	if e := o.finish(loc); e != nil {
 		return e
-	}
-	if strings.TrimSpace(loc) == "" {
-		return badRequest(CodeLocationRequired, "The location property is required for this definition.")
 	}
 	identity := "SystemAssigned"
 	if !hasID {
@@ -361,26 +349,10 @@ const errNotAPublicKey = constError("neither a public key nor a certificate")
 // location, tags and properties verbatim and succeeds at once.
 func (s *Server) putManagedCluster(c *call) *Error {
 	name := c.vars["name"]
-	if !clusterNameRE.MatchString(name) {
-		e := badRequest(CodeInvalidResourceName, "The resource name '%s' is invalid: managed cluster names are 1-63 characters of letters, digits, '-' and '_', starting and ending with a letter or digit.", name)
-		e.Target = "name"
+	if e := checkClusterName(name, "managed"); e != nil {
 		return e
 	}
-	raw, e := readBody(c)
-	if e != nil {
-		return e
-	}
-	c.logBody = raw
-	o, e := parseObject("", "ManagedCluster", raw)
-	if e != nil {
-		return e
-	}
-	o.ignore("id", "name", "type", "systemData", "identity", "sku", "kind", "extendedLocation")
-	loc, _, e := o.str("location")
-	if e != nil {
-		return e
-	}
-	tags, _, e := o.strMap("tags")
+	o, loc, tags, e := trackedBody(c, "ManagedCluster", "id", "name", "type", "systemData", "identity", "sku", "kind", "extendedLocation")
 	if e != nil {
 		return e
 	}
@@ -396,11 +368,8 @@ func (s *Server) putManagedCluster(c *call) *Error {
 			}
 		}
 	}
-	if e := o.unknown(); e != nil {
+	if e := o.finish(loc); e != nil {
 		return e
-	}
-	if strings.TrimSpace(loc) == "" {
-		return badRequest(CodeLocationRequired, "The location property is required for this definition.")
 	}
 	s.lock(c.now)
 	defer s.unlock()

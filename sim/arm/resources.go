@@ -382,21 +382,7 @@ func (s *Server) putGroup(c *call) *Error {
 		e.Target = "resourceGroupName"
 		return e
 	}
-	raw, e := readBody(c)
-	if e != nil {
-		return e
-	}
-	c.logBody = raw
-	o, e := parseObject("", "ResourceGroup", raw)
-	if e != nil {
-		return e
-	}
-	o.ignore("id", "name", "type", "properties")
-	loc, _, e := o.str("location")
-	if e != nil {
-		return e
-	}
-	tags, _, e := o.strMap("tags")
+	o, loc, tags, e := trackedBody(c, "ResourceGroup", "id", "name", "type", "properties")
 	if e != nil {
 		return e
 	}
@@ -404,11 +390,8 @@ func (s *Server) putGroup(c *call) *Error {
 	if e != nil {
 		return e
 	}
-	if e := o.unknown(); e != nil {
+	if e := o.finish(loc); e != nil {
 		return e
-	}
-	if strings.TrimSpace(loc) == "" {
-		return badRequest(CodeLocationRequired, "The location property is required for this definition.")
 	}
 	s.lock(c.now)
 	defer s.unlock()
