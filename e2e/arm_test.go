@@ -1,7 +1,6 @@
 package e2e_test
 
 import (
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
@@ -21,6 +20,7 @@ import (
 
 	"github.com/gitopsim/gitopsim/sim"
 	"github.com/gitopsim/gitopsim/sim/arm"
+	"github.com/gitopsim/gitopsim/sim/arm/armtest"
 	"github.com/gitopsim/gitopsim/sim/azsdk"
 	"github.com/gitopsim/gitopsim/sim/clock"
 )
@@ -150,28 +150,11 @@ var _ = Describe("the ARM provider, through the official Azure SDK", Label("arm"
 
 		_, err = az.Onboard(ctx, rg, "arc2", "westeurope")
 		Expect(err).NotTo(HaveOccurred())
-		bad := func(mut func(*armkubernetesconfiguration.SourceControlConfigurationProperties)) armkubernetesconfiguration.SourceControlConfiguration {
-			c := scc("https://127.0.0.1/x.git")
-			mut(c.Properties)
-			return c
-		}
-		b64 := func(s string) *string { return to.Ptr(base64.StdEncoding.EncodeToString([]byte(s))) }
-		for name, body := range map[string]armkubernetesconfiguration.SourceControlConfiguration{
-			"instance name over 23": bad(func(p *armkubernetesconfiguration.SourceControlConfigurationProperties) {
-				p.OperatorInstanceName = to.Ptr(strings.Repeat("x", 24))
-			}),
-			"scope": bad(func(p *armkubernetesconfiguration.SourceControlConfigurationProperties) {
-				p.OperatorScope = to.Ptr(armkubernetesconfiguration.OperatorScopeType("everything"))
-			}),
-			"ssh key with https": bad(func(p *armkubernetesconfiguration.SourceControlConfigurationProperties) {
-				p.ConfigurationProtectedSettings = map[string]*string{"sshPrivateKey": b64("x")}
-			}),
-			"https user alone": bad(func(p *armkubernetesconfiguration.SourceControlConfigurationProperties) {
-				p.ConfigurationProtectedSettings = map[string]*string{"httpsUser": b64("x")}
-			}),
-		} {
-			_, err := put(ctx, "arc2", "cfg", body)
-			Expect(errorCode(err)).To(Equal("400 InvalidParameter"), name)
+		By("every validation rule of the spec, through the SDK")
+		for _, tc := range armtest.ValidationCases() {
+			_, err := put(ctx, "arc2", tc.Config, tc.Body)
+			Expect(errorCode(err)).To(Equal("400 "+tc.Code), tc.Name)
+			Expect(err.Error()).To(ContainSubstring(tc.Message), tc.Name)
 		}
 
 		By("a raw request with the az CLI's api-version 2021-03-01 and with an unknown one")

@@ -4,13 +4,11 @@ import (
 	"bytes"
 	"context"
 	"crypto/ecdsa"
-	"crypto/ed25519"
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
-	"encoding/pem"
 	"errors"
 	"io"
 	"io/fs"
@@ -30,10 +28,10 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/hybridkubernetes/armhybridkubernetes"
 	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/kubernetesconfiguration/armkubernetesconfiguration/v2"
 	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/resources/armresources"
-	"golang.org/x/crypto/ssh"
 
 	"github.com/gitopsim/gitopsim/sim"
 	"github.com/gitopsim/gitopsim/sim/arm"
+	"github.com/gitopsim/gitopsim/sim/arm/armtest"
 	"github.com/gitopsim/gitopsim/sim/azsdk"
 	"github.com/gitopsim/gitopsim/sim/clock"
 )
@@ -165,14 +163,7 @@ func (f *fixture) connectedCluster(rg, name string) *armhybridkubernetes.Connect
 }
 
 func config(url string) armkubernetesconfiguration.SourceControlConfiguration {
-	return armkubernetesconfiguration.SourceControlConfiguration{Properties: &armkubernetesconfiguration.SourceControlConfigurationProperties{
-		RepositoryURL:        to.Ptr(url),
-		OperatorNamespace:    to.Ptr("team-a"),
-		OperatorInstanceName: to.Ptr("team-a-flux"),
-		OperatorType:         to.Ptr(armkubernetesconfiguration.OperatorTypeFlux),
-		OperatorScope:        to.Ptr(armkubernetesconfiguration.OperatorScopeTypeNamespace),
-		OperatorParams:       to.Ptr("--git-path=releases"),
-	}}
+	return armtest.Config(url)
 }
 
 func (f *fixture) putConfig(rg, cluster, name string, body armkubernetesconfiguration.SourceControlConfiguration) (armkubernetesconfiguration.SourceControlConfiguration, int, error) {
@@ -475,83 +466,14 @@ func TestValidationRules(t *testing.T) {
 	f.group("rg1")
 	f.connectedCluster("rg1", "arc1")
 	b64 := func(s string) *string { return to.Ptr(base64.StdEncoding.EncodeToString([]byte(s))) }
-	key := sshKeyPEM(t)
-	with := func(mut func(p *armkubernetesconfiguration.SourceControlConfigurationProperties)) armkubernetesconfiguration.SourceControlConfiguration {
-		c := config("ssh://git@127.0.0.1/team/app.git")
-		mut(c.Properties)
-		return c
-	}
-	cases := []struct {
-		name, cfg string
-		body      armkubernetesconfiguration.SourceControlConfiguration
-		code      string
-		message   string
-	}{
-		{"name with upper case", "Bad", config("https://h/x.git"), "InvalidResourceName", "63 characters"},
-		{"name too long", strings.Repeat("a", 64), config("https://h/x.git"), "InvalidResourceName", "63 characters"},
-		{"instance name too long", "c", with(func(p *armkubernetesconfiguration.SourceControlConfigurationProperties) {
-			p.OperatorInstanceName = to.Ptr(strings.Repeat("a", 24))
-		}), "InvalidParameter", "operatorInstanceName"},
-		{"namespace with a dot", "c", with(func(p *armkubernetesconfiguration.SourceControlConfigurationProperties) {
-			p.OperatorNamespace = to.Ptr("team.a")
-		}), "InvalidParameter", "operatorNamespace"},
-		{"namespace ends with hyphen", "c", with(func(p *armkubernetesconfiguration.SourceControlConfigurationProperties) {
-			p.OperatorNamespace = to.Ptr("team-")
-		}), "InvalidParameter", "operatorNamespace"},
-		{"bad scope", "c", with(func(p *armkubernetesconfiguration.SourceControlConfigurationProperties) {
-			p.OperatorScope = to.Ptr(armkubernetesconfiguration.OperatorScopeType("tenant"))
-		}), "InvalidParameter", "operatorScope"},
-		{"bad operator type", "c", with(func(p *armkubernetesconfiguration.SourceControlConfigurationProperties) {
-			p.OperatorType = to.Ptr(armkubernetesconfiguration.OperatorType("argo"))
-		}), "InvalidParameter", "Flux"},
-		{"no repository url", "c", with(func(p *armkubernetesconfiguration.SourceControlConfigurationProperties) { p.RepositoryURL = nil }),
-			"InvalidParameter", "repositoryUrl"},
-		{"ftp url", "c", with(func(p *armkubernetesconfiguration.SourceControlConfigurationProperties) {
-			p.RepositoryURL = to.Ptr("ftp://h/x")
-		}),
-			"InvalidParameter", "scheme"},
-		{"ssh key with https url", "c", func() armkubernetesconfiguration.SourceControlConfiguration {
-			c := config("https://h/x.git")
-			c.Properties.ConfigurationProtectedSettings = map[string]*string{"sshPrivateKey": b64(key)}
-			return c
-		}(), "InvalidParameter", "cannot be used with an HTTP(S)"},
-		{"known hosts with https url", "c", func() armkubernetesconfiguration.SourceControlConfiguration {
-			c := config("https://h/x.git")
-			c.Properties.SSHKnownHostsContents = b64(knownHostsLine(t))
-			return c
-		}(), "InvalidParameter", "cannot be used with an HTTP(S)"},
-		{"https user with ssh url", "c", with(func(p *armkubernetesconfiguration.SourceControlConfigurationProperties) {
-			p.ConfigurationProtectedSettings = map[string]*string{"httpsUser": b64("u"), "httpsKey": b64("k")}
-		}), "InvalidParameter", "only be used with an http"},
-		{"https user without key", "c", func() armkubernetesconfiguration.SourceControlConfiguration {
-			c := config("https://h/x.git")
-			c.Properties.ConfigurationProtectedSettings = map[string]*string{"httpsUser": b64("u")}
-			return c
-		}(), "InvalidParameter", "together"},
-		{"https key not base64", "c", func() armkubernetesconfiguration.SourceControlConfiguration {
-			c := config("https://h/x.git")
-			c.Properties.ConfigurationProtectedSettings = map[string]*string{"httpsUser": b64("u"), "httpsKey": to.Ptr("%%%")}
-			return c
-		}(), "InvalidParameter", "base64"},
-		{"private key not PEM", "c", with(func(p *armkubernetesconfiguration.SourceControlConfigurationProperties) {
-			p.ConfigurationProtectedSettings = map[string]*string{"sshPrivateKey": b64("-----BEGIN NOTHING-----\nAAAA\n-----END NOTHING-----\n")}
-		}), "InvalidParameter", "not a valid PEM"},
-		{"unknown protected key", "c", with(func(p *armkubernetesconfiguration.SourceControlConfigurationProperties) {
-			p.ConfigurationProtectedSettings = map[string]*string{"password": b64("x")}
-		}), "InvalidParameter", "known keys"},
-		{"known hosts not base64", "c", with(func(p *armkubernetesconfiguration.SourceControlConfigurationProperties) {
-			p.SSHKnownHostsContents = to.Ptr("@@not base64@@")
-		}), "InvalidParameter", "base64"},
-		{"known hosts garbage line", "c", with(func(p *armkubernetesconfiguration.SourceControlConfigurationProperties) {
-			p.SSHKnownHostsContents = b64("127.0.0.1 ssh-ed25519 not-a-key\n")
-		}), "InvalidParameter", "line 1"},
-	}
+	key := armtest.SSHKeyPEM()
+	cases := armtest.ValidationCases()
 	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			_, _, err := f.putConfig("rg1", "arc1", tc.cfg, tc.body)
+		t.Run(tc.Name, func(t *testing.T) {
+			_, _, err := f.putConfig("rg1", "arc1", tc.Config, tc.Body)
 			re := responseError(t, err)
-			if re.StatusCode != 400 || re.ErrorCode != tc.code || !strings.Contains(err.Error(), tc.message) {
-				t.Errorf("got %d %s: %v\nwant 400 %s mentioning %q", re.StatusCode, re.ErrorCode, err, tc.code, tc.message)
+			if re.StatusCode != 400 || re.ErrorCode != tc.Code || !strings.Contains(err.Error(), tc.Message) {
+				t.Errorf("got %d %s: %v\nwant 400 %s mentioning %q", re.StatusCode, re.ErrorCode, err, tc.Code, tc.Message)
 			}
 		})
 	}
@@ -565,7 +487,7 @@ func TestValidationRules(t *testing.T) {
 	// The valid forms are accepted: SSH key with known hosts, scp-like URL.
 	ok := config("git@127.0.0.1:team/app.git")
 	ok.Properties.ConfigurationProtectedSettings = map[string]*string{"sshPrivateKey": b64(key)}
-	ok.Properties.SSHKnownHostsContents = b64("# gitopsim\n" + knownHostsLine(t))
+	ok.Properties.SSHKnownHostsContents = b64("# gitopsim\n" + armtest.KnownHostsLine())
 	res, _, err := f.putConfig("rg1", "arc1", "good", ok)
 	if err != nil {
 		t.Fatal(err)
@@ -592,10 +514,11 @@ func TestValidationRules(t *testing.T) {
 }
 
 func TestProtectedSettingsNeverLeak(t *testing.T) {
-	f := start(t, arm.Options{})
+	stateDir := filepath.Join(t.TempDir(), "state")
+	f := start(t, arm.Options{StateDir: stateDir})
 	f.group("rg1")
 	f.connectedCluster("rg1", "arc1")
-	key := sshKeyPEM(t)
+	key := armtest.SSHKeyPEM()
 	secrets := map[string]string{
 		"sshPrivateKey": base64.StdEncoding.EncodeToString([]byte(key)),
 		"httpsUser":     base64.StdEncoding.EncodeToString([]byte("flux-reader-7f3a")),
@@ -641,13 +564,18 @@ func TestProtectedSettingsNeverLeak(t *testing.T) {
 	needles["sshPrivateKey (PEM line)"] = strings.Split(key, "\n")[2]
 
 	haystacks := map[string]string{"responses": f.rec.bodies.String()}
-	filepath.WalkDir(f.workdir, func(path string, d fs.DirEntry, err error) error {
-		if err == nil && !d.IsDir() {
-			b, _ := os.ReadFile(path)
-			haystacks[path] = string(b)
-		}
-		return nil
-	})
+	for _, dir := range []string{f.workdir, stateDir} {
+		filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+			if err == nil && !d.IsDir() {
+				b, _ := os.ReadFile(path)
+				haystacks[path] = string(b)
+			}
+			return nil
+		})
+	}
+	if _, ok := haystacks[filepath.Join(stateDir, "arm-state.bin")]; !ok {
+		t.Error("no state file was written: the search below would not cover it")
+	}
 	if !strings.Contains(haystacks[filepath.Join(f.workdir, "arm", "requests.jsonl")], "[redacted]") {
 		t.Error("request log has no redacted PUT bodies: the search below would prove nothing")
 	}
@@ -745,34 +673,6 @@ func TestRouterAnswersEverythingInTheEnvelope(t *testing.T) {
 	if err != nil || *g.Name != "rg9" {
 		t.Errorf("case-insensitive lookup: %v %v", err, g.Name)
 	}
-}
-
-// ---- key material for tests
-
-func sshKeyPEM(t *testing.T) string {
-	t.Helper()
-	_, priv, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	blk, err := ssh.MarshalPrivateKey(priv, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(pem.EncodeToMemory(blk))
-}
-
-func knownHostsLine(t *testing.T) string {
-	t.Helper()
-	pub, _, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sp, err := ssh.NewPublicKey(pub)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return "[127.0.0.1]:2222 " + strings.TrimSpace(string(ssh.MarshalAuthorizedKey(sp))) + "\n"
 }
 
 func policyScope() policy.TokenRequestOptions {
