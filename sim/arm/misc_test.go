@@ -58,7 +58,10 @@ func TestProvidersMetadataAndManagedClusterParent(t *testing.T) {
 }
 
 func TestFaultInjection(t *testing.T) {
-	f := start(t, arm.Options{})
+	f := start(t, arm.Options{Faults: []arm.Fault{{Route: "healthz", Status: http.StatusServiceUnavailable}}})
+	if status, body := f.raw(http.MethodGet, f.srv.URL()+"/healthz", "", ""); status != 503 || !strings.Contains(string(body), "ServiceUnavailable") {
+		t.Errorf("fault from Options: %d %s", status, body)
+	}
 	f.group("rg1")
 	f.connectedCluster("rg1", "arc1")
 	remove := f.srv.InjectFault(arm.Fault{Route: "sourceControlConfiguration", Method: http.MethodPut, Status: http.StatusServiceUnavailable, Times: 1})

@@ -74,6 +74,9 @@ type Options struct {
 	// saved there, encrypted, before it is acknowledged. Empty means in
 	// memory only.
 	StateDir string
+	// Faults are injected from the start (see Fault); more can be added
+	// and removed while serving with InjectFault.
+	Faults []Fault
 }
 
 // Server is the ARM provider and token issuer on one HTTPS listener.
@@ -165,6 +168,9 @@ func New(opts Options) (*Server, error) {
 	}
 	s.issuer = &issuer{s: s, key: key}
 	s.routes()
+	for _, f := range opts.Faults {
+		s.InjectFault(f)
+	}
 	if opts.StateDir != "" {
 		if s.opts.StateDir, err = filepath.Abs(opts.StateDir); err != nil {
 			return nil, fmt.Errorf("arm: state dir: %w", err)

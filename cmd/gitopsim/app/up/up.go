@@ -124,6 +124,10 @@ func run(s *cli.Streams, f *flags) error {
 		ARM: arm.Options{
 			Addr:     net.JoinHostPort("127.0.0.1", strconv.Itoa(f.armPort)),
 			StateDir: f.stateDir,
+			// Tokens expire on gitopsim's clock; on a fast clock an hour of
+			// it would be gone in seconds of a demo, so scale the lifetime
+			// to keep a day of wall time.
+			TokenLifetime: time.Duration(max(f.timeScale, 1) * float64(24*time.Hour)),
 		},
 	})
 	if err != nil {
