@@ -109,6 +109,13 @@ func run(s *cli.Streams, f *flags) error {
 	if err != nil {
 		return err
 	}
+	// Tokens expire on gitopsim's clock, but clients time them on the wall
+	// clock; on a fast clock an hour of tokens would be gone in seconds of a
+	// demo, so give them a day of wall time. At real time, Azure's hour.
+	var tokenLifetime time.Duration
+	if f.timeScale > 1 {
+		tokenLifetime = time.Duration(f.timeScale * float64(24*time.Hour))
+	}
 	sm, err := sim.New(sim.Options{
 		Workdir: f.workdir,
 		Clock:   clk,
@@ -123,11 +130,8 @@ func run(s *cli.Streams, f *flags) error {
 		},
 		ARM: arm.Options{
 			Addr:     net.JoinHostPort("127.0.0.1", strconv.Itoa(f.armPort)),
-			StateDir: f.stateDir,
-			// Tokens expire on gitopsim's clock; on a fast clock an hour of
-			// it would be gone in seconds of a demo, so scale the lifetime
-			// to keep a day of wall time.
-			TokenLifetime: time.Duration(max(f.timeScale, 1) * float64(24*time.Hour)),
+			StateDir:      f.stateDir,
+			TokenLifetime: tokenLifetime,
 		},
 	})
 	if err != nil {
