@@ -129,7 +129,7 @@ func run(s *cli.Streams, f *flags) error {
 			Context:         f.context,
 		},
 		ARM: arm.Options{
-			Addr:     net.JoinHostPort("127.0.0.1", strconv.Itoa(f.armPort)),
+			Addr:          net.JoinHostPort("127.0.0.1", strconv.Itoa(f.armPort)),
 			StateDir:      f.stateDir,
 			TokenLifetime: tokenLifetime,
 		},
