@@ -1,0 +1,345 @@
+package gitserver
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path"
+	"slices"
+	"sort"
+	"strings"
+
+	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/go-git/go-git/v5/plumbing/filemode"
+	"github.com/go-git/go-git/v5/plumbing/object"
+	"github.com/go-git/go-git/v5/storage"
+	"golang.org/x/tools/txtar"
+)
+
+// RepoOptions shape a new repo.
+type RepoOptions struct {
+	// Public repos can be read anonymously over HTTPS (and by any known
+	// SSH key).
+	Public bool
+	// DefaultBranch is where HEAD points; default Options.DefaultBranch.
+	DefaultBranch string
+}
+
+// CreateRepo makes an empty repository.
+func (s *Server) CreateRepo(name string, o RepoOptions) (*Repo, error) {
+	n, err := CleanRepoName(name)
+	if err != nil {
+		return nil, err
+	}
+	branch := o.DefaultBranch
+	if branch == "" {
+		branch = s.opts.DefaultBranch
+	}
+	r, err := s.store.Create(n, branch)
+	if err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	s.meta[n] = repoMeta{public: o.Public}
+	s.mu.Unlock()
+	return r, nil
+}
+
+// DeleteRepo removes a repository and its data.
+func (s *Server) DeleteRepo(name string) error {
+	if err := s.store.Delete(name); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	delete(s.meta, name)
+	s.mu.Unlock()
+	return nil
+}
+
+// SetPublic makes a repo readable without credentials, or private again.
+func (s *Server) SetPublic(name string, public bool) error {
+	if _, ok := s.store.Get(name); !ok {
+		return fmt.Errorf("%w: %s", ErrRepoNotFound, name)
+	}
+	s.mu.Lock()
+	m := s.meta[name]
+	m.public = public
+	s.meta[name] = m
+	s.mu.Unlock()
+	return nil
+}
+
+// Repos lists repository names.
+func (s *Server) Repos() []string { return s.store.Names() }
+
+// Ref returns what a ref ("main", "refs/tags/v1", "HEAD") points at, fully
+// resolved.
+func (s *Server) Ref(repo, ref string) (plumbing.Hash, error) {
+	r, ok := s.store.Get(repo)
+	if !ok {
+		return plumbing.ZeroHash, fmt.Errorf("%w: %s", ErrRepoNotFound, repo)
+	}
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return resolveRef(r.st, ref)
+}
+
+func resolveRef(st storage.Storer, ref string) (plumbing.Hash, error) {
+	for _, name := range refCandidates(ref) {
+		if rf, err := st.Reference(name); err == nil {
+			for range 5 {
+				if rf.Type() == plumbing.HashReference {
+					return rf.Hash(), nil
+				}
+				if rf, err = st.Reference(rf.Target()); err != nil {
+					break
+				}
+			}
+		}
+	}
+	return plumbing.ZeroHash, fmt.Errorf("ref %q not found", ref)
+}
+
+func refCandidates(ref string) []plumbing.ReferenceName {
+	if ref == "HEAD" || strings.HasPrefix(ref, "refs/") {
+		return []plumbing.ReferenceName{plumbing.ReferenceName(ref)}
+	}
+	return []plumbing.ReferenceName{plumbing.NewBranchReferenceName(ref), plumbing.NewTagReferenceName(ref)}
+}
+
+// SetRef moves (or, with a zero hash, deletes) a ref, e.g. to move a
+// branch back in a scenario.
+func (s *Server) SetRef(repo, ref string, to plumbing.Hash) error {
+	r, ok := s.store.Get(repo)
+	if !ok {
+		return fmt.Errorf("%w: %s", ErrRepoNotFound, repo)
+	}
+	name := plumbing.ReferenceName(ref)
+	if !strings.HasPrefix(ref, "refs/") {
+		name = plumbing.NewBranchReferenceName(ref)
+	}
+	r.mu.Lock()
+	old := plumbing.ZeroHash
+	if cur, err := r.st.Reference(name); err == nil {
+		old = cur.Hash()
+	}
+	var err error
+	if to.IsZero() {
+		err = r.st.RemoveReference(name)
+	} else if _, err = r.st.EncodedObject(plumbing.AnyObject, to); err == nil {
+		err = r.st.SetReference(plumbing.NewHashReference(name, to))
+	}
+	if err == nil {
+		r.version++
+	}
+	r.mu.Unlock()
+	if err != nil {
+		return fmt.Errorf("set %s in %s: %w", ref, repo, err)
+	}
+	s.publish([]PushEvent{{Repo: repo, Ref: name.String(), Old: old.String(), New: to.String()}})
+	return nil
+}
+
+// Tag makes an annotated tag of what ref points at.
+func (s *Server) Tag(repo, tag, ref, message string) (plumbing.Hash, error) {
+	r, ok := s.store.Get(repo)
+	if !ok {
+		return plumbing.ZeroHash, fmt.Errorf("%w: %s", ErrRepoNotFound, repo)
+	}
+	r.mu.Lock()
+	target, err := resolveRef(r.st, ref)
+	var h plumbing.Hash
+	if err == nil {
+		t := &object.Tag{Name: tag, Tagger: s.signature(), Message: message + "\n", TargetType: plumbing.CommitObject, Target: target}
+		obj := r.st.NewEncodedObject()
+		if err = t.Encode(obj); err == nil {
+			if h, err = r.st.SetEncodedObject(obj); err == nil {
+				err = r.st.SetReference(plumbing.NewHashReference(plumbing.NewTagReferenceName(tag), h))
+				r.version++
+			}
+		}
+	}
+	r.mu.Unlock()
+	if err != nil {
+		return plumbing.ZeroHash, fmt.Errorf("tag %s in %s: %w", tag, repo, err)
+	}
+	s.publish([]PushEvent{{Repo: repo, Ref: "refs/tags/" + tag, Old: plumbing.ZeroHash.String(), New: h.String()}})
+	return h, nil
+}
+
+// Commit writes files (path → content) on top of branch and moves it; a
+// nil content deletes the file. The repo is created (private) if missing.
+func (s *Server) Commit(repo, branch, message string, files map[string]*string) (plumbing.Hash, error) {
+	r, ok := s.store.Get(repo)
+	if !ok {
+		var err error
+		if r, err = s.CreateRepo(repo, RepoOptions{}); err != nil {
+			return plumbing.ZeroHash, err
+		}
+	}
+	if branch == "" {
+		branch = s.opts.DefaultBranch
+	}
+	ref := plumbing.NewBranchReferenceName(branch)
+	r.mu.Lock()
+	old := plumbing.ZeroHash
+	var tree map[string]treeFile
+	if cur, err := r.st.Reference(ref); err == nil {
+		old = cur.Hash()
+		c, err := object.GetCommit(r.st, old)
+		if err != nil {
+			r.mu.Unlock()
+			return plumbing.ZeroHash, err
+		}
+		if tree, err = flattenTree(r.st, c.TreeHash); err != nil {
+			r.mu.Unlock()
+			return plumbing.ZeroHash, err
+		}
+	} else {
+		tree = map[string]treeFile{}
+	}
+	h, err := s.writeCommit(r.st, tree, files, old, message)
+	if err == nil {
+		err = r.st.SetReference(plumbing.NewHashReference(ref, h))
+	}
+	if err == nil {
+		fixHead(r)
+		r.version++
+	}
+	r.mu.Unlock()
+	if err != nil {
+		return plumbing.ZeroHash, fmt.Errorf("commit to %s/%s: %w", repo, branch, err)
+	}
+	s.publish([]PushEvent{{Repo: repo, Ref: ref.String(), Old: old.String(), New: h.String()}})
+	return h, nil
+}
+
+// CommitTxtar commits the files of a txtar archive (the fixture format).
+func (s *Server) CommitTxtar(repo, branch, archivePath string) (plumbing.Hash, error) {
+	b, err := os.ReadFile(archivePath)
+	if err != nil {
+		return plumbing.ZeroHash, err
+	}
+	ar := txtar.Parse(b)
+	files := map[string]*string{}
+	for _, f := range ar.Files {
+		content := string(f.Data)
+		files[f.Name] = &content
+	}
+	msg := strings.TrimSpace(string(ar.Comment))
+	if msg == "" {
+		msg = "seed from " + path.Base(archivePath)
+	}
+	return s.Commit(repo, branch, msg, files)
+}
+
+type treeFile struct {
+	mode filemode.FileMode
+	hash plumbing.Hash
+}
+
+func flattenTree(st storage.Storer, h plumbing.Hash) (map[string]treeFile, error) {
+	t, err := object.GetTree(st, h)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]treeFile{}
+	walker := object.NewTreeWalker(t, true, nil)
+	defer walker.Close()
+	for {
+		name, e, err := walker.Next()
+		if err != nil {
+			break
+		}
+		if e.Mode != filemode.Dir {
+			out[name] = treeFile{mode: e.Mode, hash: e.Hash}
+		}
+	}
+	return out, nil
+}
+
+func (s *Server) writeCommit(st storage.Storer, tree map[string]treeFile, files map[string]*string, parent plumbing.Hash, message string) (plumbing.Hash, error) {
+	for p, content := range files {
+		p = strings.Trim(path.Clean("/"+p), "/")
+		if p == "" || p == "." {
+			return plumbing.ZeroHash, errors.New("empty file path")
+		}
+		if content == nil {
+			delete(tree, p)
+			continue
+		}
+		obj := st.NewEncodedObject()
+		obj.SetType(plumbing.BlobObject)
+		w, err := obj.Writer()
+		if err != nil {
+			return plumbing.ZeroHash, err
+		}
+		if _, err := w.Write([]byte(*content)); err != nil {
+			return plumbing.ZeroHash, err
+		}
+		w.Close()
+		h, err := st.SetEncodedObject(obj)
+		if err != nil {
+			return plumbing.ZeroHash, err
+		}
+		tree[p] = treeFile{mode: filemode.Regular, hash: h}
+	}
+	root, err := buildTree(st, tree, "")
+	if err != nil {
+		return plumbing.ZeroHash, err
+	}
+	sig := s.signature()
+	c := &object.Commit{Author: sig, Committer: sig, Message: message + "\n", TreeHash: root}
+	if !parent.IsZero() {
+		c.ParentHashes = []plumbing.Hash{parent}
+	}
+	obj := st.NewEncodedObject()
+	if err := c.Encode(obj); err != nil {
+		return plumbing.ZeroHash, err
+	}
+	return st.SetEncodedObject(obj)
+}
+
+// buildTree writes the tree of the files under dir ("" for the root).
+func buildTree(st storage.Storer, files map[string]treeFile, dir string) (plumbing.Hash, error) {
+	prefix := ""
+	if dir != "" {
+		prefix = dir + "/"
+	}
+	var entries []object.TreeEntry
+	subdirs := map[string]bool{}
+	for p, f := range files {
+		rest, ok := strings.CutPrefix(p, prefix)
+		if !ok {
+			continue
+		}
+		if i := strings.IndexByte(rest, '/'); i >= 0 {
+			subdirs[rest[:i]] = true
+			continue
+		}
+		entries = append(entries, object.TreeEntry{Name: rest, Mode: f.mode, Hash: f.hash})
+	}
+	names := make([]string, 0, len(subdirs))
+	for d := range subdirs {
+		names = append(names, d)
+	}
+	slices.Sort(names)
+	for _, d := range names {
+		h, err := buildTree(st, files, prefix+d)
+		if err != nil {
+			return plumbing.ZeroHash, err
+		}
+		entries = append(entries, object.TreeEntry{Name: d, Mode: filemode.Dir, Hash: h})
+	}
+	sort.Sort(object.TreeEntrySorter(entries))
+	t := &object.Tree{Entries: entries}
+	obj := st.NewEncodedObject()
+	if err := t.Encode(obj); err != nil {
+		return plumbing.ZeroHash, err
+	}
+	return st.SetEncodedObject(obj)
+}
+
+func (s *Server) signature() object.Signature {
+	return object.Signature{Name: "gitopsim", Email: "gitopsim@localhost", When: s.clock.Now()}
+}

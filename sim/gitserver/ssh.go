@@ -1,0 +1,118 @@
+package gitserver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os/exec"
+
+	"github.com/gliderlabs/ssh"
+)
+
+type ctxKey struct{}
+
+// sshAuth admits keys of users and deploy keys; any other key fails, and
+// the client says "Permission denied (publickey)".
+func (s *Server) sshAuth(ctx ssh.Context, key ssh.PublicKey) bool {
+	id := s.identityForKey(key)
+	if id == nil {
+		return false
+	}
+	ctx.SetValue(ctxKey{}, id)
+	return true
+}
+
+// serveSSH runs "git-upload-pack '<repo>'" or "git-receive-pack '<repo>'".
+// Errors go to stderr, as git shows them, and set the exit status.
+func (s *Server) serveSSH(sess ssh.Session) {
+	code := s.sshCommand(sess)
+	_ = sess.Exit(code)
+}
+
+func (s *Server) sshCommand(sess ssh.Session) int {
+	fail := func(format string, args ...any) int {
+		fmt.Fprintf(sess.Stderr(), "ERROR: "+format+"\n", args...)
+		return 1
+	}
+	cmd := sess.Command()
+	if len(cmd) != 2 || (cmd[0] != UploadPack && cmd[0] != ReceivePack) {
+		return fail("gitopsim serves git only: git-upload-pack '<repo>' or git-receive-pack '<repo>'")
+	}
+	service := cmd[0]
+	name, err := CleanRepoName(cmd[1])
+	if err != nil {
+		return fail("%v", err)
+	}
+	id, _ := sess.Context().Value(ctxKey{}).(*identity)
+	write := service == ReceivePack
+	repo, err := s.repoFor(name, id, write)
+	if err != nil {
+		return fail("%s", oneLine(err.Error()))
+	}
+	ctx := sess.Context()
+	if err := s.fault(ctx, name); err != nil {
+		return fail("%v", err)
+	}
+	// The session must stay open until the status report is written, so
+	// the service never sees its Close.
+	in := struct{ io.Reader }{sess}
+	if s.opts.Backend == Reference {
+		return s.execSSH(ctx, repo, service, in, sess)
+	}
+	if err := advertise(sess, repo, service); err != nil {
+		return fail("%v", err)
+	}
+	if service == UploadPack {
+		err = s.uploadPack(ctx, repo, in, sess, false)
+	} else {
+		err = s.receivePack(ctx, repo, in, sess, id.String())
+	}
+	if err != nil {
+		s.log.Debug("ssh "+service, "repo", name, "who", id.String(), "err", err)
+		return 1
+	}
+	return 0
+}
+
+// repoFor finds the repo and checks access. An admin pushing to a path
+// that does not exist creates it (private), so a plain git push works.
+func (s *Server) repoFor(name string, id *identity, write bool) (*Repo, error) {
+	repo, ok := s.store.Get(name)
+	if !ok {
+		if write && id.isAdmin() {
+			r, err := s.CreateRepo(name, RepoOptions{})
+			if err != nil && !errors.Is(err, ErrRepoExists) {
+				return nil, err
+			}
+			if r == nil {
+				r, _ = s.store.Get(name)
+			}
+			s.log.Info("created repository on first push", "repo", name, "who", id.String())
+			return r, nil
+		}
+		return nil, fmt.Errorf("repository '%s' not found", name)
+	}
+	if err := s.authorize(id, name, write); err != nil {
+		return nil, err
+	}
+	return repo, nil
+}
+
+// execSSH hands the session to git upload-pack / git receive-pack.
+func (s *Server) execSSH(ctx context.Context, repo *Repo, service string, in io.Reader, sess ssh.Session) int {
+	cmd := exec.CommandContext(ctx, s.git, service[len("git-"):], repo.Dir())
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = in, sess, sess.Stderr()
+	cmd.Env = gitEnv()
+	err := cmd.Run()
+	s.afterExec(repo, service)
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		return ee.ExitCode()
+	}
+	if err != nil {
+		fmt.Fprintf(sess.Stderr(), "ERROR: %v\n", err)
+		return 1
+	}
+	return 0
+}
