@@ -255,7 +255,9 @@ func (s *Server) authorize(id *identity, repo string, write bool) error {
 	return nil
 }
 
-func (id *identity) isAdmin() bool { return id != nil && id.user != nil && id.user.admin && !id.readOnly }
+func (id *identity) isAdmin() bool {
+	return id != nil && id.user != nil && id.user.admin && !id.readOnly
+}
 
 // trimUser keeps error messages on one line.
 func oneLine(s string) string { return strings.ReplaceAll(s, "\n", " ") }

@@ -24,7 +24,9 @@ func (p pktWriter) line(s string) error {
 	return err
 }
 
-func (p pktWriter) linef(format string, args ...any) error { return p.line(fmt.Sprintf(format, args...)) }
+func (p pktWriter) linef(format string, args ...any) error {
+	return p.line(fmt.Sprintf(format, args...))
+}
 
 func (p pktWriter) flush() error {
 	_, err := io.WriteString(p.w, "0000")
