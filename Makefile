@@ -24,8 +24,15 @@ help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-8s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 .PHONY: deps
-deps:
+deps: system-deps
 	@$(GO) mod download
+
+# The git server's tests drive the real git and ssh clients.
+.PHONY: system-deps
+system-deps:
+	@command -v git >/dev/null && command -v ssh >/dev/null || { \
+	  echo "installing git and openssh-client (needed by the git server tests)" >&2; \
+	  apt-get update -qq && apt-get install -y -qq git openssh-client >/dev/null; }
 
 .PHONY: tools
 tools: ## Build kube-apiserver, etcd, kube-controller-manager into bin/k8s (once; ~5 min cold)
@@ -55,9 +62,12 @@ bench: tools deps ## Benchmarks against same-run baselines, summarised by benchs
 	$(GO) tool benchstat out/bench.txt
 
 .PHONY: fuzz
-fuzz: deps ## Fuzz the ARM router and body decoding (FUZZ_TIME each; the seeds also run in make test)
+fuzz: deps ## Fuzz the ARM router and bodies, git pkt-lines and requests (FUZZ_TIME each; seeds run in make test)
 	$(GO) test -run '^$$' -fuzz '^FuzzRouter$$' -fuzztime $(FUZZ_TIME) ./sim/arm/
 	$(GO) test -run '^$$' -fuzz '^FuzzConfigBody$$' -fuzztime $(FUZZ_TIME) ./sim/arm/
+	$(GO) test -run '^$$' -fuzz '^FuzzPktLine$$' -fuzztime $(FUZZ_TIME) ./sim/gitserver/
+	$(GO) test -run '^$$' -fuzz '^FuzzUploadRequest$$' -fuzztime $(FUZZ_TIME) ./sim/gitserver/
+	$(GO) test -run '^$$' -fuzz '^FuzzReceivePack$$' -fuzztime $(FUZZ_TIME) ./sim/gitserver/
 
 .PHONY: verify
 verify: deps ## gofmt, go vet, and go.mod/go.sum tidy in both modules

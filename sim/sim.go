@@ -15,6 +15,7 @@ import (
 	"github.com/gitopsim/gitopsim/sim/arm"
 	"github.com/gitopsim/gitopsim/sim/clock"
 	"github.com/gitopsim/gitopsim/sim/cluster"
+	"github.com/gitopsim/gitopsim/sim/gitserver"
 	"github.com/gitopsim/gitopsim/sim/internal/pki"
 )
 
@@ -32,6 +33,8 @@ type Options struct {
 	// ARM configures the ARM provider. Workdir, Clock, Logger and the CA
 	// are filled from these Options when empty.
 	ARM arm.Options
+	// Git configures the git server, filled the same way.
+	Git gitserver.Options
 	// Clock drives gitopsim's own components; nil means clock.Real().
 	Clock clock.Clock
 	// Logger receives progress and diagnostics; nil discards them.
@@ -45,6 +48,7 @@ type Sim struct {
 	log     *slog.Logger
 	cluster cluster.Backend
 	arm     *arm.Server
+	git     *gitserver.Server
 	caFile  string
 
 	mu      sync.Mutex
@@ -109,7 +113,24 @@ func New(opts Options) (*Sim, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Sim{workdir: wd, clock: opts.Clock, log: opts.Logger, cluster: backend, arm: armServer, caFile: caFile}, nil
+	gopts := opts.Git
+	if gopts.Workdir == "" {
+		gopts.Workdir = wd
+	}
+	if gopts.Clock == nil {
+		gopts.Clock = opts.Clock
+	}
+	if gopts.Logger == nil {
+		gopts.Logger = opts.Logger
+	}
+	if gopts.CA == nil {
+		gopts.CA, gopts.CAFile = ca, caFile
+	}
+	gitServer, err := gitserver.New(gopts)
+	if err != nil {
+		return nil, err
+	}
+	return &Sim{workdir: wd, clock: opts.Clock, log: opts.Logger, cluster: backend, arm: armServer, git: gitServer, caFile: caFile}, nil
 }
 
 // Available reports, before anything starts, why the simulator cannot run
@@ -145,6 +166,10 @@ func (s *Sim) Start(ctx context.Context) (err error) {
 		return fmt.Errorf("start ARM provider: %w", err)
 	}
 	s.running = append(s.running, component{"arm", s.arm.Stop})
+	if err := s.git.Start(ctx); err != nil {
+		return fmt.Errorf("start git server: %w", err)
+	}
+	s.running = append(s.running, component{"git", s.git.Stop})
 	if err := s.cluster.Start(ctx); err != nil {
 		return fmt.Errorf("start cluster: %w", err)
 	}
@@ -175,6 +200,9 @@ func (s *Sim) stopLocked(ctx context.Context) error {
 	if err := s.cluster.Stop(ctx); err != nil {
 		errs = append(errs, fmt.Errorf("stop cluster: %w", err))
 	}
+	if err := s.git.Stop(ctx); err != nil {
+		errs = append(errs, fmt.Errorf("stop git server: %w", err))
+	}
 	if err := s.arm.Stop(ctx); err != nil {
 		errs = append(errs, fmt.Errorf("stop ARM provider: %w", err))
 	}
@@ -194,6 +222,9 @@ func (s *Sim) Cluster() cluster.Backend { return s.cluster }
 
 // ARM is the ARM provider.
 func (s *Sim) ARM() *arm.Server { return s.arm }
+
+// Git is the git server.
+func (s *Sim) Git() *gitserver.Server { return s.git }
 
 // CAFile is the gitopsim CA certificate that every gitopsim server's
 // certificate chains to.
@@ -215,6 +246,15 @@ func (s *Sim) Endpoints() Endpoints {
 			AuthorityHost:  s.arm.AuthorityHost(),
 			ClientID:       s.arm.ClientID(),
 			ClientSecret:   s.arm.ClientSecret(),
+		},
+		Git: GitEndpoint{
+			SSHURL:            s.git.SSHURL(),
+			HTTPSURL:          s.git.HTTPSURL(),
+			CAFile:            s.git.CAFile(),
+			KnownHostsFile:    s.git.KnownHostsFile(),
+			SSHPrivateKeyFile: s.git.AdminKeyFile(),
+			HTTPSUser:         gitserver.AdminUser,
+			HTTPSToken:        s.git.AdminToken(),
 		},
 	}
 }

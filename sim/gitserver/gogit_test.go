@@ -156,3 +156,12 @@ func TestConcurrentClonesAndPushes(t *testing.T) {
 		t.Errorf("main has %d commits, want the 30 seeded plus the 10 concurrent ones", n)
 	}
 }
+
+func readFile(t *testing.T, path string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}

@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -21,6 +22,7 @@ import (
 	"github.com/gitopsim/gitopsim/sim/arm"
 	"github.com/gitopsim/gitopsim/sim/clock"
 	"github.com/gitopsim/gitopsim/sim/cluster"
+	"github.com/gitopsim/gitopsim/sim/gitserver"
 )
 
 // stopTimeout bounds a clean shutdown.
@@ -37,6 +39,9 @@ type flags struct {
 	timeScale     float64
 	stateDir      string
 	armPort       int
+	gitSSHPort    int
+	gitHTTPSPort  int
+	gitBackend    string
 }
 
 // NewCommand returns the up command.
@@ -69,8 +74,11 @@ and removes the file.`,
 	fl.StringVar(&f.assetsDir, "assets-dir", "", "directory with kube-apiserver, etcd and kube-controller-manager (envtest; default: $KUBEBUILDER_ASSETS, the setup-envtest store, then bin/k8s/"+cluster.KubernetesVersion+")")
 	fl.IntVar(&f.apiserverPort, "apiserver-port", 0, "kube-apiserver port on 127.0.0.1 (envtest; 0 picks a free one)")
 	fl.StringVar(&f.kindName, "kind-name", "gitopsim", "kind cluster name (with --cluster kind)")
-	fl.StringVar(&f.stateDir, "state-dir", "", "keep ARM state here across restarts (encrypted; default: in memory only)")
+	fl.StringVar(&f.stateDir, "state-dir", "", "keep ARM state (encrypted) and git repos here across restarts (default: in memory only)")
 	fl.IntVar(&f.armPort, "arm-port", 0, "ARM provider port on 127.0.0.1 (0 picks a free one)")
+	fl.IntVar(&f.gitSSHPort, "git-ssh-port", 0, "git SSH port on 127.0.0.1 (0 picks a free one)")
+	fl.IntVar(&f.gitHTTPSPort, "git-https-port", 0, "git HTTPS port on 127.0.0.1 (0 picks a free one)")
+	fl.StringVar(&f.gitBackend, "git-backend", gitserver.Native, "git service: native (Go) or reference (the git binaries)")
 	fl.Float64Var(&f.timeScale, "time-scale", 1, "virtual seconds per real second for gitopsim's own timers (60: a minute a second)")
 	return cmd
 }
@@ -91,7 +99,10 @@ func (f *flags) validate(cmd *cobra.Command) error {
 			return fmt.Errorf("--%s only applies to --cluster %s (this run uses %s)", flag, backend, f.cluster)
 		}
 	}
-	for flag, port := range map[string]int{"apiserver-port": f.apiserverPort, "arm-port": f.armPort} {
+	if f.gitBackend != gitserver.Native && f.gitBackend != gitserver.Reference {
+		return fmt.Errorf("invalid --git-backend %q: valid values are %s, %s", f.gitBackend, gitserver.Native, gitserver.Reference)
+	}
+	for flag, port := range map[string]int{"apiserver-port": f.apiserverPort, "arm-port": f.armPort, "git-ssh-port": f.gitSSHPort, "git-https-port": f.gitHTTPSPort} {
 		if port < 0 || port > 65535 {
 			return fmt.Errorf("invalid --%s %d: must be 0-65535", flag, port)
 		}
@@ -129,9 +140,15 @@ func run(s *cli.Streams, f *flags) error {
 			Context:         f.context,
 		},
 		ARM: arm.Options{
-			Addr:          net.JoinHostPort("127.0.0.1", strconv.Itoa(f.armPort)),
-			StateDir:      f.stateDir,
+			Addr:          loopback(f.armPort),
+			StateDir:      subdir(f.stateDir, "arm"),
 			TokenLifetime: tokenLifetime,
+		},
+		Git: gitserver.Options{
+			SSHAddr:   loopback(f.gitSSHPort),
+			HTTPSAddr: loopback(f.gitHTTPSPort),
+			StateDir:  subdir(f.stateDir, "git"),
+			Backend:   f.gitBackend,
 		},
 	})
 	if err != nil {
@@ -185,6 +202,15 @@ func run(s *cli.Streams, f *flags) error {
 	return nil
 }
 
+func loopback(port int) string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(port)) }
+
+func subdir(dir, name string) string {
+	if dir == "" {
+		return ""
+	}
+	return filepath.Join(dir, name)
+}
+
 func printSummary(s *cli.Streams, sm *sim.Sim, f *flags, took time.Duration) {
 	e := sm.Endpoints()
 	w := s.Out
@@ -192,11 +218,13 @@ func printSummary(s *cli.Streams, sm *sim.Sim, f *flags, took time.Duration) {
 	fmt.Fprintf(w, "  cluster     %s\n", e.Cluster.Backend)
 	fmt.Fprintf(w, "  kubeconfig  %s\n", e.Cluster.Kubeconfig)
 	fmt.Fprintf(w, "  arm         %s (subscription %s)\n", e.ARM.URL, e.ARM.SubscriptionID)
+	fmt.Fprintf(w, "  git         %s  %s\n", e.Git.SSHURL, e.Git.HTTPSURL)
 	fmt.Fprintf(w, "  ca          %s\n", e.ARM.CAFile)
 	fmt.Fprintf(w, "  endpoints   %s\n", sm.EndpointsPath())
 	if f.timeScale != 1 {
 		fmt.Fprintf(w, "  time        %gx (%s of virtual time per real minute)\n", f.timeScale, time.Duration(f.timeScale*float64(time.Minute)))
 	}
 	fmt.Fprintf(w, "Try: kubectl --kubeconfig %s get namespaces\n", e.Cluster.Kubeconfig)
+	fmt.Fprintf(w, "     GIT_SSH_COMMAND='ssh -i %s -o UserKnownHostsFile=%s' git clone %s/<repo>.git\n", e.Git.SSHPrivateKeyFile, e.Git.KnownHostsFile, e.Git.SSHURL)
 	fmt.Fprintln(w, "Press Ctrl-C to stop.")
 }
