@@ -59,6 +59,7 @@ bench: tools deps ## Benchmarks against same-run baselines, summarised by benchs
 	@mkdir -p out
 	$(GO) test -run '^$$' -bench Startup -benchtime 2x -count $(BENCH_COUNT) ./e2e/bench/ | tee out/bench.txt
 	$(GO) test -run '^$$' -bench ARM -benchtime 20000x -count $(BENCH_COUNT) ./e2e/bench/ | tee -a out/bench.txt
+	$(GO) test -run '^$$' -bench GitClone -benchtime 20x -count $(BENCH_COUNT) ./e2e/bench/ | tee -a out/bench.txt
 	$(GO) tool benchstat out/bench.txt
 
 .PHONY: fuzz

@@ -104,6 +104,14 @@ func TestUpServesAndStopsCleanlyOnSIGINT(t *testing.T) {
 	if !strings.HasPrefix(e.ARM.URL, "https://127.0.0.1:") || e.ARM.CAFile == "" || e.ARM.ClientSecret == "" || e.ARM.SubscriptionID == "" {
 		t.Errorf("arm endpoints = %+v", e.ARM)
 	}
+	if !strings.HasPrefix(e.Git.SSHURL, "ssh://git@127.0.0.1:") || !strings.HasPrefix(e.Git.HTTPSURL, "https://127.0.0.1:") || e.Git.HTTPSToken == "" {
+		t.Errorf("git endpoints = %+v", e.Git)
+	}
+	for _, f := range []string{e.Git.KnownHostsFile, e.Git.SSHPrivateKeyFile, e.Git.CAFile} {
+		if _, err := os.Stat(f); err != nil {
+			t.Errorf("endpoint file: %v", err)
+		}
+	}
 	if e.ConnectedClusters == nil {
 		t.Error("connectedClusters should be an empty list, not null")
 	}

@@ -61,6 +61,9 @@ type Options struct {
 	Clock clock.Clock
 	// Logger for diagnostics; nil discards.
 	Logger *slog.Logger
+	// DisablePackCache makes every fetch build its pack anew (for
+	// benchmarks that measure the cold path).
+	DisablePackCache bool
 }
 
 type repoMeta struct {
@@ -95,6 +98,8 @@ type Server struct {
 
 	sshSrv   *ssh.Server
 	httpSrv  *http.Server
+	sshL     net.Listener
+	httpL    net.Listener
 	sshAddr  string
 	httpsURL string
 	wg       sync.WaitGroup
@@ -276,6 +281,7 @@ func (s *Server) Start(ctx context.Context) error {
 			return conn
 		},
 	}
+	s.sshL, s.httpL = sshL, httpL
 	s.sshAddr = sshL.Addr().String()
 	s.httpsURL = "https://" + httpL.Addr().String()
 	if err := s.writeKnownHosts(); err != nil {
@@ -286,7 +292,7 @@ func (s *Server) Start(ctx context.Context) error {
 	s.wg.Add(2)
 	go func() {
 		defer s.wg.Done()
-		if err := s.sshSrv.Serve(sshL); err != nil && !errors.Is(err, ssh.ErrServerClosed) {
+		if err := s.sshSrv.Serve(sshL); err != nil && !errors.Is(err, ssh.ErrServerClosed) && !errors.Is(err, net.ErrClosed) {
 			s.log.Error("ssh serve", "err", err)
 		}
 	}()
@@ -316,6 +322,9 @@ func (s *Server) Stop(ctx context.Context) error {
 	var errs []error
 	if s.sshSrv != nil {
 		errs = append(errs, s.sshSrv.Close())
+		// gliderlabs/ssh forgets a listener closed before Serve tracked
+		// it, and its Accept would block forever: close it ourselves.
+		_ = s.sshL.Close()
 	}
 	if s.httpSrv != nil {
 		errs = append(errs, s.httpSrv.Shutdown(ctx))

@@ -318,7 +318,10 @@ func (s *Server) uploadPack(ctx context.Context, repo *Repo, in io.Reader, out i
 func (s *Server) sendPack(ctx context.Context, repo *Repo, version uint64, req *uploadRequest, common []plumbing.Hash, out io.Writer) error {
 	preq := &packRequest{wants: req.wants, haves: common, depth: req.depth, clientShallow: req.shallow, includeTag: req.caps["include-tag"]}
 	key := cacheKey(preq)
-	cached := repo.packs.get(version, key)
+	var cached *cachedPack
+	if !s.opts.DisablePackCache {
+		cached = repo.packs.get(version, key)
+	}
 	if cached == nil {
 		var buf bytes.Buffer
 		repo.mu.RLock()
@@ -332,7 +335,7 @@ func (s *Server) sendPack(ctx context.Context, repo *Repo, version uint64, req *
 			return sendErr(pktWriter{out}, fmt.Errorf("pack objects: %w", err))
 		}
 		cached = &cachedPack{plan: plan, pack: buf.Bytes()}
-		if current == version {
+		if current == version && !s.opts.DisablePackCache {
 			repo.packs.put(version, key, cached)
 		}
 	}
