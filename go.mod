@@ -22,6 +22,7 @@ require (
 	k8s.io/client-go v0.32.13
 	sigs.k8s.io/controller-runtime v0.20.4
 	sigs.k8s.io/kind v0.33.0
+	sigs.k8s.io/yaml v1.4.0
 )
 
 require (
@@ -97,7 +98,6 @@ require (
 	k8s.io/utils v0.0.0-20241104100929-3ea5e8cea738 // indirect
 	sigs.k8s.io/json v0.0.0-20241010143419-9aa6b5e7a4b3 // indirect
 	sigs.k8s.io/structured-merge-diff/v4 v4.4.2 // indirect
-	sigs.k8s.io/yaml v1.4.0 // indirect
 )
 
 tool golang.org/x/perf/cmd/benchstat

@@ -43,10 +43,19 @@ func gitopsim(t *testing.T, args ...string) *exec.Cmd {
 	return cmd
 }
 
-// runGitopsim runs a command that is expected to end by itself.
+// runGitopsim runs a command that is expected to end by itself, within two
+// minutes: a hang is a failure, not a stuck test run.
 func runGitopsim(t *testing.T, args ...string) (stdout, stderr string, code int) {
 	t.Helper()
-	cmd := gitopsim(t, args...)
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, os.Args[0], args...)
+	cmd.Env = append(os.Environ(), beGitopsim+"=1")
+	defer func() {
+		if ctx.Err() != nil {
+			t.Fatalf("gitopsim %v did not end within 2 minutes", args)
+		}
+	}()
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	err := cmd.Run()
