@@ -96,35 +96,28 @@ func New(opts Options) (*Sim, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sim: %w", err)
 	}
-	aopts := opts.ARM
-	if aopts.Workdir == "" {
-		aopts.Workdir = wd
+	// Components share the work dir, the clock, the logger and the CA
+	// unless their own Options say otherwise.
+	shared := func(workdir *string, clk *clock.Clock, log **slog.Logger, c **pki.CA, cf *string) {
+		if *workdir == "" {
+			*workdir = wd
+		}
+		if *clk == nil {
+			*clk = opts.Clock
+		}
+		if *log == nil {
+			*log = opts.Logger
+		}
+		if *c == nil {
+			*c, *cf = ca, caFile
+		}
 	}
-	if aopts.Clock == nil {
-		aopts.Clock = opts.Clock
-	}
-	if aopts.Logger == nil {
-		aopts.Logger = opts.Logger
-	}
-	if aopts.CA == nil {
-		aopts.CA, aopts.CAFile = ca, caFile
-	}
+	aopts, gopts := opts.ARM, opts.Git
+	shared(&aopts.Workdir, &aopts.Clock, &aopts.Logger, &aopts.CA, &aopts.CAFile)
+	shared(&gopts.Workdir, &gopts.Clock, &gopts.Logger, &gopts.CA, &gopts.CAFile)
 	armServer, err := arm.New(aopts)
 	if err != nil {
 		return nil, err
-	}
-	gopts := opts.Git
-	if gopts.Workdir == "" {
-		gopts.Workdir = wd
-	}
-	if gopts.Clock == nil {
-		gopts.Clock = opts.Clock
-	}
-	if gopts.Logger == nil {
-		gopts.Logger = opts.Logger
-	}
-	if gopts.CA == nil {
-		gopts.CA, gopts.CAFile = ca, caFile
 	}
 	gitServer, err := gitserver.New(gopts)
 	if err != nil {

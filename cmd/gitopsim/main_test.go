@@ -199,40 +199,29 @@ func TestUpMissingAssetsSaysHowToBuild(t *testing.T) {
 	}
 }
 
-func TestUpReportsOccupiedPort(t *testing.T) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	port := strconv.Itoa(l.Addr().(*net.TCPAddr).Port)
-	workdir := t.TempDir()
-	_, stderr, code := runGitopsim(t, "up", "--workdir", workdir, "--apiserver-port", port)
-	if code == 0 {
-		t.Fatal("up succeeded on an occupied port")
-	}
-	if !strings.Contains(stderr, "127.0.0.1:"+port) || !strings.Contains(stderr, "already in use") {
-		t.Errorf("stderr does not report the occupied port clearly:\n%s", stderr)
-	}
-	if left, _ := cluster.Leftovers(workdir); len(left) > 0 {
-		t.Errorf("processes left behind: %v", left)
-	}
-}
-
-func TestUpReportsOccupiedARMPort(t *testing.T) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	port := strconv.Itoa(l.Addr().(*net.TCPAddr).Port)
-	workdir := t.TempDir()
-	_, stderr, code := runGitopsim(t, "up", "--workdir", workdir, "--arm-port", port)
-	if code == 0 || !strings.Contains(stderr, "127.0.0.1:"+port) || !strings.Contains(stderr, "already in use") || !strings.Contains(stderr, "--arm-port") {
-		t.Errorf("exit %d, stderr:\n%s", code, stderr)
-	}
-	if left, _ := cluster.Leftovers(workdir); len(left) > 0 {
-		t.Errorf("processes left behind: %v", left)
+func TestUpReportsOccupiedPorts(t *testing.T) {
+	for _, flag := range []string{"--apiserver-port", "--arm-port", "--git-ssh-port", "--git-https-port"} {
+		t.Run(flag, func(t *testing.T) {
+			l, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer l.Close()
+			port := strconv.Itoa(l.Addr().(*net.TCPAddr).Port)
+			workdir := t.TempDir()
+			_, stderr, code := runGitopsim(t, "up", "--workdir", workdir, flag, port)
+			if code == 0 {
+				t.Fatal("up succeeded on an occupied port")
+			}
+			for _, want := range []string{"127.0.0.1:" + port, "already in use", flag} {
+				if !strings.Contains(stderr, want) {
+					t.Errorf("stderr does not say %q:\n%s", want, stderr)
+				}
+			}
+			if left, _ := cluster.Leftovers(workdir); len(left) > 0 {
+				t.Errorf("processes left behind: %v", left)
+			}
+		})
 	}
 }
 

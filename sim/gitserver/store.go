@@ -69,22 +69,46 @@ func CleanRepoName(p string) (string, error) {
 	return n, nil
 }
 
-// NewMemoryStore keeps repositories in memory.
-func NewMemoryStore() Store { return &memStore{repos: map[string]*Repo{}} }
-
-type memStore struct {
+// repoMap is the name index both stores keep.
+type repoMap struct {
 	mu    sync.Mutex
 	repos map[string]*Repo
 }
 
-func (m *memStore) Dir() string { return "" }
-
-func (m *memStore) Get(name string) (*Repo, bool) {
+func (m *repoMap) Get(name string) (*Repo, bool) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	r, ok := m.repos[name]
 	return r, ok
 }
+
+func (m *repoMap) Names() []string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := make([]string, 0, len(m.repos))
+	for n := range m.repos {
+		out = append(out, n)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// remove drops a repo from the index and returns it; m.mu held.
+func (m *repoMap) removeLocked(name string) (*Repo, error) {
+	r, ok := m.repos[name]
+	if !ok {
+		return nil, fmt.Errorf("%w: %s", ErrRepoNotFound, name)
+	}
+	delete(m.repos, name)
+	return r, nil
+}
+
+// NewMemoryStore keeps repositories in memory.
+func NewMemoryStore() Store { return &memStore{repoMap{repos: map[string]*Repo{}}} }
+
+type memStore struct{ repoMap }
+
+func (m *memStore) Dir() string { return "" }
 
 func (m *memStore) Create(name, defaultBranch string) (*Repo, error) {
 	m.mu.Lock()
@@ -104,22 +128,8 @@ func (m *memStore) Create(name, defaultBranch string) (*Repo, error) {
 func (m *memStore) Delete(name string) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if _, ok := m.repos[name]; !ok {
-		return fmt.Errorf("%w: %s", ErrRepoNotFound, name)
-	}
-	delete(m.repos, name)
-	return nil
-}
-
-func (m *memStore) Names() []string {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	out := make([]string, 0, len(m.repos))
-	for n := range m.repos {
-		out = append(out, n)
-	}
-	slices.Sort(out)
-	return out
+	_, err := m.removeLocked(name)
+	return err
 }
 
 // NewDiskStore keeps bare repositories under dir (<dir>/<name>.git), so
@@ -132,7 +142,7 @@ func NewDiskStore(dir string) (Store, error) {
 	if err := os.MkdirAll(abs, 0o755); err != nil {
 		return nil, fmt.Errorf("git store: %w", err)
 	}
-	d := &diskStore{dir: abs, repos: map[string]*Repo{}}
+	d := &diskStore{dir: abs, repoMap: repoMap{repos: map[string]*Repo{}}}
 	err = filepath.WalkDir(abs, func(p string, e fs.DirEntry, err error) error {
 		if err != nil || !e.IsDir() || !strings.HasSuffix(p, ".git") {
 			return err
@@ -156,19 +166,11 @@ func openDisk(dir string) storage.Storer {
 }
 
 type diskStore struct {
-	dir   string
-	mu    sync.Mutex
-	repos map[string]*Repo
+	dir string
+	repoMap
 }
 
 func (d *diskStore) Dir() string { return d.dir }
-
-func (d *diskStore) Get(name string) (*Repo, bool) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	r, ok := d.repos[name]
-	return r, ok
-}
 
 func (d *diskStore) Create(name, defaultBranch string) (*Repo, error) {
 	d.mu.Lock()
@@ -198,21 +200,9 @@ func (d *diskStore) Create(name, defaultBranch string) (*Repo, error) {
 func (d *diskStore) Delete(name string) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	r, ok := d.repos[name]
-	if !ok {
-		return fmt.Errorf("%w: %s", ErrRepoNotFound, name)
+	r, err := d.removeLocked(name)
+	if err != nil {
+		return err
 	}
-	delete(d.repos, name)
 	return os.RemoveAll(r.dir)
-}
-
-func (d *diskStore) Names() []string {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	out := make([]string, 0, len(d.repos))
-	for n := range d.repos {
-		out = append(out, n)
-	}
-	slices.Sort(out)
-	return out
 }
