@@ -57,7 +57,7 @@ e2e: tools deps ## Only the Ginkgo e2e suite (GITOPSIM_E2E_CLUSTER=envtest|kind|
 .PHONY: bench
 bench: tools deps ## Benchmarks against same-run baselines, summarised by benchstat (out/bench.txt)
 	@mkdir -p out
-	$(GO) test -run '^$$' -bench Startup -benchtime 2x -count $(BENCH_COUNT) ./e2e/bench/ | tee out/bench.txt
+	$(GO) test -run '^$$' -bench Startup -benchtime 3x -count $(BENCH_COUNT) ./e2e/bench/ | tee out/bench.txt
 	$(GO) test -run '^$$' -bench ARM -benchtime 20000x -count $(BENCH_COUNT) ./e2e/bench/ | tee -a out/bench.txt
 	$(GO) test -run '^$$' -bench GitClone -benchtime 20x -count $(BENCH_COUNT) ./e2e/bench/ | tee -a out/bench.txt
 	$(GO) tool benchstat out/bench.txt

@@ -15,10 +15,16 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-logr/logr"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/gitopsim/gitopsim/sim/cluster"
 )
+
+// envtest logs through controller-runtime's global logger, which
+// otherwise prints a warning in the middle of benchmark output.
+func init() { ctrllog.SetLogger(logr.Discard()) }
 
 // BenchmarkStartup measures `gitopsim up` from exec to its "is up" line
 // (the endpoints file is written just before) next to a bare envtest

@@ -261,10 +261,7 @@ func (s *Server) uploadPack(ctx context.Context, repo *Repo, in io.Reader, out i
 	for !done {
 		line, flush, err := pr.next()
 		if errors.Is(err, io.EOF) {
-			if stateless && boundary != nil && len(common) == 0 {
-				return nil // the shallow-update-only first round of a stateless fetch
-			}
-			return nil // the client hung up
+			return nil // the client hung up, or a stateless round ended
 		}
 		if err != nil {
 			return sendErr(pw, err)

@@ -15,7 +15,9 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/go-logr/logr"
 	"github.com/spf13/cobra"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/gitopsim/gitopsim/cmd/gitopsim/app/cli"
 	"github.com/gitopsim/gitopsim/sim"
@@ -116,6 +118,9 @@ func (f *flags) validate(cmd *cobra.Command) error {
 func run(s *cli.Streams, f *flags) error {
 	began := time.Now()
 	log := s.Logger()
+	// envtest logs through controller-runtime's global logger; route it to
+	// ours, or it prints a warning that it was never set.
+	ctrllog.SetLogger(logr.FromSlogHandler(log.Handler()))
 	clk, err := clock.Scaled(f.timeScale)
 	if err != nil {
 		return err
