@@ -4,6 +4,7 @@ import (
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"regexp"
 	"strings"
@@ -339,11 +340,7 @@ func ParseAgentPublicKey(b64 string) (any, error) {
 	return cert.PublicKey, nil
 }
 
-type constError string
-
-func (e constError) Error() string { return string(e) }
-
-const errNotAPublicKey = constError("neither a public key nor a certificate")
+var errNotAPublicKey = errors.New("neither a public key nor a certificate")
 
 // putManagedCluster is the minimal AKS parent for configurations: it keeps
 // location, tags and properties verbatim and succeeds at once.

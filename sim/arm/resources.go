@@ -157,15 +157,14 @@ func (s *Server) getSubscription(c *call) *Error {
 // ---- providers: always Registered, so clients never need to register.
 
 var providerTypes = map[string][]string{
-	"microsoft.kubernetes":               {"connectedClusters", "locations", "locations/operationStatuses", "locations/operationResults", "operations"},
-	"microsoft.kubernetesconfiguration":  {"sourceControlConfigurations", "operations"},
-	"microsoft.containerservice":         {"managedClusters", "locations", "operations"},
-	"microsoft.resources":                {"resourceGroups", "subscriptions", "operations"},
-	"microsoft.authorization":            {"policyAssignments", "policyDefinitions"},
-	"microsoft.policyinsights":           {"policyStates", "remediations"},
-	"microsoft.extendedlocation":         {"customLocations"},
-	"microsoft.hybridcompute":            {"machines"},
-	"microsoft.kubernetesconfiguration/": nil,
+	"microsoft.kubernetes":              {"connectedClusters", "locations", "locations/operationStatuses", "locations/operationResults", "operations"},
+	"microsoft.kubernetesconfiguration": {"sourceControlConfigurations", "operations"},
+	"microsoft.containerservice":        {"managedClusters", "locations", "operations"},
+	"microsoft.resources":               {"resourceGroups", "subscriptions", "operations"},
+	"microsoft.authorization":           {"policyAssignments", "policyDefinitions"},
+	"microsoft.policyinsights":          {"policyStates", "remediations"},
+	"microsoft.extendedlocation":        {"customLocations"},
+	"microsoft.hybridcompute":           {"machines"},
 }
 
 var providerNames = map[string]string{

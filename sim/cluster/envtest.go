@@ -83,9 +83,6 @@ func (b *envtestBackend) findAssets() (*Assets, error) {
 	return b.assets, b.assetsErr
 }
 
-// Assets returns the binaries this backend runs, once Available succeeded.
-func (b *envtestBackend) Assets() *Assets { a, _ := b.findAssets(); return a }
-
 func (b *envtestBackend) Start(ctx context.Context) (err error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -343,10 +340,9 @@ func (b *envtestBackend) openLog(name string) (*os.File, error) {
 // caAuthn is envtest's client-certificate authentication with a CA whose key
 // we keep, so kube-controller-manager can sign CSRs with it too.
 type caAuthn struct {
-	ca      *pki.CA
-	now     func() time.Time
-	caCert  string
-	written bool
+	ca     *pki.CA
+	now    func() time.Time
+	caCert string
 }
 
 func (a *caAuthn) Configure(workDir string, args *envtest.Arguments) error {
