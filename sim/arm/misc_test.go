@@ -64,15 +64,24 @@ func TestFaultInjection(t *testing.T) {
 	}
 	f.group("rg1")
 	f.connectedCluster("rg1", "arc1")
+	// A one-shot fault hits exactly one request...
 	remove := f.srv.InjectFault(arm.Fault{Route: "sourceControlConfiguration", Method: http.MethodPut, Status: http.StatusServiceUnavailable, Times: 1})
-	_, _, err := f.putConfig("rg1", "arc1", "cfg", config("https://127.0.0.1/x.git"))
-	// The SDK retries a 503, so the single injected failure is absorbed.
-	if err != nil {
+	url := f.srv.URL() + "/subscriptions/" + f.srv.SubscriptionID() + "/resourceGroups/rg1/providers/Microsoft.Kubernetes/connectedClusters/arc1/providers/Microsoft.KubernetesConfiguration/sourceControlConfigurations/raw?api-version=2023-05-01"
+	body := `{"properties":{"repositoryUrl":"https://127.0.0.1/x.git"}}`
+	if status, resp := f.raw(http.MethodPut, url, f.token(), body); status != 503 || !strings.Contains(string(resp), "ServiceUnavailable") {
+		t.Errorf("first PUT under a one-shot fault: %d %s", status, resp)
+	}
+	if status, resp := f.raw(http.MethodPut, url, f.token(), body); status != 201 {
+		t.Errorf("second PUT: %d %s", status, resp)
+	}
+	// ...and the SDK rides over such a blip with its retry.
+	f.srv.InjectFault(arm.Fault{Route: "sourceControlConfiguration", Method: http.MethodPut, Status: http.StatusServiceUnavailable, Times: 1})
+	if _, _, err := f.putConfig("rg1", "arc1", "cfg", config("https://127.0.0.1/x.git")); err != nil {
 		t.Fatalf("one 503 should be retried by the SDK: %v", err)
 	}
 	remove()
 	stop := f.srv.InjectFault(arm.Fault{Route: "sourceControlConfiguration", Method: http.MethodGet, Status: http.StatusConflict, Code: "Throttled", Message: "try later"})
-	_, err = f.configs.Get(t.Context(), "rg1", "Microsoft.Kubernetes", "connectedClusters", "arc1", "cfg", nil)
+	_, err := f.configs.Get(t.Context(), "rg1", "Microsoft.Kubernetes", "connectedClusters", "arc1", "cfg", nil)
 	if re := responseError(t, err); re.StatusCode != 409 || re.ErrorCode != "Throttled" || !strings.Contains(err.Error(), "try later") {
 		t.Errorf("injected 409: %v", err)
 	}

@@ -15,8 +15,12 @@ func FuzzPktLine(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		pr := newPktReader(bytes.NewReader(data))
-		var lines [][]byte
-		var flushes int
+		want := bytes.Clone(data)
+		// Re-encode what was read, in order: it must be exactly the bytes
+		// the reader consumed.
+		var again bytes.Buffer
+		pw := pktWriter{&again}
+		consumed := 0
 		for range 1000 {
 			line, flush, err := pr.next()
 			if err != nil {
@@ -25,21 +29,19 @@ func FuzzPktLine(f *testing.F) {
 				}
 				break
 			}
+			// The writer spells lengths in lower-case hex; the reader
+			// accepts either case.
+			copy(want[consumed:], bytes.ToLower(data[consumed:consumed+4]))
+			consumed += 4 + len(line)
 			if flush {
-				flushes++
-				continue
-			}
-			lines = append(lines, line)
-		}
-		// What was read writes back to the same bytes' prefix.
-		var buf bytes.Buffer
-		pw := pktWriter{&buf}
-		for _, l := range lines {
-			if err := pw.line(string(l)); err != nil {
+				pw.flush()
+			} else if err := pw.line(string(line)); err != nil {
 				t.Fatal(err)
 			}
 		}
-		_ = flushes
+		if !bytes.Equal(again.Bytes(), want[:consumed]) {
+			t.Fatalf("re-encoded %q, consumed %q", again.Bytes(), want[:consumed])
+		}
 	})
 }
 
