@@ -52,10 +52,11 @@ func clusterID(sub, rg string, managed bool, name string) string {
 // is read keeps a Virtual clock free of background tasks.
 func (s *Server) lock(now time.Time) {
 	s.store.mu.Lock()
-	for _, k := range sortedKeys(s.store.ops) {
-		op := s.store.ops[k]
-		if !op.Done && !now.Before(op.Started.Add(opTimeout)) {
-			s.finishOpLocked(op)
+	if len(s.store.pending) > 0 {
+		for _, k := range sortedKeys(s.store.pending) { // in order: finishing has effects
+			if op := s.store.pending[k]; !now.Before(op.Started.Add(opTimeout)) {
+				s.finishOpLocked(op)
+			}
 		}
 	}
 	s.purgeExpiredSettingsLocked(now)

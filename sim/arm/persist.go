@@ -112,6 +112,9 @@ func (s *Server) loadState() error {
 	}
 	for _, x := range snap.Ops {
 		st.ops[key(x.Name)] = x
+		if !x.Done {
+			st.pending[key(x.Name)] = x
+		}
 	}
 	st.opSeq = snap.OpSeq
 	s.log.Info("ARM state restored", "from", path, "resourceGroups", len(snap.Groups), "clusters", len(snap.Clusters), "configurations", len(snap.Configs))

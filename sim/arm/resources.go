@@ -486,7 +486,7 @@ func (s *Server) deleteGroup(c *call) *Error {
 	}
 	delete(s.store.groups, key(id))
 	op := s.newOpLocked(c.vars["sub"], "Microsoft.Resources", DefaultLocation, c.now, opNone, "")
-	op.Done = true
+	s.finishOpLocked(op)
 	if e := s.commitLocked(); e != nil {
 		return e
 	}
@@ -516,6 +516,7 @@ func (s *Server) newOpLocked(sub, ns, location string, now time.Time, kind, targ
 		Target:   target,
 	}
 	s.store.ops[key(name)] = op
+	s.store.pending[key(name)] = op
 	return op
 }
 
@@ -582,6 +583,7 @@ func (s *Server) operationStatus(c *call) *Error {
 // finishOpLocked completes an operation and applies its effect.
 func (s *Server) finishOpLocked(op *operation) {
 	op.Done = true
+	delete(s.store.pending, key(op.Name))
 	switch op.Kind {
 	case opClusterCreated:
 		if cl, ok := s.store.clusters[key(op.Target)]; ok && cl.State != "Deleting" {

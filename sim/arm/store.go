@@ -17,7 +17,11 @@ type store struct {
 	clusters      map[string]*cluster
 	configs       map[string]*configuration
 	ops           map[string]*operation
-	opSeq         int
+	// pending are the operations not done yet: the only ones the clock
+	// can finish, so each request looks at them and not at every
+	// operation ever made.
+	pending map[string]*operation
+	opSeq   int
 }
 
 func newStore(defaultSub string) *store {
@@ -27,6 +31,7 @@ func newStore(defaultSub string) *store {
 		clusters:      map[string]*cluster{},
 		configs:       map[string]*configuration{},
 		ops:           map[string]*operation{},
+		pending:       map[string]*operation{},
 	}
 	st.subscriptions[strings.ToLower(defaultSub)] = &subscription{ID: defaultSub, DisplayName: "gitopsim"}
 	return st
