@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"os"
 
-	"github.com/gitopsim/gitopsim/sim/internal/pki"
+	"github.com/gitopsim/gitopsim/sim/internal/atomicfile"
 )
 
 // EndpointsFile is the name of the endpoints file inside the work dir.
@@ -71,7 +71,7 @@ func WriteEndpoints(path string, e Endpoints) error {
 	if err != nil {
 		return fmt.Errorf("encode endpoints: %w", err)
 	}
-	return pki.WriteFile(path, append(b, '\n'), 0o600)
+	return atomicfile.WriteFile(path, append(b, '\n'), 0o600)
 }
 
 // ReadEndpoints reads an endpoints file written by WriteEndpoints.

@@ -12,14 +12,13 @@ import (
 	"path/filepath"
 	"slices"
 
-	"github.com/gitopsim/gitopsim/sim/internal/pki"
+	"github.com/gitopsim/gitopsim/sim/internal/atomicfile"
 )
 
 // State persistence: with Options.StateDir, every acknowledged change is
 // written before its response, as one snapshot file encrypted with
-// AES-256-GCM under a key kept in the work dir. Writes go to a temporary
-// file that is synced and renamed over the old one, so a crash leaves
-// either the previous or the new state, never a torn one.
+// AES-256-GCM under a key kept in the work dir, through atomicfile, so a
+// crash leaves either the previous or the new state, never a torn one.
 
 const (
 	stateFile    = "arm-state.bin"
@@ -53,7 +52,7 @@ func loadOrCreateStateKey(path string) ([]byte, error) {
 	if _, err := rand.Read(k); err != nil {
 		return nil, fmt.Errorf("state key: %w", err)
 	}
-	if err := pki.WriteFile(path, k, 0o600); err != nil {
+	if err := atomicfile.WriteFile(path, k, 0o600); err != nil {
 		return nil, err
 	}
 	return k, nil
@@ -162,37 +161,5 @@ func (s *Server) writeStateLocked() error {
 	}
 	out := slices.Concat([]byte(stateMagic), nonce, s.aead.Seal(nil, nonce, plain, []byte(stateMagic)))
 	clear(plain)
-	return writeDurable(filepath.Join(s.opts.StateDir, stateFile), out)
-}
-
-// writeDurable writes data to path through a synced temporary file and a
-// rename, then syncs the directory so the rename itself survives a crash.
-func writeDurable(path string, data []byte) error {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	defer os.Remove(tmp) // no-op after the rename
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return err
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
+	return atomicfile.WriteFile(filepath.Join(s.opts.StateDir, stateFile), out, 0o600)
 }

@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/gitopsim/gitopsim/sim/clock"
+	"github.com/gitopsim/gitopsim/sim/internal/atomicfile"
 	"github.com/gitopsim/gitopsim/sim/internal/pki"
 )
 
@@ -205,7 +206,7 @@ func loadOrCreateSecret(path string) (string, error) {
 		return "", fmt.Errorf("arm: client secret: %w", err)
 	}
 	secret := base64.RawURLEncoding.EncodeToString(buf)
-	if err := pki.WriteFile(path, []byte(secret+"\n"), 0o600); err != nil {
+	if err := atomicfile.WriteFile(path, []byte(secret+"\n"), 0o600); err != nil {
 		return "", fmt.Errorf("arm: %w", err)
 	}
 	return secret, nil

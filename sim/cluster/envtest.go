@@ -24,6 +24,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	"github.com/gitopsim/gitopsim/sim/clock"
+	"github.com/gitopsim/gitopsim/sim/internal/atomicfile"
 	"github.com/gitopsim/gitopsim/sim/internal/pki"
 )
 
@@ -352,7 +353,7 @@ func (a *caAuthn) Configure(workDir string, args *envtest.Arguments) error {
 }
 
 func (a *caAuthn) Start() error {
-	return pki.WriteFile(a.caCert, a.ca.CertPEM, 0o644)
+	return atomicfile.WriteFile(a.caCert, a.ca.CertPEM, 0o644)
 }
 
 func (a *caAuthn) AddUser(u envtest.User, base *rest.Config) (*rest.Config, error) {
@@ -371,7 +372,7 @@ func (a *caAuthn) Stop() error { return nil }
 // writeCA writes the CA key beside its certificate for the controller-manager.
 func (a *caAuthn) writeCA(dir string) (cert, key string, err error) {
 	key = filepath.Join(dir, "client-ca.key")
-	if err := pki.WriteFile(key, a.ca.KeyPEM, 0o600); err != nil {
+	if err := atomicfile.WriteFile(key, a.ca.KeyPEM, 0o600); err != nil {
 		return "", "", err
 	}
 	return a.caCert, key, nil

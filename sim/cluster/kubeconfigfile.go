@@ -7,7 +7,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 
-	"github.com/gitopsim/gitopsim/sim/internal/pki"
+	"github.com/gitopsim/gitopsim/sim/internal/atomicfile"
 )
 
 // kubeconfigBytes renders cfg as a kubeconfig with one context, "gitopsim",
@@ -47,5 +47,5 @@ func writeKubeconfig(path string, cfg *rest.Config, user string) error {
 	if err != nil {
 		return err
 	}
-	return pki.WriteFile(path, b, 0o600)
+	return atomicfile.WriteFile(path, b, 0o600)
 }

@@ -23,6 +23,7 @@ import (
 	gossh "golang.org/x/crypto/ssh"
 
 	"github.com/gitopsim/gitopsim/sim/clock"
+	"github.com/gitopsim/gitopsim/sim/internal/atomicfile"
 	"github.com/gitopsim/gitopsim/sim/internal/pki"
 )
 
@@ -184,7 +185,7 @@ func New(opts Options) (*Server, error) {
 		if s.adminToken, err = s.AddToken(AdminUser, TokenOptions{}); err != nil {
 			return nil, err
 		}
-		if err := pki.WriteFile(tokPath, []byte(s.adminToken+"\n"), 0o600); err != nil {
+		if err := atomicfile.WriteFile(tokPath, []byte(s.adminToken+"\n"), 0o600); err != nil {
 			return nil, err
 		}
 	}
@@ -225,14 +226,14 @@ func loadOrCreateSSHKey(path string) (gossh.Signer, []byte, error) {
 		return nil, nil, err
 	}
 	b := pem.EncodeToMemory(blk)
-	if err := pki.WriteFile(path, b, 0o600); err != nil {
+	if err := atomicfile.WriteFile(path, b, 0o600); err != nil {
 		return nil, nil, err
 	}
 	sg, err := gossh.NewSignerFromKey(priv)
 	if err != nil {
 		return nil, nil, err
 	}
-	if err := pki.WriteFile(path+".pub", gossh.MarshalAuthorizedKey(sg.PublicKey()), 0o644); err != nil {
+	if err := atomicfile.WriteFile(path+".pub", gossh.MarshalAuthorizedKey(sg.PublicKey()), 0o644); err != nil {
 		return nil, nil, err
 	}
 	return sg, b, nil
@@ -372,7 +373,7 @@ func (s *Server) AdminKeyFile() string { return filepath.Join(s.opts.Workdir, "g
 func (s *Server) AdminToken() string { return s.adminToken }
 
 func (s *Server) writeKnownHosts() error {
-	return pki.WriteFile(s.KnownHostsFile(), []byte(s.KnownHosts()+"\n"), 0o644)
+	return atomicfile.WriteFile(s.KnownHostsFile(), []byte(s.KnownHosts()+"\n"), 0o644)
 }
 
 // ---- faults

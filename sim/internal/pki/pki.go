@@ -22,8 +22,9 @@ import (
 	"math/big"
 	"net"
 	"os"
-	"path/filepath"
 	"time"
+
+	"github.com/gitopsim/gitopsim/sim/internal/atomicfile"
 )
 
 const (
@@ -95,10 +96,10 @@ func LoadOrCreateCA(certFile, keyFile, commonName string, now time.Time) (*CA, e
 	if err != nil {
 		return nil, err
 	}
-	if err := WriteFile(keyFile, ca.KeyPEM, 0o600); err != nil {
+	if err := atomicfile.WriteFile(keyFile, ca.KeyPEM, 0o600); err != nil {
 		return nil, err
 	}
-	if err := WriteFile(certFile, ca.CertPEM, 0o644); err != nil {
+	if err := atomicfile.WriteFile(certFile, ca.CertPEM, 0o644); err != nil {
 		return nil, err
 	}
 	return ca, nil
@@ -188,35 +189,6 @@ func (ca *CA) issue(tmpl *x509.Certificate, now time.Time) (*Leaf, error) {
 		return nil, err
 	}
 	return &Leaf{CertPEM: encodeCert(der), KeyPEM: keyPEM}, nil
-}
-
-// WriteFile writes data to path atomically (temp file and rename in the
-// same directory), creating the directory if needed.
-func WriteFile(path string, data []byte, perm os.FileMode) error {
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	tmp := f.Name()
-	defer os.Remove(tmp) // no-op after a successful rename
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := f.Chmod(perm); err != nil {
-		f.Close()
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	return nil
 }
 
 func serial() *big.Int {
