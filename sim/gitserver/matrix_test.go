@@ -79,6 +79,11 @@ func (h *harness) url(repo string) string {
 
 // git runs git in dir and returns combined output and error.
 func (h *harness) gitIn(env []string, dir string, args ...string) (string, error) {
+	if dir == "" {
+		// An empty dir would run git in the package directory, inside the
+		// project's own repository.
+		h.t.Fatalf("git %s without a directory", strings.Join(args, " "))
+	}
 	cmd := exec.Command("git", args...)
 	cmd.Dir, cmd.Env = dir, env
 	out, err := cmd.CombinedOutput()
@@ -213,7 +218,6 @@ func runMatrix(t *testing.T, h *harness) {
 			f(&sub)
 		})
 	}
-	var stale string
 	step("clone with HEAD, tags and fsck", func(h *harness) {
 		dir := h.clone(repo)
 		if got := h.must(dir, "symbolic-ref", "refs/remotes/origin/HEAD"); got != "refs/remotes/origin/main" {
@@ -223,15 +227,13 @@ func runMatrix(t *testing.T, h *harness) {
 			h.t.Errorf("tags = %q", got)
 		}
 		h.must(dir, "fsck", "--strict")
-		stale = h.clone(repo)
 	})
-	var pushed string
 	step("push small and delta changes; a second clone sees them", func(h *harness) {
 		dir := h.clone(repo)
 		h.commitFile(dir, "small-"+h.proto+".txt", "small\n")
 		h.must(dir, "push", "-q", "origin", "main")
 		big, _ := os.ReadFile(filepath.Join(dir, "big.txt"))
-		pushed = h.commitFile(dir, "big.txt", strings.Replace(string(big), "line "+map[string]string{"ssh": "1500", "https": "2500"}[h.proto]+" ", "CHANGED ", 1))
+		pushed := h.commitFile(dir, "big.txt", strings.Replace(string(big), "line "+map[string]string{"ssh": "1500", "https": "2500"}[h.proto]+" ", "CHANGED ", 1))
 		h.must(dir, "push", "-q", "origin", "main")
 		second := h.clone(repo)
 		if got := h.must(second, "rev-parse", "HEAD"); got != pushed {
@@ -240,11 +242,16 @@ func runMatrix(t *testing.T, h *harness) {
 		h.must(second, "fsck", "--strict")
 	})
 	step("fetch into a stale clone with 20 local commits, then pull", func(h *harness) {
+		stale := h.clone(repo)
+		pushed, err := h.srv.Commit(repo, "main", "after the stale clone", map[string]*string{"fresh-" + h.proto: ptr("f\n")})
+		if err != nil {
+			h.t.Fatal(err)
+		}
 		for i := range 20 {
 			h.commitFile(stale, fmt.Sprintf("local-%s-%d.txt", h.proto, i), "local\n")
 		}
 		h.must(stale, "fetch", "-q", "origin")
-		if got := h.must(stale, "rev-parse", "origin/main"); got != pushed {
+		if got := h.must(stale, "rev-parse", "origin/main"); got != pushed.String() {
 			h.t.Errorf("origin/main after fetch = %s, want %s", got, pushed)
 		}
 		fresh := h.clone(repo)

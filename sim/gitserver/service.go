@@ -25,7 +25,7 @@ const (
 )
 
 var (
-	uploadCaps  = []string{"side-band", "side-band-64k", "ofs-delta", "shallow", "no-progress", "include-tag"}
+	uploadCaps  = []string{"multi_ack_detailed", "side-band", "side-band-64k", "ofs-delta", "shallow", "no-progress", "include-tag"}
 	receiveCaps = []string{"report-status", "delete-refs", "ofs-delta", "no-thin", "atomic", "quiet", agent}
 )
 
@@ -253,12 +253,16 @@ func (s *Server) uploadPack(ctx context.Context, repo *Repo, in io.Reader, out i
 		}
 	}
 
-	// Negotiation, basic (non multi_ack) mode: ACK the first common object,
-	// NAK each flush while none is known, and after "done" NAK if none.
+	// Negotiation. With multi_ack_detailed (what git asks for, and what
+	// stateless HTTP needs): "ACK <oid> common" for each new common object,
+	// NAK at every flush, and after "done" an ACK of the last common object
+	// (or NAK). Basic mode, for clients that ask for neither: ACK the first
+	// common object, NAK a flush while none is known, NAK after "done" if
+	// none.
+	detailed := req.caps["multi_ack_detailed"]
 	var common []plumbing.Hash
 	commonSet := map[plumbing.Hash]bool{}
-	done := false
-	for !done {
+	for done := false; !done; {
 		line, flush, err := pr.next()
 		if errors.Is(err, io.EOF) {
 			return nil // the client hung up, or a stateless round ended
@@ -267,7 +271,7 @@ func (s *Server) uploadPack(ctx context.Context, repo *Repo, in io.Reader, out i
 			return sendErr(pw, err)
 		}
 		if flush {
-			if len(common) == 0 {
+			if detailed || len(common) == 0 {
 				if err := pw.line("NAK\n"); err != nil {
 					return err
 				}
@@ -289,23 +293,33 @@ func (s *Server) uploadPack(ctx context.Context, repo *Repo, in io.Reader, out i
 			repo.mu.RLock()
 			_, err := repo.st.EncodedObject(plumbing.AnyObject, h)
 			repo.mu.RUnlock()
-			if err == nil && !commonSet[h] {
-				commonSet[h] = true
-				common = append(common, h)
-				if len(common) == 1 {
-					if err := pw.linef("ACK %s\n", h); err != nil {
-						return err
-					}
-				}
+			if err != nil || commonSet[h] {
+				continue
+			}
+			commonSet[h] = true
+			common = append(common, h)
+			switch {
+			case detailed:
+				err = pw.linef("ACK %s common\n", h)
+			case len(common) == 1:
+				err = pw.linef("ACK %s\n", h)
+			}
+			if err != nil {
+				return err
 			}
 		default:
 			return sendErr(pw, protoErr("protocol error: unexpected line %q", s))
 		}
 	}
-	if len(common) == 0 {
-		if err := pw.line("NAK\n"); err != nil {
-			return err
-		}
+	var err2 error
+	switch {
+	case len(common) == 0:
+		err2 = pw.line("NAK\n")
+	case detailed:
+		err2 = pw.linef("ACK %s\n", common[len(common)-1])
+	}
+	if err2 != nil {
+		return err2
 	}
 	return s.sendPack(ctx, repo, version, req, common, out)
 }
