@@ -53,8 +53,8 @@ func clusterID(sub, rg string, managed bool, name string) string {
 func (s *Server) lock(now time.Time) {
 	s.store.mu.Lock()
 	if len(s.store.pending) > 0 {
-		for _, k := range sortedKeys(s.store.pending) { // in order: finishing has effects
-			if op := s.store.pending[k]; !now.Before(op.Started.Add(opTimeout)) {
+		for _, op := range inOrder(s.store.pending, "") { // in order: finishing has effects
+			if !now.Before(op.Started.Add(opTimeout)) {
 				s.finishOpLocked(op)
 			}
 		}
@@ -156,9 +156,8 @@ func (s *Server) listClusters(managed bool) handler {
 			prefix = key(groupID(sub, rg) + "/")
 		}
 		var items []any
-		for _, k := range sortedKeys(s.store.clusters) {
-			cl := s.store.clusters[k]
-			if cl.Managed == managed && strings.HasPrefix(k, prefix) {
+		for _, cl := range inOrder(s.store.clusters, prefix) {
+			if cl.Managed == managed {
 				items = append(items, s.clusterJSON(cl, c.now))
 			}
 		}

@@ -204,10 +204,8 @@ func (s *Server) listConfigs(c *call) *Error {
 	}
 	prefix := key(parent.ID + "/providers/" + configType + "/")
 	var items []any
-	for _, k := range sortedKeys(s.store.configs) {
-		if strings.HasPrefix(k, prefix) {
-			items = append(items, configJSONOf(s.store.configs[k]))
-		}
+	for _, cfg := range inOrder(s.store.configs, prefix) {
+		items = append(items, configJSONOf(cfg))
 	}
 	s.unlock()
 	return s.writePage(c, items)

@@ -178,11 +178,7 @@ func (s *Server) agentConfigurations(c *call) *Error {
 	defer s.unlock()
 	prefix := key(cl.ID + "/providers/" + configType + "/")
 	out := []DesiredConfiguration{}
-	for _, k := range sortedKeys(s.store.configs) {
-		if !strings.HasPrefix(k, prefix) {
-			continue
-		}
-		cfg := s.store.configs[k]
+	for _, cfg := range inOrder(s.store.configs, prefix) {
 		d := DesiredConfiguration{ID: cfg.ID, Name: cfg.Name, Generation: cfg.Generation, Spec: cfg.Spec, Compliance: cfg.Compliance, PublicKey: cfg.PublicKey}
 		if len(cfg.Protected) > 0 {
 			d.ProtectedSettings = make(map[string]string, len(cfg.Protected))

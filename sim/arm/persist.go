@@ -135,21 +135,14 @@ func (s *Server) commitLocked() *Error {
 
 func (s *Server) writeStateLocked() error {
 	st := s.store
-	snap := snapshot{Version: stateVersion, OpSeq: st.opSeq}
-	for _, k := range sortedKeys(st.subscriptions) {
-		snap.Subscriptions = append(snap.Subscriptions, st.subscriptions[k])
-	}
-	for _, k := range sortedKeys(st.groups) {
-		snap.Groups = append(snap.Groups, st.groups[k])
-	}
-	for _, k := range sortedKeys(st.clusters) {
-		snap.Clusters = append(snap.Clusters, st.clusters[k])
-	}
-	for _, k := range sortedKeys(st.configs) {
-		snap.Configs = append(snap.Configs, st.configs[k])
-	}
-	for _, k := range sortedKeys(st.ops) {
-		snap.Ops = append(snap.Ops, st.ops[k])
+	snap := snapshot{
+		Version:       stateVersion,
+		OpSeq:         st.opSeq,
+		Subscriptions: inOrder(st.subscriptions, ""),
+		Groups:        inOrder(st.groups, ""),
+		Clusters:      inOrder(st.clusters, ""),
+		Configs:       inOrder(st.configs, ""),
+		Ops:           inOrder(st.ops, ""),
 	}
 	plain, err := json.Marshal(snap)
 	if err != nil {

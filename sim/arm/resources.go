@@ -136,8 +136,8 @@ func (s *Server) subscriptionLocked(id string) (*subscription, *Error) {
 func (s *Server) listSubscriptions(c *call) *Error {
 	s.lock(c.now)
 	var items []any
-	for _, k := range sortedKeys(s.store.subscriptions) {
-		items = append(items, s.subscriptionJSON(s.store.subscriptions[k]))
+	for _, sub := range inOrder(s.store.subscriptions, "") {
+		items = append(items, s.subscriptionJSON(sub))
 	}
 	s.unlock()
 	return s.writePage(c, items)
@@ -350,10 +350,8 @@ func (s *Server) listGroups(c *call) *Error {
 	}
 	prefix := key("/subscriptions/" + c.vars["sub"] + "/")
 	var items []any
-	for _, k := range sortedKeys(s.store.groups) {
-		if strings.HasPrefix(k, prefix) {
-			items = append(items, s.groupJSON(s.store.groups[k]))
-		}
+	for _, g := range inOrder(s.store.groups, prefix) {
+		items = append(items, s.groupJSON(g))
 	}
 	s.unlock()
 	return s.writePage(c, items)

@@ -135,7 +135,19 @@ const (
 	opClusterDeleted = "clusterDeleted"
 )
 
-// sortedKeys returns map keys in order, for deterministic listings.
+// inOrder returns the values whose key starts with prefix, in key order:
+// listings and snapshots are deterministic.
+func inOrder[V any](m map[string]V, prefix string) []V {
+	var out []V
+	for _, k := range sortedKeys(m) {
+		if strings.HasPrefix(k, prefix) {
+			out = append(out, m[k])
+		}
+	}
+	return out
+}
+
+// sortedKeys returns map keys in order.
 func sortedKeys[V any](m map[string]V) []string {
 	out := make([]string, 0, len(m))
 	for k := range m {
