@@ -188,17 +188,8 @@ func (s *Sim) stopLocked(ctx context.Context) error {
 		}
 	}
 	s.running = nil
-	// Stop what a half-finished Start may have left, even if it never
-	// reported success.
-	if err := s.cluster.Stop(ctx); err != nil {
-		errs = append(errs, fmt.Errorf("stop cluster: %w", err))
-	}
-	if err := s.git.Stop(ctx); err != nil {
-		errs = append(errs, fmt.Errorf("stop git server: %w", err))
-	}
-	if err := s.arm.Stop(ctx); err != nil {
-		errs = append(errs, fmt.Errorf("stop ARM provider: %w", err))
-	}
+	// A component whose Start failed cleaned up after itself (the
+	// lifecycle contract), so only those that started are stopped.
 	_ = os.Remove(s.EndpointsPath())
 	s.unlockWorkdir()
 	return errors.Join(errs...)
