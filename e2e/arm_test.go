@@ -22,7 +22,6 @@ import (
 	"github.com/gitopsim/gitopsim/sim/arm"
 	"github.com/gitopsim/gitopsim/sim/arm/armtest"
 	"github.com/gitopsim/gitopsim/sim/azsdk"
-	"github.com/gitopsim/gitopsim/sim/clock"
 )
 
 var groupSeq atomic.Int64
@@ -116,7 +115,7 @@ var _ = Describe("the ARM provider, through the official Azure SDK", Label("arm"
 		Expect(names).To(Equal([]string{"cfg0", "cfg1", "cfg2", "cfg3", "cfg4", "cfg5", "cfg6"}))
 
 		By("reading the configurations as the cluster's agent")
-		agent, err := arm.NewAgentClient(arm.AgentClientOptions{URL: stack.ARM().URL(), HTTPClient: az.HTTPClient, ClusterID: o.ID, Key: o.Key, Clock: clock.Real()})
+		agent, err := arm.NewAgentClient(arm.AgentClientOptions{URL: stack.ARM().URL(), HTTPClient: az.HTTPClient, ClusterID: o.ID, Key: o.Key, Clock: stack.Clock()})
 		Expect(err).NotTo(HaveOccurred())
 		desired, err := agent.Configurations(ctx)
 		Expect(err).NotTo(HaveOccurred())
@@ -182,7 +181,7 @@ var _ = Describe("the ARM provider, through the official Azure SDK", Label("arm"
 		Expect(err).NotTo(HaveOccurred())
 		b, err := az.Onboard(ctx, rg, "arc-b", "westeurope")
 		Expect(err).NotTo(HaveOccurred())
-		own, err := arm.NewAgentClient(arm.AgentClientOptions{URL: stack.ARM().URL(), HTTPClient: az.HTTPClient, ClusterID: a.ID, Key: a.Key, Clock: clock.Real()})
+		own, err := arm.NewAgentClient(arm.AgentClientOptions{URL: stack.ARM().URL(), HTTPClient: az.HTTPClient, ClusterID: a.ID, Key: a.Key, Clock: stack.Clock()})
 		Expect(err).NotTo(HaveOccurred())
 		_, err = own.Heartbeat(ctx, arm.Heartbeat{AgentVersion: "e2e"})
 		Expect(err).NotTo(HaveOccurred())
@@ -191,7 +190,7 @@ var _ = Describe("the ARM provider, through the official Azure SDK", Label("arm"
 		Expect(*got.Properties.ConnectivityStatus).To(Equal(armhybridkubernetes.ConnectivityStatusConnected))
 
 		By("presenting a's signed token on b's path")
-		tok, err := arm.SignAgentToken(a.ID, a.Key, clock.Real())
+		tok, err := arm.SignAgentToken(a.ID, a.Key, stack.Clock())
 		Expect(err).NotTo(HaveOccurred())
 		path := strings.Replace(b.ID, "/subscriptions/", "/agent/v1/subscriptions/", 1) + "/configurations"
 		status, body := rawRequest(ctx, az, http.MethodGet, stack.ARM().URL()+path, tok, "")

@@ -21,12 +21,16 @@ import (
 	"github.com/gitopsim/gitopsim/sim"
 	"github.com/gitopsim/gitopsim/sim/arm"
 	"github.com/gitopsim/gitopsim/sim/azsdk"
+	"github.com/gitopsim/gitopsim/sim/clock"
 	"github.com/gitopsim/gitopsim/sim/cluster"
 )
 
 var (
 	stack *sim.Sim
 	admin kubernetes.Interface
+	// clk is the suite's virtual clock: specs move time themselves, so
+	// "15 minutes offline" or "49 hours later" take no real time.
+	clk *clock.Virtual
 )
 
 func TestE2E(t *testing.T) {
@@ -40,12 +44,19 @@ var _ = BeforeSuite(func(ctx SpecContext) {
 		backend = cluster.Envtest
 	}
 	var err error
+	clk = clock.NewVirtual(time.Time{})
 	stack, err = sim.New(sim.Options{
 		Workdir: GinkgoT().TempDir(),
+		Clock:   clk,
+		// Specs onboard their own connected clusters, so that each one's
+		// agent sees only its own configurations; `gitopsim up`'s local
+		// cluster is covered by the CLI tests.
+		Local: sim.LocalCluster{Disabled: true},
 		Logger:  slog.New(slog.NewTextHandler(GinkgoWriter, nil)),
 		Cluster: cluster.Options{Backend: backend, Kubeconfig: os.Getenv("GITOPSIM_E2E_KUBECONFIG")},
 		// Small pages, so that listing specs cross page boundaries.
-		ARM: arm.Options{PageSize: 3},
+		// Tokens outlive the virtual days the agent specs skip over.
+		ARM: arm.Options{PageSize: 3, TokenLifetime: 365 * 24 * time.Hour},
 	})
 	Expect(err).NotTo(HaveOccurred())
 	if err := stack.Available(); err != nil {

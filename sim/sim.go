@@ -12,6 +12,7 @@ import (
 	"sync"
 	"syscall"
 
+	"github.com/gitopsim/gitopsim/sim/agent"
 	"github.com/gitopsim/gitopsim/sim/arm"
 	"github.com/gitopsim/gitopsim/sim/clock"
 	"github.com/gitopsim/gitopsim/sim/cluster"
@@ -39,7 +40,29 @@ type Options struct {
 	Clock clock.Clock
 	// Logger receives progress and diagnostics; nil discards them.
 	Logger *slog.Logger
+	// Local is the connected cluster onboarded at Start and bound to the
+	// cluster backend, with its agent.
+	Local LocalCluster
+	// AgentProfile and AgentIntervals configure every agent the simulator
+	// starts (see agent.ProfileIntervals); Onboard can override them.
+	AgentProfile   string
+	AgentIntervals agent.Intervals
 }
+
+// LocalCluster names the connected cluster Start onboards.
+type LocalCluster struct {
+	// Name defaults to "local", ResourceGroup to "gitopsim".
+	Name, ResourceGroup string
+	// Disabled skips onboarding: no connected cluster, no agent.
+	Disabled bool
+}
+
+// Defaults of LocalCluster and Onboard.
+const (
+	DefaultClusterName   = "local"
+	DefaultResourceGroup = "gitopsim"
+	DefaultLocation      = "eastus"
+)
 
 // Sim is a running (or runnable) simulator.
 type Sim struct {
@@ -50,10 +73,12 @@ type Sim struct {
 	arm     *arm.Server
 	git     *gitserver.Server
 	caFile  string
+	opts    Options
 
-	mu      sync.Mutex
-	lock    *os.File
-	running []component
+	mu        sync.Mutex
+	lock      *os.File
+	running   []component
+	connected []*Connected
 }
 
 // component is one started part, remembered so Stop can undo Start in
@@ -123,7 +148,10 @@ func New(opts Options) (*Sim, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Sim{workdir: wd, clock: opts.Clock, log: opts.Logger, cluster: backend, arm: armServer, git: gitServer, caFile: caFile}, nil
+	if _, err := agent.ProfileIntervals(opts.AgentProfile); err != nil {
+		return nil, fmt.Errorf("sim: %w", err)
+	}
+	return &Sim{workdir: wd, clock: opts.Clock, log: opts.Logger, cluster: backend, arm: armServer, git: gitServer, caFile: caFile, opts: opts}, nil
 }
 
 // Available reports, before anything starts, why the simulator cannot run
@@ -167,6 +195,12 @@ func (s *Sim) Start(ctx context.Context) (err error) {
 		return fmt.Errorf("start cluster: %w", err)
 	}
 	s.running = append(s.running, component{"cluster", s.cluster.Stop})
+	if !s.opts.Local.Disabled {
+		l := s.opts.Local
+		if _, err := s.onboardLocked(ctx, OnboardOptions{Name: l.Name, ResourceGroup: l.ResourceGroup}); err != nil {
+			return fmt.Errorf("onboard local cluster: %w", err)
+		}
+	}
 	return nil
 }
 
@@ -188,6 +222,7 @@ func (s *Sim) stopLocked(ctx context.Context) error {
 		}
 	}
 	s.running = nil
+	s.connected = nil
 	// A component whose Start failed cleaned up after itself (the
 	// lifecycle contract), so only those that started are stopped.
 	_ = os.Remove(s.EndpointsPath())
@@ -219,6 +254,12 @@ func (s *Sim) EndpointsPath() string { return filepath.Join(s.workdir, Endpoints
 
 // Endpoints describes the running components.
 func (s *Sim) Endpoints() Endpoints {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.endpointsLocked()
+}
+
+func (s *Sim) endpointsLocked() Endpoints {
 	return Endpoints{
 		Workdir: s.workdir,
 		Cluster: ClusterEndpoint{Backend: s.cluster.Name(), Kubeconfig: s.cluster.Kubeconfig()},
@@ -240,6 +281,7 @@ func (s *Sim) Endpoints() Endpoints {
 			HTTPSUser:         gitserver.AdminUser,
 			HTTPSToken:        s.git.AdminToken(),
 		},
+		ConnectedClusters: s.connectedEndpoints(),
 	}
 }
 

@@ -53,6 +53,9 @@ type configuration struct {
 	Protected        map[string]string
 	ProtectedWritten time.Time
 	ProtectedFetched bool
+	// ProtectedExpired is set when Azure purged the protected settings
+	// before the agent fetched them; the configuration cannot install.
+	ProtectedExpired bool
 	State            string // provisioningState
 	Compliance       Compliance
 	PublicKey        string
@@ -301,6 +304,7 @@ func (s *Server) putConfig(c *call) *Error {
 	cfg.State = "Succeeded"
 	cfg.Compliance = pendingCompliance()
 	cfg.PublicKey = publicKeyOf(protected)
+	cfg.ProtectedExpired = false
 	cfg.Generation++
 	cfg.Sys.touch(c.who, c.now)
 	if e := s.commitLocked(); e != nil {
@@ -321,6 +325,7 @@ func (s *Server) purgeExpiredSettingsLocked(now time.Time) {
 		clear(cfg.Protected)
 		cfg.Protected = nil
 		if !cfg.ProtectedFetched {
+			cfg.ProtectedExpired = true
 			cfg.Compliance = Compliance{
 				State: ComplianceFailed,
 				Message: ComplianceMessage(

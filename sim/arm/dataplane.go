@@ -51,8 +51,12 @@ type DesiredConfiguration struct {
 	Generation        int64             `json:"generation"`
 	Spec              ConfigSpec        `json:"spec"`
 	ProtectedSettings map[string]string `json:"protectedSettings,omitempty"`
-	Compliance        Compliance        `json:"compliance"`
-	PublicKey         string            `json:"repositoryPublicKey"`
+	// ProtectedSettingsExpired means Azure deleted the protected settings
+	// (48 hours) before any agent fetched them: the configuration is
+	// Failed until it is deleted and created again.
+	ProtectedSettingsExpired bool       `json:"protectedSettingsExpired,omitempty"`
+	Compliance               Compliance `json:"compliance"`
+	PublicKey                string     `json:"repositoryPublicKey"`
 }
 
 // ComplianceReport is an agent's report on one configuration.
@@ -179,7 +183,7 @@ func (s *Server) agentConfigurations(c *call) *Error {
 	prefix := key(cl.ID + "/providers/" + configType + "/")
 	out := []DesiredConfiguration{}
 	for _, cfg := range inOrder(s.store.configs, prefix) {
-		d := DesiredConfiguration{ID: cfg.ID, Name: cfg.Name, Generation: cfg.Generation, Spec: cfg.Spec, Compliance: cfg.Compliance, PublicKey: cfg.PublicKey}
+		d := DesiredConfiguration{ID: cfg.ID, Name: cfg.Name, Generation: cfg.Generation, Spec: cfg.Spec, Compliance: cfg.Compliance, PublicKey: cfg.PublicKey, ProtectedSettingsExpired: cfg.ProtectedExpired}
 		if len(cfg.Protected) > 0 {
 			d.ProtectedSettings = make(map[string]string, len(cfg.Protected))
 			for k, v := range cfg.Protected {

@@ -9,84 +9,26 @@
 package azsdk
 
 import (
-	"crypto/tls"
-	"crypto/x509"
-	"errors"
-	"fmt"
-	"net/http"
-	"os"
-
-	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
-	"github.com/Azure/azure-sdk-for-go/sdk/azcore/arm"
-	"github.com/Azure/azure-sdk-for-go/sdk/azcore/cloud"
-	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
-	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
-
 	"github.com/gitopsim/gitopsim/sim"
+	"github.com/gitopsim/gitopsim/sim/internal/azclient"
 )
 
 // Audience is the ARM audience clients ask tokens for, as on public Azure.
-const Audience = "https://management.core.windows.net/"
+const Audience = azclient.Audience
 
-// Clients carries what an Azure SDK client constructor needs.
-type Clients struct {
-	SubscriptionID string
-	// Credential is an azidentity client-secret credential against
-	// gitopsim's issuer.
-	Credential azcore.TokenCredential
-	// Options configure ARM clients: gitopsim's endpoint, its CA, and no
-	// provider registration (gitopsim reports every provider Registered).
-	Options *arm.ClientOptions
-	// Cloud is the cloud configuration inside Options.
-	Cloud cloud.Configuration
-	// HTTPClient trusts the gitopsim CA, for raw requests.
-	HTTPClient *http.Client
-}
+// Clients carries what an Azure SDK client constructor needs: the
+// subscription, a credential against gitopsim's issuer, client options
+// (endpoint, CA, no provider registration) and an HTTP client trusting the
+// gitopsim CA. Onboard creates a connected cluster as `az connectedk8s
+// connect` does.
+type Clients = azclient.Clients
+
+// Onboarded is a connected cluster made by Clients.Onboard, with the
+// private key its agent authenticates with.
+type Onboarded = azclient.Onboarded
 
 // New builds SDK clients' options and credential from endpoints.json's arm
 // section.
 func New(e sim.ARMEndpoint) (*Clients, error) {
-	if e.URL == "" {
-		return nil, errors.New("azsdk: endpoints have no ARM url (is gitopsim up?)")
-	}
-	pem, err := os.ReadFile(e.CAFile)
-	if err != nil {
-		return nil, fmt.Errorf("azsdk: read CA: %w", err)
-	}
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(pem) {
-		return nil, fmt.Errorf("azsdk: no certificate in %s", e.CAFile)
-	}
-	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}}
-	cfg := cloud.Configuration{
-		ActiveDirectoryAuthorityHost: e.AuthorityHost,
-		Services: map[cloud.ServiceName]cloud.ServiceConfiguration{
-			cloud.ResourceManager: {Endpoint: e.URL, Audience: Audience},
-		},
-	}
-	cred, err := azidentity.NewClientSecretCredential(e.TenantID, e.ClientID, e.ClientSecret, &azidentity.ClientSecretCredentialOptions{
-		ClientOptions: azcore.ClientOptions{Cloud: cfg, Transport: hc},
-		// gitopsim's issuer is not on MSAL's list of known authorities.
-		DisableInstanceDiscovery: true,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("azsdk: credential: %w", err)
-	}
-	return &Clients{
-		SubscriptionID: e.SubscriptionID,
-		Credential:     cred,
-		Cloud:          cfg,
-		HTTPClient:     hc,
-		Options: &arm.ClientOptions{
-			ClientOptions:         policy.ClientOptions{Cloud: cfg, Transport: hc},
-			DisableRPRegistration: true,
-		},
-	}, nil
-}
-
-// WithAPIVersion returns a copy of Options that pins the api-version.
-func (c *Clients) WithAPIVersion(v string) *arm.ClientOptions {
-	o := *c.Options
-	o.APIVersion = v
-	return &o
+	return azclient.New(azclient.Endpoint(e))
 }

@@ -21,6 +21,7 @@ import (
 
 	"github.com/gitopsim/gitopsim/cmd/gitopsim/app/cli"
 	"github.com/gitopsim/gitopsim/sim"
+	"github.com/gitopsim/gitopsim/sim/agent"
 	"github.com/gitopsim/gitopsim/sim/arm"
 	"github.com/gitopsim/gitopsim/sim/clock"
 	"github.com/gitopsim/gitopsim/sim/cluster"
@@ -44,6 +45,10 @@ type flags struct {
 	gitSSHPort    int
 	gitHTTPSPort  int
 	gitBackend    string
+	profile       string
+	clusterName   string
+	resourceGroup string
+	noAgent       bool
 }
 
 // NewCommand returns the up command.
@@ -81,6 +86,10 @@ and removes the file.`,
 	fl.IntVar(&f.gitSSHPort, "git-ssh-port", 0, "git SSH port on 127.0.0.1 (0 picks a free one)")
 	fl.IntVar(&f.gitHTTPSPort, "git-https-port", 0, "git HTTPS port on 127.0.0.1 (0 picks a free one)")
 	fl.StringVar(&f.gitBackend, "git-backend", gitserver.Native, "git service: native (Go) or reference (the git binaries)")
+	fl.StringVar(&f.profile, "profile", "realistic", "agent intervals: realistic (config poll 30s, git poll and sync 5m) or fast (about a second)")
+	fl.StringVar(&f.clusterName, "connected-cluster", sim.DefaultClusterName, "name of the connected cluster onboarded for the cluster backend")
+	fl.StringVar(&f.resourceGroup, "resource-group", sim.DefaultResourceGroup, "resource group of the connected cluster")
+	fl.BoolVar(&f.noAgent, "no-agent", false, "do not onboard a connected cluster or start its agent")
 	fl.Float64Var(&f.timeScale, "time-scale", 1, "virtual seconds per real second for gitopsim's own timers (60: a minute a second)")
 	return cmd
 }
@@ -108,6 +117,12 @@ func (f *flags) validate(cmd *cobra.Command) error {
 		if port < 0 || port > 65535 {
 			return fmt.Errorf("invalid --%s %d: must be 0-65535", flag, port)
 		}
+	}
+	if _, err := agent.ProfileIntervals(f.profile); err != nil {
+		return fmt.Errorf("invalid --profile %q: valid values are %s", f.profile, strings.Join(agent.Profiles, ", "))
+	}
+	if f.noAgent && (changed("connected-cluster") || changed("resource-group") || changed("profile")) {
+		return errors.New("--connected-cluster, --resource-group and --profile configure the agent; drop them or --no-agent")
 	}
 	if !(f.timeScale > 0) {
 		return fmt.Errorf("invalid --time-scale %v: must be a positive number (1 is real time)", f.timeScale)
@@ -149,6 +164,8 @@ func run(s *cli.Streams, f *flags) error {
 			StateDir:      subdir(f.stateDir, "arm"),
 			TokenLifetime: tokenLifetime,
 		},
+		Local:        sim.LocalCluster{Name: f.clusterName, ResourceGroup: f.resourceGroup, Disabled: f.noAgent},
+		AgentProfile: f.profile,
 		Git: gitserver.Options{
 			SSHAddr:   loopback(f.gitSSHPort),
 			HTTPSAddr: loopback(f.gitHTTPSPort),
@@ -224,6 +241,9 @@ func printSummary(s *cli.Streams, sm *sim.Sim, f *flags, took time.Duration) {
 	fmt.Fprintf(w, "  kubeconfig  %s\n", e.Cluster.Kubeconfig)
 	fmt.Fprintf(w, "  arm         %s (subscription %s)\n", e.ARM.URL, e.ARM.SubscriptionID)
 	fmt.Fprintf(w, "  git         %s  %s\n", e.Git.SSHURL, e.Git.HTTPSURL)
+	for _, c := range e.ConnectedClusters {
+		fmt.Fprintf(w, "  connected   %s (resource group %s, agent profile %s)\n", c.Name, c.ResourceGroup, f.profile)
+	}
 	fmt.Fprintf(w, "  ca          %s\n", e.ARM.CAFile)
 	fmt.Fprintf(w, "  endpoints   %s\n", sm.EndpointsPath())
 	if f.timeScale != 1 {

@@ -1,4 +1,4 @@
-package azsdk
+package azclient
 
 import (
 	"context"

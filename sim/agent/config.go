@@ -1,0 +1,210 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gitopsim/gitopsim/sim/arm"
+)
+
+// instance is config-agent's view of one configuration: what it installed
+// and what it last told Azure.
+type instance struct {
+	name string
+	gen  int64
+	spec arm.ConfigSpec
+	op   *operator
+	// installErr is why the last install failed; the next poll retries.
+	installErr  error
+	installed   bool
+	expired     bool
+	installedAt time.Time
+	publicKey   string
+
+	reportMu    sync.Mutex
+	reported    arm.ComplianceReport
+	hasReported bool
+}
+
+// poll pulls the desired configurations, installs what is new or changed,
+// removes what is gone and reports compliance.
+func (a *Agent) poll() {
+	ctx, cancel := context.WithTimeout(a.ctx, 2*time.Minute)
+	defer cancel()
+	desired, err := a.arm.Configurations(ctx)
+	if err != nil {
+		a.armUnreachable(err)
+		return
+	}
+	a.armReachable()
+	seen := map[string]bool{}
+	for _, d := range desired {
+		seen[d.Name] = true
+		a.reconcile(ctx, d)
+	}
+	a.removeMissing(ctx, seen)
+	a.mu.Lock()
+	names := make([]string, 0, len(a.instances))
+	for n := range a.instances {
+		names = append(names, n)
+	}
+	a.mu.Unlock()
+	for _, n := range names {
+		a.report(ctx, n)
+	}
+}
+
+func (a *Agent) instance(name string) *instance {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.instances[name]
+}
+
+// reconcile brings one configuration's operator to the desired generation.
+func (a *Agent) reconcile(ctx context.Context, d arm.DesiredConfiguration) {
+	old := a.instance(d.Name)
+	if old != nil && old.gen == d.Generation && (old.installed || old.expired) {
+		return
+	}
+	in := &instance{name: d.Name, gen: d.Generation, spec: d.Spec}
+	if old != nil && old.gen == d.Generation {
+		in.reported, in.hasReported = old.reported, old.hasReported
+	}
+	creds, err := a.credentials(ctx, d)
+	switch {
+	case errors.Is(err, errSettingsExpired):
+		// Azure purged the settings before we fetched them and already
+		// marked the configuration Failed: nothing can be installed.
+		in.expired = true
+		a.replace(old, in)
+		a.event(d.Name, "ProtectedSettingsExpired", "configuration %s: protected settings were deleted by Azure before the agent fetched them; it stays Failed until recreated", d.Name)
+		return
+	case err != nil:
+		in.installErr = err
+		a.replace(old, in)
+		a.event(d.Name, "InstallFailed", "configuration %s: %v", d.Name, err)
+		return
+	}
+	params, err := parseFluxParams(d.Spec.OperatorParams, d.Spec.OperatorNamespace, strings.EqualFold(d.Spec.OperatorScope, "namespace"), a.iv)
+	if err != nil {
+		err = fmt.Errorf("fluxd: %w", err)
+	}
+	if err == nil {
+		err = a.installOperator(ctx, d, creds)
+	}
+	if err != nil {
+		in.installErr = err
+		a.replace(old, in)
+		a.event(d.Name, "InstallFailed", "configuration %s: %v", d.Name, err)
+		return
+	}
+	in.installed, in.installedAt, in.publicKey = true, a.clk.Now(), creds.publicKey
+	for _, w := range params.Warnings {
+		a.event(d.Name, "OperatorWarning", "%s", w)
+	}
+	in.op = newOperator(a, d.Name, d.Spec, params, creds)
+	a.replace(old, in)
+	verb := "installed"
+	if old != nil && old.installed {
+		verb = "reconfigured"
+	}
+	a.event(d.Name, "Installed", "configuration %s: operator %s/%s %s (generation %d, scope %s)", d.Name, d.Spec.OperatorNamespace, d.Spec.OperatorInstanceName, verb, d.Generation, d.Spec.OperatorScope)
+	// The operator starts the way fluxd does: at once.
+	in.op.start()
+}
+
+// replace swaps an instance, stopping the old operator first.
+func (a *Agent) replace(old, in *instance) {
+	if old != nil && old.op != nil {
+		old.op.stop()
+	}
+	a.mu.Lock()
+	a.instances[in.name] = in
+	a.mu.Unlock()
+}
+
+// removeMissing uninstalls operators whose configuration is gone from
+// Azure, including those installed by an earlier run of the agent.
+func (a *Agent) removeMissing(ctx context.Context, seen map[string]bool) {
+	installed, err := a.listGitConfigs(ctx)
+	if err != nil {
+		a.log.Warn("list GitConfigs", "err", err)
+		return
+	}
+	for _, gc := range installed {
+		if !seen[gc.name] {
+			a.removeOperator(ctx, gc)
+		}
+	}
+	a.mu.Lock()
+	var gone []*instance
+	for n, in := range a.instances {
+		if !seen[n] {
+			gone = append(gone, in)
+			delete(a.instances, n)
+		}
+	}
+	a.mu.Unlock()
+	for _, in := range gone {
+		if in.op != nil {
+			in.op.stop()
+		}
+	}
+}
+
+// compliance is what the agent reports for an instance right now.
+func (a *Agent) compliance(in *instance) arm.ComplianceReport {
+	r := arm.ComplianceReport{Generation: in.gen, RepositoryPublicKey: in.publicKey}
+	if !in.installed {
+		r.ComplianceState, r.MessageLevel = arm.ComplianceFailed, "Error"
+		r.Message = arm.ComplianceMessage(fmt.Sprintf("Error: {%v} occurred while doing the operation : {Installing the operator} on the config", in.installErr), "Failed")
+		return r
+	}
+	r.ComplianceState, r.LastConfigApplied = arm.ComplianceInstalled, in.installedAt
+	st := in.op.status()
+	r.Message, r.MessageLevel = arm.ComplianceMessage(st.message, "Installed"), st.level
+	return r
+}
+
+// report sends an instance's compliance to Azure if it changed since the
+// last successful report. While Azure is unreachable the last report
+// stays, and the next poll catches up.
+func (a *Agent) report(ctx context.Context, name string) {
+	in := a.instance(name)
+	if in == nil || in.expired {
+		return
+	}
+	in.reportMu.Lock()
+	defer in.reportMu.Unlock()
+	r := a.compliance(in)
+	if in.hasReported && in.reported == r {
+		return
+	}
+	if err := a.arm.ReportCompliance(ctx, name, r); err != nil {
+		var ae *arm.Error
+		if errors.As(err, &ae) && (ae.Status == http.StatusConflict || ae.Status == http.StatusNotFound) {
+			return // replaced or deleted meanwhile: the next poll sorts it out
+		}
+		a.armUnreachable(err)
+		return
+	}
+	in.reported, in.hasReported = r, true
+}
+
+// statusChanged is called by an operator after its status moved: the
+// GitConfig status and the compliance report follow at once.
+func (a *Agent) statusChanged(name string) {
+	in := a.instance(name)
+	if in == nil || in.op == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(a.ctx, 30*time.Second)
+	defer cancel()
+	a.updateGitConfigStatus(ctx, in)
+	a.report(ctx, name)
+}

@@ -1,0 +1,114 @@
+package sim
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+
+	"github.com/gitopsim/gitopsim/sim/agent"
+	"github.com/gitopsim/gitopsim/sim/cluster"
+	"github.com/gitopsim/gitopsim/sim/internal/azclient"
+)
+
+// OnboardOptions describes a connected cluster to create.
+type OnboardOptions struct {
+	// Name and ResourceGroup of the connected cluster; defaults "local"
+	// and "gitopsim". The resource group is created when missing.
+	Name, ResourceGroup string
+	// Location defaults to eastus.
+	Location string
+	// Backend is the Kubernetes API the agent works on, started by the
+	// caller; nil means the simulator's own cluster. Several connected
+	// clusters may share one backend: each agent only touches its own
+	// objects.
+	Backend cluster.Backend
+	// Profile and Intervals override the simulator's agent settings.
+	Profile   string
+	Intervals agent.Intervals
+}
+
+// Connected is an onboarded cluster with its running agent.
+type Connected struct {
+	Name, ResourceGroup, ID string
+	Backend                 cluster.Backend
+	Agent                   *agent.Agent
+}
+
+// Onboard creates a connected cluster through the public ARM API, the way
+// `az connectedk8s connect` does (a fresh agent key pair, a long-running
+// PUT), and starts its agent. The agent stops with the simulator.
+func (s *Sim) Onboard(ctx context.Context, o OnboardOptions) (*Connected, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.lock == nil {
+		return nil, errors.New("sim: not started")
+	}
+	return s.onboardLocked(ctx, o)
+}
+
+func (s *Sim) onboardLocked(ctx context.Context, o OnboardOptions) (*Connected, error) {
+	if o.Name == "" {
+		o.Name = DefaultClusterName
+	}
+	if o.ResourceGroup == "" {
+		o.ResourceGroup = DefaultResourceGroup
+	}
+	if o.Location == "" {
+		o.Location = DefaultLocation
+	}
+	if o.Backend == nil {
+		o.Backend = s.cluster
+	}
+	if o.Profile == "" {
+		o.Profile = s.opts.AgentProfile
+	}
+	iv := s.opts.AgentIntervals
+	if o.Intervals != (agent.Intervals{}) {
+		iv = o.Intervals
+	}
+	e := s.endpointsLocked().ARM
+	az, err := azclient.New(azclient.Endpoint(e))
+	if err != nil {
+		return nil, err
+	}
+	ob, err := az.Onboard(ctx, o.ResourceGroup, o.Name, o.Location)
+	if err != nil {
+		return nil, err
+	}
+	caPEM, err := os.ReadFile(s.caFile)
+	if err != nil {
+		return nil, fmt.Errorf("onboard %s: %w", o.Name, err)
+	}
+	ag, err := agent.New(agent.Options{
+		ClusterID: ob.ID, Key: ob.Key, ARMURL: e.URL, CAPEM: caPEM,
+		GitKnownHosts: s.git.KnownHosts(), Kube: o.Backend.AdminConfig(),
+		Profile: o.Profile, Intervals: iv, Clock: s.clock, Logger: s.log,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("onboard %s: %w", o.Name, err)
+	}
+	if err := ag.Start(ctx); err != nil {
+		return nil, fmt.Errorf("onboard %s: start agent: %w", o.Name, err)
+	}
+	c := &Connected{Name: o.Name, ResourceGroup: o.ResourceGroup, ID: ob.ID, Backend: o.Backend, Agent: ag}
+	s.connected = append(s.connected, c)
+	s.running = append(s.running, component{"agent " + o.Name, ag.Stop})
+	s.log.Info("connected cluster onboarded", "name", o.Name, "resourceGroup", o.ResourceGroup, "id", ob.ID)
+	return c, nil
+}
+
+// Connected returns the onboarded clusters, the local one first.
+func (s *Sim) Connected() []*Connected {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]*Connected(nil), s.connected...)
+}
+
+func (s *Sim) connectedEndpoints() []ConnectedCluster {
+	out := []ConnectedCluster{}
+	for _, c := range s.connected {
+		out = append(out, ConnectedCluster{Name: c.Name, ResourceGroup: c.ResourceGroup, ID: c.ID, Kubeconfig: c.Backend.Kubeconfig()})
+	}
+	return out
+}
