@@ -17,6 +17,7 @@ import (
 	"golang.org/x/crypto/ssh"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/dynamic"
 
 	"github.com/gitopsim/gitopsim/sim"
@@ -103,6 +104,14 @@ func (a *arc) compliance(ctx context.Context, name string) compliance {
 		c.ClusterState = *msg.ClusterState
 	}
 	return c
+}
+
+func (a *arc) delete(ctx context.Context, name string) {
+	GinkgoHelper()
+	p, err := a.configs.BeginDelete(ctx, a.ResourceGroup, "Microsoft.Kubernetes", "connectedClusters", a.Name, name, nil)
+	Expect(err).NotTo(HaveOccurred())
+	_, err = p.PollUntilDone(ctx, nil)
+	Expect(err).NotTo(HaveOccurred())
 }
 
 func (a *arc) connectivity(ctx context.Context) string {
@@ -296,5 +305,271 @@ var _ = Describe("the Arc agent and its Flux operators", Label("agent"), func() 
 		op, err = admin.AppsV1().Deployments("cluster-config").Get(ctx, "cluster-config", metav1.GetOptions{})
 		Expect(err).NotTo(HaveOccurred())
 		Expect(op.Spec.Template.Spec.Containers[0].Args).To(ContainElement("--git-path=team-b"))
+	})
+
+	It("confines namespace-scoped tenants with the API server's RBAC while a cluster-scoped operator applies everything", func(ctx SpecContext) {
+		a := onboard(ctx, "tenants")
+		n := clusterSeq.Load()
+		nsA, nsB, platform := fmt.Sprintf("tenant-a-%d", n), fmt.Sprintf("tenant-b-%d", n), fmt.Sprintf("platform-%d", n)
+		clusterRole := fmt.Sprintf("tenant-a-wants-cluster-%d", n)
+		repoA := newRepo("tenant-a", true, map[string]string{
+			"app.yaml":       cmYAML(nsA, "a-config", "a1"),
+			"defaulted.yaml": cmYAML("", "a-defaulted", "in my namespace"),
+			"intruder.yaml":  cmYAML(nsB, "intruder", "should never land"),
+			"rbac.yaml":      fmt.Sprintf("apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRole\nmetadata:\n  name: %s\nrules: []\n", clusterRole),
+		})
+		repoB := newRepo("tenant-b", true, map[string]string{"app.yaml": cmYAML(nsB, "b-config", "b1")})
+		repoP := newRepo("platform", true, map[string]string{
+			"ns.yaml":  fmt.Sprintf("apiVersion: v1\nkind: Namespace\nmetadata:\n  name: %s-apps\n", platform),
+			"cm.yaml":  cmYAML(platform+"-apps", "shared", "p1"),
+			"crb.yaml": fmt.Sprintf("apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRole\nmetadata:\n  name: %s-reader\nrules: []\n", platform),
+		})
+		a.put(ctx, "tenant-a", configSpec{url: httpsURL(repoA), namespace: nsA, instance: "flux", scope: "namespace", params: "--git-branch=main"})
+		a.put(ctx, "tenant-b", configSpec{url: httpsURL(repoB), namespace: nsB, instance: "flux", scope: "namespace", params: "--git-branch=main"})
+		a.put(ctx, "platform", configSpec{url: httpsURL(repoP), namespace: platform, instance: "platform", scope: "cluster", params: "--git-branch=main"})
+
+		withinVirtual(time.Minute, 5*time.Second, func(g Gomega) {
+			g.Expect(cmValue(g, nsA, "a-config")).To(Equal("a1"))
+			g.Expect(cmValue(g, nsB, "b-config")).To(Equal("b1"))
+			g.Expect(cmValue(g, platform+"-apps", "shared")).To(Equal("p1"))
+			g.Expect(a.compliance(ctx, "tenant-a").OperatorMessage).To(ContainSubstring("forbidden"))
+		})
+		Expect(cmValue(Default, nsA, "a-defaulted")).To(Equal("in my namespace"), "objects without a namespace land in the operator's")
+		Expect(cmValue(Default, nsB, "intruder")).To(Equal("<absent>"))
+		_, err := admin.RbacV1().ClusterRoles().Get(ctx, clusterRole, metav1.GetOptions{})
+		Expect(apierrors.IsNotFound(err)).To(BeTrue(), "tenant-a's ClusterRole must be refused, got %v", err)
+		_, err = admin.RbacV1().ClusterRoles().Get(ctx, platform+"-reader", metav1.GetOptions{})
+		Expect(err).NotTo(HaveOccurred(), "the cluster-scoped operator may apply ClusterRoles")
+
+		ca := a.compliance(ctx, "tenant-a")
+		Expect(ca.State).To(Equal("Installed"))
+		Expect(ca.Level).To(Equal("Error"))
+		Expect(ca.OperatorMessage).To(ContainSubstring(fmt.Sprintf(`<cluster>:clusterrole/%s: clusterroles.rbac.authorization.k8s.io "%s" is forbidden: User "system:serviceaccount:%s:flux" cannot patch resource "clusterroles"`, clusterRole, clusterRole, nsA)))
+		Expect(ca.OperatorMessage).To(ContainSubstring("excluded by namespace constraints: " + nsB + ":configmap/intruder"))
+		Expect(ca.OperatorMessage).To(ContainSubstring("2 resources applied"))
+		cb := a.compliance(ctx, "tenant-b")
+		Expect(cb.Level).To(Equal("Information"), cb.OperatorMessage)
+		Expect(cb.OperatorMessage).To(ContainSubstring("1 resources applied"))
+		rb, err := admin.RbacV1().RoleBindings(nsA).Get(ctx, "flux", metav1.GetOptions{})
+		Expect(err).NotTo(HaveOccurred())
+		Expect(rb.RoleRef.Kind).To(Equal("Role"), "namespace scope is confined by a RoleBinding")
+	})
+
+	It("garbage-collects what left git only with --sync-garbage-collection, and respects fluxcd.io/ignore", func(ctx SpecContext) {
+		a := onboard(ctx, "gc")
+		n := clusterSeq.Load()
+		files := func(ns string) map[string]string {
+			return map[string]string{
+				"keep.yaml":    cmYAML(ns, "keep", "v1"),
+				"drop.yaml":    cmYAML(ns, "drop", "v1"),
+				"ignored.yaml": cmYAML(ns, "ignored-in-git", "v1", "fluxcd.io/ignore", "true"),
+			}
+		}
+		on, off := fmt.Sprintf("gc-on-%d", n), fmt.Sprintf("gc-off-%d", n)
+		repoOn, repoOff := newRepo("gc-on", true, files(on)), newRepo("gc-off", true, files(off))
+		a.put(ctx, "gc-on", configSpec{url: httpsURL(repoOn), namespace: on, instance: "flux", scope: "namespace", params: "--git-branch=main --sync-garbage-collection"})
+		a.put(ctx, "gc-off", configSpec{url: httpsURL(repoOff), namespace: off, instance: "flux", scope: "namespace", params: "--git-branch=main"})
+		withinVirtual(time.Minute, 5*time.Second, func(g Gomega) {
+			for _, ns := range []string{on, off} {
+				g.Expect(cmValue(g, ns, "keep")).To(Equal("v1"))
+				g.Expect(cmValue(g, ns, "drop")).To(Equal("v1"))
+			}
+		})
+		Expect(cmValue(Default, on, "ignored-in-git")).To(Equal("<absent>"), "fluxcd.io/ignore in git: never applied")
+
+		By("leaving alone a live object annotated fluxcd.io/ignore")
+		_, err := admin.CoreV1().ConfigMaps(on).Patch(ctx, "keep", types.MergePatchType,
+			[]byte(`{"metadata":{"annotations":{"fluxcd.io/ignore":"true"}},"data":{"value":"hand-edited"}}`), metav1.PatchOptions{})
+		Expect(err).NotTo(HaveOccurred())
+
+		for _, r := range []struct{ repo, ns string }{{repoOn, on}, {repoOff, off}} {
+			commit(r.repo, "drop one, change keep", map[string]string{"drop.yaml": "", "keep.yaml": cmYAML(r.ns, "keep", "v2")})
+		}
+		withinVirtual(6*time.Minute, 30*time.Second, func(g Gomega) {
+			g.Expect(cmValue(g, on, "drop")).To(Equal("<absent>"))
+			g.Expect(cmValue(g, off, "keep")).To(Equal("v2"))
+		})
+		Expect(cmValue(Default, off, "drop")).To(Equal("v1"), "without GC a deleted manifest's object stays")
+		Expect(cmValue(Default, on, "keep")).To(Equal("hand-edited"), "an ignored live object is not synced")
+		Expect(a.compliance(ctx, "gc-on").OperatorMessage).To(ContainSubstring("garbage-collected (" + on + ":configmap/drop)"))
+	})
+
+	It("moves the flux-sync tag with a read-write key, and syncs nothing when a read-only key fails the write check", func(ctx SpecContext) {
+		a := onboard(ctx, "tags")
+		n := clusterSeq.Load()
+		rw, ro := fmt.Sprintf("sync-rw-%d", n), fmt.Sprintf("sync-ro-%d", n)
+		repoRW := newRepo("rw", false, map[string]string{"cm.yaml": cmYAML(rw, "app", "v1")})
+		repoRO := newRepo("ro", false, map[string]string{"cm.yaml": cmYAML(ro, "app", "v1")})
+		privRW, pubRW := keyPair()
+		privRO, pubRO := keyPair()
+		_, err := stack.Git().AddDeployKey(repoRW, pubRW, true)
+		Expect(err).NotTo(HaveOccurred())
+		_, err = stack.Git().AddDeployKey(repoRO, pubRO, false)
+		Expect(err).NotTo(HaveOccurred())
+		// --git-user keeps Arc from adding --git-readonly.
+		a.put(ctx, "rw", configSpec{url: sshURL(repoRW), namespace: rw, instance: "flux", scope: "namespace", params: "--git-branch=main --git-user=flux", protected: map[string]string{"sshPrivateKey": privRW}})
+		a.put(ctx, "ro", configSpec{url: sshURL(repoRO), namespace: ro, instance: "flux", scope: "namespace", params: "--git-branch=main --git-user=flux", protected: map[string]string{"sshPrivateKey": privRO}})
+		head, err := stack.Git().Ref(repoRW, "refs/heads/main")
+		Expect(err).NotTo(HaveOccurred())
+		tagTarget := func(g Gomega) string {
+			tag, err := stack.Git().Ref(repoRW, "refs/tags/flux-sync^{}")
+			if err != nil {
+				return "<none>"
+			}
+			return tag.String()
+		}
+		withinVirtual(time.Minute, 5*time.Second, func(g Gomega) {
+			g.Expect(cmValue(g, rw, "app")).To(Equal("v1"))
+			g.Expect(tagTarget(g)).To(Equal(head.String()))
+			g.Expect(a.compliance(ctx, "ro").OperatorMessage).To(ContainSubstring("attempt to push tag"))
+		})
+		ro1 := a.compliance(ctx, "ro")
+		Expect(ro1.Level).To(Equal("Error"))
+		Expect(ro1.OperatorMessage).To(ContainSubstring("git repo not ready"))
+		Expect(cmValue(Default, ro, "app")).To(Equal("<absent>"), "a repo that is not ready never syncs")
+
+		rev := commit(repoRW, "v2", map[string]string{"cm.yaml": cmYAML(rw, "app", "v2")})
+		withinVirtual(6*time.Minute, 30*time.Second, func(g Gomega) {
+			g.Expect(tagTarget(g)).To(Equal(rev))
+		})
+		Expect(cmValue(Default, rw, "app")).To(Equal("v2"))
+		refs, err := stack.Git().Refs(repoRW)
+		Expect(err).NotTo(HaveOccurred())
+		for r := range refs {
+			Expect(r).NotTo(ContainSubstring("flux-write-check"), "the write-check tag is deleted again")
+		}
+	})
+
+	It("reports a generated key as repositoryPublicKey and syncs once it is added as a deploy key", func(ctx SpecContext) {
+		a := onboard(ctx, "keygen")
+		ns := fmt.Sprintf("keygen-%d", clusterSeq.Load())
+		repo := newRepo("keygen", false, map[string]string{"cm.yaml": cmYAML(ns, "app", "v1")})
+		a.put(ctx, "keygen", configSpec{url: sshURL(repo), namespace: ns, instance: "flux", scope: "namespace", params: "--git-branch=main"})
+		Expect(a.compliance(ctx, "keygen").PublicKey).To(BeEmpty(), "empty until the agent reports the generated key")
+		var pub string
+		withinVirtual(time.Minute, 5*time.Second, func(g Gomega) {
+			c := a.compliance(ctx, "keygen")
+			g.Expect(c.PublicKey).To(HavePrefix("ssh-ed25519 "))
+			g.Expect(c.OperatorMessage).To(ContainSubstring("git clone"))
+			pub = c.PublicKey
+		})
+		clk.Advance(time.Minute)
+		Expect(cmValue(Default, ns, "app")).To(Equal("<absent>"))
+		_, err := stack.Git().AddDeployKey(repo, pub, false)
+		Expect(err).NotTo(HaveOccurred())
+		withinVirtual(30*time.Second, 5*time.Second, func(g Gomega) {
+			g.Expect(cmValue(g, ns, "app")).To(Equal("v1"))
+			g.Expect(a.compliance(ctx, "keygen").Level).To(Equal("Information"))
+		})
+		Expect(a.compliance(ctx, "keygen").PublicKey).To(Equal(pub), "the key survives in the deploy-key secret")
+	})
+
+	It("keeps a configuration Pending while the agent is offline, turns Offline after 15 minutes, and catches up on reconnect", func(ctx SpecContext) {
+		a := onboard(ctx, "offline")
+		ns := fmt.Sprintf("offline-%d", clusterSeq.Load())
+		repo := newRepo("offline", true, map[string]string{"cm.yaml": cmYAML(ns, "app", "v1")})
+		a.Agent.ARMLink().SetOffline(true)
+		a.put(ctx, "offline", configSpec{url: httpsURL(repo), namespace: ns, instance: "flux", scope: "namespace", params: "--git-branch=main"})
+		clk.Advance(14 * time.Minute)
+		Expect(a.compliance(ctx, "offline").State).To(Equal("Pending"))
+		Expect(a.connectivity(ctx)).To(Equal("Connected"))
+		withinVirtual(2*time.Minute, 10*time.Second, func(g Gomega) {
+			g.Expect(a.connectivity(ctx)).To(Equal("Offline"))
+		})
+		Expect(cmValue(Default, ns, "app")).To(Equal("<absent>"), "no new configurations while offline")
+
+		a.Agent.ARMLink().SetOffline(false)
+		withinVirtual(time.Minute, 5*time.Second, func(g Gomega) {
+			g.Expect(a.compliance(ctx, "offline").State).To(Equal("Installed"))
+			g.Expect(a.connectivity(ctx)).To(Equal("Connected"))
+			g.Expect(cmValue(g, ns, "app")).To(Equal("v1"))
+		})
+
+		By("syncing git while Azure is unreachable; the last report stays until reconnect")
+		before := a.compliance(ctx, "offline")
+		a.Agent.ARMLink().SetOffline(true)
+		rev := commit(repo, "v2", map[string]string{"cm.yaml": cmYAML(ns, "app", "v2")})
+		withinVirtual(6*time.Minute, 30*time.Second, func(g Gomega) {
+			g.Expect(cmValue(g, ns, "app")).To(Equal("v2"))
+		})
+		Expect(a.compliance(ctx, "offline")).To(Equal(before))
+		a.Agent.ARMLink().SetOffline(false)
+		withinVirtual(time.Minute, 5*time.Second, func(g Gomega) {
+			g.Expect(a.compliance(ctx, "offline").OperatorMessage).To(ContainSubstring(rev[:7]))
+		})
+	})
+
+	It("fails a configuration whose protected settings expired while offline, until it is recreated", func(ctx SpecContext) {
+		a := onboard(ctx, "expiry")
+		ns := fmt.Sprintf("expiry-%d", clusterSeq.Load())
+		repo := newRepo("expiry", false, map[string]string{"cm.yaml": cmYAML(ns, "app", "v1")})
+		priv, pub := keyPair()
+		_, err := stack.Git().AddDeployKey(repo, pub, false)
+		Expect(err).NotTo(HaveOccurred())
+		spec := configSpec{url: sshURL(repo), namespace: ns, instance: "flux", scope: "namespace", params: "--git-branch=main", protected: map[string]string{"sshPrivateKey": priv}}
+		a.Agent.ARMLink().SetOffline(true)
+		a.put(ctx, "expiry", spec)
+		clk.Advance(49 * time.Hour)
+		a.Agent.ARMLink().SetOffline(false)
+		withinVirtual(time.Minute, 5*time.Second, func(g Gomega) {
+			g.Expect(a.connectivity(ctx)).To(Equal("Connected"))
+		})
+		c := a.compliance(ctx, "expiry")
+		Expect(c.State).To(Equal("Failed"))
+		Expect(c.OperatorMessage).To(ContainSubstring("48 hours"))
+		_, err = admin.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{})
+		Expect(apierrors.IsNotFound(err)).To(BeTrue(), "nothing is installed without the settings")
+
+		a.delete(ctx, "expiry")
+		a.put(ctx, "expiry", spec)
+		withinVirtual(time.Minute, 5*time.Second, func(g Gomega) {
+			g.Expect(a.compliance(ctx, "expiry").State).To(Equal("Installed"))
+			g.Expect(cmValue(g, ns, "app")).To(Equal("v1"))
+		})
+	})
+
+	It("removes the operator when the configuration is deleted and leaves the workloads and the namespace", func(ctx SpecContext) {
+		a := onboard(ctx, "delete")
+		ns := fmt.Sprintf("delete-%d", clusterSeq.Load())
+		repo := newRepo("delete", true, map[string]string{"cm.yaml": cmYAML(ns, "app", "v1")})
+		a.put(ctx, "doomed", configSpec{url: httpsURL(repo), namespace: ns, instance: "flux", scope: "namespace", params: "--git-branch=main"})
+		withinVirtual(time.Minute, 5*time.Second, func(g Gomega) {
+			g.Expect(cmValue(g, ns, "app")).To(Equal("v1"))
+		})
+		_, err := admin.CoreV1().Secrets(ns).Get(ctx, "flux-git-deploy", metav1.GetOptions{})
+		Expect(err).NotTo(HaveOccurred(), "the deploy-key secret exists while the configuration does")
+		a.delete(ctx, "doomed")
+		withinVirtual(time.Minute, 5*time.Second, func(g Gomega) {
+			g.Expect(exists(g, func() error {
+				_, err := dyn.Resource(agent.GitConfigGVR).Namespace(ns).Get(ctx, "doomed", metav1.GetOptions{})
+				return err
+			})).To(BeFalse())
+		})
+		for what, get := range map[string]func() error{
+			"deployment": func() error {
+				_, err := admin.AppsV1().Deployments(ns).Get(ctx, "flux", metav1.GetOptions{})
+				return err
+			},
+			"serviceaccount": func() error {
+				_, err := admin.CoreV1().ServiceAccounts(ns).Get(ctx, "flux", metav1.GetOptions{})
+				return err
+			},
+			"rolebinding": func() error {
+				_, err := admin.RbacV1().RoleBindings(ns).Get(ctx, "flux", metav1.GetOptions{})
+				return err
+			},
+			"secret": func() error {
+				_, err := admin.CoreV1().Secrets(ns).Get(ctx, "flux-git-deploy", metav1.GetOptions{})
+				return err
+			},
+		} {
+			Expect(apierrors.IsNotFound(get())).To(BeTrue(), "%s should be removed", what)
+		}
+		Expect(cmValue(Default, ns, "app")).To(Equal("v1"), "deployed workloads stay")
+		_, err = admin.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{})
+		Expect(err).NotTo(HaveOccurred(), "the namespace stays")
+		commit(repo, "after delete", map[string]string{"cm.yaml": cmYAML(ns, "app", "v2")})
+		clk.Advance(10 * time.Minute)
+		Expect(cmValue(Default, ns, "app")).To(Equal("v1"), "no operator syncs any more")
 	})
 })

@@ -59,8 +59,9 @@ type configuration struct {
 	State            string // provisioningState
 	Compliance       Compliance
 	PublicKey        string
-	// Generation counts PUTs, so the agent can tell a replaced
-	// configuration from the one it installed.
+	// Generation changes on every PUT (and differs between a deleted
+	// configuration and its re-creation), so the agent can tell a
+	// replaced configuration from the one it installed.
 	Generation int64
 }
 
@@ -305,7 +306,8 @@ func (s *Server) putConfig(c *call) *Error {
 	cfg.Compliance = pendingCompliance()
 	cfg.PublicKey = publicKeyOf(protected)
 	cfg.ProtectedExpired = false
-	cfg.Generation++
+	s.store.genSeq++
+	cfg.Generation = s.store.genSeq
 	cfg.Sys.touch(c.who, c.now)
 	if e := s.commitLocked(); e != nil {
 		return e

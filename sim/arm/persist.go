@@ -34,6 +34,7 @@ type snapshot struct {
 	Configs       []*configuration `json:"configs"`
 	Ops           []*operation     `json:"ops"`
 	OpSeq         int              `json:"opSeq"`
+	GenSeq        int64            `json:"genSeq"`
 }
 
 func stateKeyPath(workdir string) string { return filepath.Join(workdir, "arm", "state.key") }
@@ -116,6 +117,10 @@ func (s *Server) loadState() error {
 		}
 	}
 	st.opSeq = snap.OpSeq
+	st.genSeq = snap.GenSeq
+	for _, c := range snap.Configs {
+		st.genSeq = max(st.genSeq, c.Generation)
+	}
 	s.log.Info("ARM state restored", "from", path, "resourceGroups", len(snap.Groups), "clusters", len(snap.Clusters), "configurations", len(snap.Configs))
 	return nil
 }
@@ -138,6 +143,7 @@ func (s *Server) writeStateLocked() error {
 	snap := snapshot{
 		Version:       stateVersion,
 		OpSeq:         st.opSeq,
+		GenSeq:        st.genSeq,
 		Subscriptions: inOrder(st.subscriptions, ""),
 		Groups:        inOrder(st.groups, ""),
 		Clusters:      inOrder(st.clusters, ""),

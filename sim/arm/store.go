@@ -22,6 +22,9 @@ type store struct {
 	// operation ever made.
 	pending map[string]*operation
 	opSeq   int
+	// genSeq numbers configuration generations across the whole store,
+	// so a deleted and recreated configuration never repeats one.
+	genSeq int64
 }
 
 func newStore(defaultSub string) *store {

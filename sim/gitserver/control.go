@@ -73,7 +73,7 @@ func (s *Server) SetPublic(name string, public bool) error {
 func (s *Server) Repos() []string { return s.store.Names() }
 
 // Ref returns what a ref ("main", "refs/tags/v1", "HEAD") points at, fully
-// resolved.
+// resolved; a "^{}" suffix peels annotated tags to the commit, as in git.
 func (s *Server) Ref(repo, ref string) (plumbing.Hash, error) {
 	r, ok := s.store.Get(repo)
 	if !ok {
@@ -81,7 +81,41 @@ func (s *Server) Ref(repo, ref string) (plumbing.Hash, error) {
 	}
 	r.mu.RLock()
 	defer r.mu.RUnlock()
-	return resolveRef(r.st, ref)
+	name, peel := strings.CutSuffix(ref, "^{}")
+	h, err := resolveRef(r.st, name)
+	if err != nil || !peel {
+		return h, err
+	}
+	for range 5 {
+		t, err := object.GetTag(r.st, h)
+		if err != nil {
+			return h, nil // not a tag object: already peeled
+		}
+		h = t.Target
+	}
+	return h, nil
+}
+
+// Refs lists a repo's refs (without HEAD) and what they point at.
+func (s *Server) Refs(repo string) (map[string]plumbing.Hash, error) {
+	r, ok := s.store.Get(repo)
+	if !ok {
+		return nil, fmt.Errorf("%w: %s", ErrRepoNotFound, repo)
+	}
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	it, err := r.st.IterReferences()
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]plumbing.Hash{}
+	err = it.ForEach(func(rf *plumbing.Reference) error {
+		if rf.Type() == plumbing.HashReference {
+			out[rf.Name().String()] = rf.Hash()
+		}
+		return nil
+	})
+	return out, err
 }
 
 func resolveRef(st storage.Storer, ref string) (plumbing.Hash, error) {
