@@ -572,4 +572,77 @@ var _ = Describe("the Arc agent and its Flux operators", Label("agent"), func() 
 		clk.Advance(10 * time.Minute)
 		Expect(cmValue(Default, ns, "app")).To(Equal("v1"), "no operator syncs any more")
 	})
+
+	It("surfaces credentials that stop working in the compliance message until they are fixed", func(ctx SpecContext) {
+		a := onboard(ctx, "creds")
+		n := clusterSeq.Load()
+		nsSSH, nsHTTPS := fmt.Sprintf("creds-ssh-%d", n), fmt.Sprintf("creds-https-%d", n)
+		repoSSH := newRepo("creds-ssh", false, map[string]string{"cm.yaml": cmYAML(nsSSH, "app", "v1")})
+		repoHTTPS := newRepo("creds-https", false, map[string]string{"cm.yaml": cmYAML(nsHTTPS, "app", "v1")})
+		priv, pub := keyPair()
+		fp, err := stack.Git().AddDeployKey(repoSSH, pub, false)
+		Expect(err).NotTo(HaveOccurred())
+		user := fmt.Sprintf("ci-%d", n)
+		Expect(stack.Git().AddUser(user, false)).To(Succeed())
+		Expect(stack.Git().Grant(user, repoHTTPS, false)).To(Succeed())
+		token, err := stack.Git().AddToken(user, gitserver.TokenOptions{})
+		Expect(err).NotTo(HaveOccurred())
+		a.put(ctx, "ssh", configSpec{url: sshURL(repoSSH), namespace: nsSSH, instance: "flux", scope: "namespace", params: "--git-branch=main", protected: map[string]string{"sshPrivateKey": priv}})
+		a.put(ctx, "https", configSpec{url: httpsURL(repoHTTPS), namespace: nsHTTPS, instance: "flux", scope: "namespace", params: "--git-branch=main", protected: map[string]string{"httpsUser": user, "httpsKey": token}})
+		withinVirtual(time.Minute, 5*time.Second, func(g Gomega) {
+			g.Expect(cmValue(g, nsSSH, "app")).To(Equal("v1"))
+			g.Expect(cmValue(g, nsHTTPS, "app")).To(Equal("v1"))
+		})
+		Expect(stack.Git().RevokeKey(fp)).To(BeTrue())
+		Expect(stack.Git().ExpireToken(token)).To(BeTrue())
+		withinVirtual(6*time.Minute, 30*time.Second, func(g Gomega) {
+			for _, name := range []string{"ssh", "https"} {
+				c := a.compliance(ctx, name)
+				g.Expect(c.Level).To(Equal("Error"), name)
+				g.Expect(c.OperatorMessage).To(ContainSubstring("git repo not ready: fetch"), name)
+			}
+		})
+		Expect(a.compliance(ctx, "https").OperatorMessage).NotTo(ContainSubstring(token), "the token never shows")
+
+		By("recovering once the key is back")
+		_, err = stack.Git().AddDeployKey(repoSSH, pub, false)
+		Expect(err).NotTo(HaveOccurred())
+		rev := commit(repoSSH, "v2", map[string]string{"cm.yaml": cmYAML(nsSSH, "app", "v2")})
+		withinVirtual(time.Minute, 5*time.Second, func(g Gomega) {
+			g.Expect(cmValue(g, nsSSH, "app")).To(Equal("v2"))
+			c := a.compliance(ctx, "ssh")
+			g.Expect(c.Level).To(Equal("Information"))
+			g.Expect(c.OperatorMessage).To(ContainSubstring(rev[:7]))
+		})
+		Expect(a.compliance(ctx, "https").Level).To(Equal("Error"), "the expired token still fails")
+	})
+
+	It("fails a configuration whose operatorParams fluxd would refuse, and installs it once fixed", func(ctx SpecContext) {
+		a := onboard(ctx, "params")
+		ns := fmt.Sprintf("params-%d", clusterSeq.Load())
+		repo := newRepo("params", true, map[string]string{"cm.yaml": cmYAML(ns, "app", "v1")})
+		a.put(ctx, "bad", configSpec{url: httpsURL(repo), namespace: ns, instance: "flux", scope: "namespace", params: "--git-branch=main --git-poll-intervall=1m"})
+		withinVirtual(time.Minute, 5*time.Second, func(g Gomega) {
+			c := a.compliance(ctx, "bad")
+			g.Expect(c.State).To(Equal("Failed"))
+			g.Expect(c.ClusterState).To(Equal("Failed"))
+			g.Expect(c.OperatorMessage).To(ContainSubstring("fluxd: unknown flag: --git-poll-intervall"))
+		})
+		Expect(cmValue(Default, ns, "app")).To(Equal("<absent>"))
+		a.put(ctx, "bad", configSpec{url: httpsURL(repo), namespace: ns, instance: "flux", scope: "namespace", params: "--git-branch=main --git-poll-interval=1m"})
+		withinVirtual(time.Minute, 5*time.Second, func(g Gomega) {
+			g.Expect(a.compliance(ctx, "bad").State).To(Equal("Installed"))
+			g.Expect(cmValue(g, ns, "app")).To(Equal("v1"))
+		})
+	})
+
+	It("needs --git-branch when the repo has no master branch, as Flux v1 does", func(ctx SpecContext) {
+		a := onboard(ctx, "branch")
+		ns := fmt.Sprintf("branch-%d", clusterSeq.Load())
+		repo := newRepo("branch", true, map[string]string{"cm.yaml": cmYAML(ns, "app", "v1")})
+		a.put(ctx, "branch", configSpec{url: httpsURL(repo), namespace: ns, instance: "flux", scope: "namespace"})
+		withinVirtual(time.Minute, 5*time.Second, func(g Gomega) {
+			g.Expect(a.compliance(ctx, "branch").OperatorMessage).To(ContainSubstring("configured branch 'master' does not exist"))
+		})
+	})
 })

@@ -72,7 +72,7 @@ func runGitopsim(t *testing.T, args ...string) (stdout, stderr string, code int)
 
 func TestUpServesAndStopsCleanlyOnSIGINT(t *testing.T) {
 	workdir := filepath.Join(t.TempDir(), "wd")
-	cmd := gitopsim(t, "up", "--workdir", workdir)
+	cmd := gitopsim(t, "up", "--workdir", workdir, "--profile", "fast")
 	var out, errb syncBuffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	if err := cmd.Start(); err != nil {
@@ -121,8 +121,12 @@ func TestUpServesAndStopsCleanlyOnSIGINT(t *testing.T) {
 			t.Errorf("endpoint file: %v", err)
 		}
 	}
-	if e.ConnectedClusters == nil {
-		t.Error("connectedClusters should be an empty list, not null")
+	if len(e.ConnectedClusters) != 1 {
+		t.Fatalf("connectedClusters = %+v, want the local cluster", e.ConnectedClusters)
+	}
+	if cc := e.ConnectedClusters[0]; cc.Name != "local" || cc.ResourceGroup != "gitopsim" || cc.Kubeconfig != e.Cluster.Kubeconfig ||
+		!strings.HasSuffix(cc.ID, "/resourceGroups/gitopsim/providers/Microsoft.Kubernetes/connectedClusters/local") {
+		t.Errorf("local connected cluster = %+v", cc)
 	}
 	// Progress went to stderr, the summary to stdout.
 	if !strings.Contains(out.String(), path) || !strings.Contains(out.String(), e.Cluster.Kubeconfig) {
@@ -143,6 +147,7 @@ func TestUpServesAndStopsCleanlyOnSIGINT(t *testing.T) {
 	if len(nss.Items) == 0 {
 		t.Error("no namespaces listed")
 	}
+	userFlow(t, e)
 
 	// A second up on the same workdir must not disturb the first.
 	_, stderr, code := runGitopsim(t, "up", "--workdir", workdir)
@@ -233,6 +238,8 @@ func TestUpFlagMistakes(t *testing.T) {
 		{[]string{"--cluster", "kubeconfig"}, "needs --kubeconfig"},
 		{[]string{"--kubeconfig", "x"}, "--kubeconfig only applies to --cluster kubeconfig"},
 		{[]string{"--time-scale", "0"}, "invalid --time-scale"},
+		{[]string{"--profile", "turbo"}, "invalid --profile \"turbo\": valid values are realistic, fast"},
+		{[]string{"--no-agent", "--connected-cluster", "x"}, "drop them or --no-agent"},
 		{[]string{"--apiserver-port", "70000"}, "invalid --apiserver-port"},
 		{[]string{"--no-such-flag"}, "unknown flag: --no-such-flag"},
 	} {
