@@ -51,7 +51,7 @@ var _ = BeforeSuite(func(ctx SpecContext) {
 		// Specs onboard their own connected clusters, so that each one's
 		// agent sees only its own configurations; `gitopsim up`'s local
 		// cluster is covered by the CLI tests.
-		Local: sim.LocalCluster{Disabled: true},
+		Local:   sim.LocalCluster{Disabled: true},
 		Logger:  slog.New(slog.NewTextHandler(GinkgoWriter, nil)),
 		Cluster: cluster.Options{Backend: backend, Kubeconfig: os.Getenv("GITOPSIM_E2E_KUBECONFIG")},
 		// Small pages, so that listing specs cross page boundaries.
