@@ -56,6 +56,7 @@ func onboard(ctx context.Context, prefix string) *arc {
 
 type configSpec struct {
 	url, namespace, instance, scope, params string
+	knownHosts                              string
 	protected                               map[string]string
 }
 
@@ -68,6 +69,9 @@ func (a *arc) put(ctx context.Context, name string, c configSpec) {
 	props := &armkubernetesconfiguration.SourceControlConfigurationProperties{
 		RepositoryURL: to.Ptr(c.url), OperatorNamespace: to.Ptr(c.namespace), OperatorInstanceName: to.Ptr(c.instance),
 		OperatorType: to.Ptr(armkubernetesconfiguration.OperatorTypeFlux), OperatorScope: to.Ptr(scope), OperatorParams: to.Ptr(c.params),
+	}
+	if c.knownHosts != "" {
+		props.SSHKnownHostsContents = to.Ptr(base64.StdEncoding.EncodeToString([]byte(c.knownHosts)))
 	}
 	if len(c.protected) > 0 {
 		props.ConfigurationProtectedSettings = map[string]*string{}
@@ -603,6 +607,13 @@ var _ = Describe("the Arc agent and its Flux operators", Label("agent"), func() 
 			}
 		})
 		Expect(a.compliance(ctx, "https").OperatorMessage).NotTo(ContainSubstring(token), "the token never shows")
+		for _, ev := range a.Agent.Events() {
+			Expect(ev.Message).NotTo(Or(ContainSubstring(token), ContainSubstring(strings.Split(priv, "\n")[1])), "secrets in agent events")
+		}
+		gcObj, err := dyn.Resource(agent.GitConfigGVR).Namespace(nsHTTPS).Get(ctx, "https", metav1.GetOptions{})
+		Expect(err).NotTo(HaveOccurred())
+		raw, _ := json.Marshal(gcObj.Object)
+		Expect(string(raw)).NotTo(ContainSubstring(token), "secrets in the GitConfig")
 
 		By("recovering once the key is back")
 		_, err = stack.Git().AddDeployKey(repoSSH, pub, false)
@@ -643,6 +654,31 @@ var _ = Describe("the Arc agent and its Flux operators", Label("agent"), func() 
 		a.put(ctx, "branch", configSpec{url: httpsURL(repo), namespace: ns, instance: "flux", scope: "namespace"})
 		withinVirtual(time.Minute, 5*time.Second, func(g Gomega) {
 			g.Expect(a.compliance(ctx, "branch").OperatorMessage).To(ContainSubstring("configured branch 'master' does not exist"))
+		})
+	})
+
+	It("checks the git host key, and sshKnownHostsContents replaces the trust it ships with", func(ctx SpecContext) {
+		a := onboard(ctx, "hostkey")
+		ns := fmt.Sprintf("hostkey-%d", clusterSeq.Load())
+		repo := newRepo("hostkey", false, map[string]string{"cm.yaml": cmYAML(ns, "app", "v1")})
+		priv, pub := keyPair()
+		_, err := stack.Git().AddDeployKey(repo, pub, false)
+		Expect(err).NotTo(HaveOccurred())
+		// A known_hosts line for the git server's address with some other key.
+		addr := strings.TrimPrefix(stack.Git().SSHURL(), "ssh://git@")
+		_, otherPub := keyPair()
+		host, port, _ := strings.Cut(addr, ":")
+		wrong := fmt.Sprintf("[%s]:%s %s\n", host, port, otherPub)
+		spec := configSpec{url: sshURL(repo), namespace: ns, instance: "flux", scope: "namespace", params: "--git-branch=main", knownHosts: wrong, protected: map[string]string{"sshPrivateKey": priv}}
+		a.put(ctx, "hostkey", spec)
+		withinVirtual(time.Minute, 5*time.Second, func(g Gomega) {
+			g.Expect(a.compliance(ctx, "hostkey").OperatorMessage).To(ContainSubstring("knownhosts: key mismatch"))
+		})
+		Expect(cmValue(Default, ns, "app")).To(Equal("<absent>"))
+		spec.knownHosts = stack.Git().KnownHosts()
+		a.put(ctx, "hostkey", spec)
+		withinVirtual(time.Minute, 5*time.Second, func(g Gomega) {
+			g.Expect(cmValue(g, ns, "app")).To(Equal("v1"))
 		})
 	})
 })
