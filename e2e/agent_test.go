@@ -497,9 +497,16 @@ var _ = Describe("the Arc agent and its Flux operators", Label("agent"), func() 
 			g.Expect(cmValue(g, ns, "app")).To(Equal("v2"))
 		})
 		Expect(a.compliance(ctx, "offline")).To(Equal(before))
+		synced := func(g Gomega) any {
+			gc, err := dyn.Resource(agent.GitConfigGVR).Namespace(ns).Get(ctx, "offline", metav1.GetOptions{})
+			g.Expect(err).NotTo(HaveOccurred())
+			return gc.Object["status"].(map[string]any)["isSyncedWithAzure"]
+		}
+		Expect(synced(Default)).To(BeFalse(), "the GitConfig shows the report Azure has not got")
 		a.Agent.ARMLink().SetOffline(false)
 		withinVirtual(time.Minute, 5*time.Second, func(g Gomega) {
 			g.Expect(a.compliance(ctx, "offline").OperatorMessage).To(ContainSubstring(rev[:7]))
+			g.Expect(synced(g)).To(BeTrue())
 		})
 	})
 

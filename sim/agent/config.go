@@ -29,6 +29,8 @@ type instance struct {
 	reportMu    sync.Mutex
 	reported    arm.ComplianceReport
 	hasReported bool
+	// gitConfigStatus is the last status written to the GitConfig.
+	gitConfigStatus string
 }
 
 // poll pulls the desired configurations, installs what is new or changed,
@@ -56,6 +58,9 @@ func (a *Agent) poll() {
 	a.mu.Unlock()
 	for _, n := range names {
 		a.report(ctx, n)
+		if in := a.instance(n); in != nil && in.op != nil {
+			a.updateGitConfigStatus(ctx, in)
+		}
 	}
 }
 
@@ -205,6 +210,6 @@ func (a *Agent) statusChanged(name string) {
 	}
 	ctx, cancel := context.WithTimeout(a.ctx, 30*time.Second)
 	defer cancel()
-	a.updateGitConfigStatus(ctx, in)
 	a.report(ctx, name)
+	a.updateGitConfigStatus(ctx, in)
 }

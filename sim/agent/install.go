@@ -395,12 +395,24 @@ func (a *Agent) removeOperator(ctx context.Context, gc gitConfigRef) {
 // updateGitConfigStatus mirrors the operator's state into the GitConfig.
 func (a *Agent) updateGitConfigStatus(ctx context.Context, in *instance) {
 	st := in.op.status()
+	in.reportMu.Lock()
+	synced := in.hasReported && in.reported == a.compliance(in)
+	in.reportMu.Unlock()
 	status := map[string]any{
-		"configAppliedTime": in.installedAt.UTC().Format(time.RFC3339), "isSyncedWithAzure": in.hasReported,
-		"lastPolledStatusTime": a.clk.Now().UTC().Format(time.RFC3339), "message": st.message,
-		"operatorPropertiesHashed": hashProps(in.spec), "publicKey": in.publicKey, "retryCountPublicKey": int64(0),
-		"status": st.phase,
+		"configAppliedTime": in.installedAt.UTC().Format(time.RFC3339), "isSyncedWithAzure": synced,
+		"message": st.message, "operatorPropertiesHashed": hashProps(in.spec), "publicKey": in.publicKey,
+		"retryCountPublicKey": int64(0), "status": st.phase,
 	}
+	// Patch only on change: a virtual clock may poll thousands of times.
+	key, _ := json.Marshal(status)
+	in.reportMu.Lock()
+	same := in.gitConfigStatus == string(key)
+	in.gitConfigStatus = string(key)
+	in.reportMu.Unlock()
+	if same {
+		return
+	}
+	status["lastPolledStatusTime"] = a.clk.Now().UTC().Format(time.RFC3339)
 	// A merge patch, not an apply: a GitConfig removed meanwhile must not
 	// come back.
 	patch, _ := json.Marshal(map[string]any{"status": status})
