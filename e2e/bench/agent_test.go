@@ -12,6 +12,7 @@ import (
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
 	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/kubernetesconfiguration/armkubernetesconfiguration/v2"
+	"github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
@@ -85,14 +86,9 @@ func BenchmarkPushToCompliance(b *testing.B) {
 		}
 		return cm.Data["value"]
 	}
+	g := gomega.NewWithT(b)
 	waitFor := func(what string, cond func() bool) {
-		deadline := time.Now().Add(30 * time.Second)
-		for !cond() {
-			if time.Now().After(deadline) {
-				b.Fatalf("%s: not within 30s", what)
-			}
-			time.Sleep(5 * time.Millisecond)
-		}
+		g.Eventually(cond).WithTimeout(30*time.Second).WithPolling(5*time.Millisecond).Should(gomega.BeTrue(), what)
 	}
 	waitFor("first sync", func() bool { return value() == "0" })
 
