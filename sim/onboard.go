@@ -48,6 +48,15 @@ func (s *Sim) Onboard(ctx context.Context, o OnboardOptions) (*Connected, error)
 }
 
 func (s *Sim) onboardLocked(ctx context.Context, o OnboardOptions) (*Connected, error) {
+	o = s.onboardDefaults(o)
+	ob, err := s.register(ctx, o)
+	if err != nil {
+		return nil, err
+	}
+	return s.startAgentLocked(ctx, o, ob)
+}
+
+func (s *Sim) onboardDefaults(o OnboardOptions) OnboardOptions {
 	if o.Name == "" {
 		o.Name = DefaultClusterName
 	}
@@ -63,27 +72,33 @@ func (s *Sim) onboardLocked(ctx context.Context, o OnboardOptions) (*Connected, 
 	if o.Profile == "" {
 		o.Profile = s.opts.AgentProfile
 	}
-	iv := s.opts.AgentIntervals
-	if o.Intervals != (agent.Intervals{}) {
-		iv = o.Intervals
+	if o.Intervals == (agent.Intervals{}) {
+		o.Intervals = s.opts.AgentIntervals
 	}
-	e := s.endpointsLocked().ARM
-	az, err := azclient.New(azclient.Endpoint(e))
+	return o
+}
+
+// register creates the connected cluster in ARM; it needs only ARM, so
+// Start runs it while the Kubernetes API comes up.
+func (s *Sim) register(ctx context.Context, o OnboardOptions) (*azclient.Onboarded, error) {
+	az, err := azclient.New(azclient.Endpoint(s.armEndpoint()))
 	if err != nil {
 		return nil, err
 	}
-	ob, err := az.Onboard(ctx, o.ResourceGroup, o.Name, o.Location)
-	if err != nil {
-		return nil, err
-	}
+	return az.Onboard(ctx, o.ResourceGroup, o.Name, o.Location)
+}
+
+// startAgentLocked starts the agent of a registered cluster; its backend
+// must be running.
+func (s *Sim) startAgentLocked(ctx context.Context, o OnboardOptions, ob *azclient.Onboarded) (*Connected, error) {
 	caPEM, err := os.ReadFile(s.caFile)
 	if err != nil {
 		return nil, fmt.Errorf("onboard %s: %w", o.Name, err)
 	}
 	ag, err := agent.New(agent.Options{
-		ClusterID: ob.ID, Key: ob.Key, ARMURL: e.URL, CAPEM: caPEM,
+		ClusterID: ob.ID, Key: ob.Key, ARMURL: s.arm.URL(), CAPEM: caPEM,
 		GitKnownHosts: s.git.KnownHosts(), Kube: o.Backend.AdminConfig(),
-		Profile: o.Profile, Intervals: iv, Clock: s.clock, Logger: s.log,
+		Profile: o.Profile, Intervals: o.Intervals, Clock: s.clock, Logger: s.log,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("onboard %s: %w", o.Name, err)

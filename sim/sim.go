@@ -17,6 +17,7 @@ import (
 	"github.com/gitopsim/gitopsim/sim/clock"
 	"github.com/gitopsim/gitopsim/sim/cluster"
 	"github.com/gitopsim/gitopsim/sim/gitserver"
+	"github.com/gitopsim/gitopsim/sim/internal/azclient"
 	"github.com/gitopsim/gitopsim/sim/internal/pki"
 )
 
@@ -191,15 +192,38 @@ func (s *Sim) Start(ctx context.Context) (err error) {
 		return fmt.Errorf("start git server: %w", err)
 	}
 	s.running = append(s.running, component{"git", s.git.Stop})
-	if err := s.cluster.Start(ctx); err != nil {
-		return fmt.Errorf("start cluster: %w", err)
+	// The local cluster's ARM registration needs only ARM: it runs while
+	// the Kubernetes API starts, and its agent starts after.
+	type registered struct {
+		ob  *azclient.Onboarded
+		err error
 	}
-	s.running = append(s.running, component{"cluster", s.cluster.Stop})
+	var local OnboardOptions
+	reg := make(chan registered, 1)
 	if !s.opts.Local.Disabled {
-		l := s.opts.Local
-		if _, err := s.onboardLocked(ctx, OnboardOptions{Name: l.Name, ResourceGroup: l.ResourceGroup}); err != nil {
-			return fmt.Errorf("onboard local cluster: %w", err)
+		local = s.onboardDefaults(OnboardOptions{Name: s.opts.Local.Name, ResourceGroup: s.opts.Local.ResourceGroup})
+		go func() {
+			ob, err := s.register(ctx, local)
+			reg <- registered{ob, err}
+		}()
+	}
+	clusterErr := s.cluster.Start(ctx)
+	if clusterErr == nil {
+		s.running = append(s.running, component{"cluster", s.cluster.Stop})
+	}
+	if !s.opts.Local.Disabled {
+		r := <-reg // always joined, so nothing outlives a failed Start
+		if clusterErr == nil && r.err != nil {
+			return fmt.Errorf("onboard local cluster: %w", r.err)
 		}
+		if clusterErr == nil {
+			if _, err := s.startAgentLocked(ctx, local, r.ob); err != nil {
+				return fmt.Errorf("onboard local cluster: %w", err)
+			}
+		}
+	}
+	if clusterErr != nil {
+		return fmt.Errorf("start cluster: %w", clusterErr)
 	}
 	return nil
 }
@@ -259,19 +283,25 @@ func (s *Sim) Endpoints() Endpoints {
 	return s.endpointsLocked()
 }
 
+// armEndpoint is the arm section of the endpoints; it reads only
+// immutable state, so it needs no lock.
+func (s *Sim) armEndpoint() ARMEndpoint {
+	return ARMEndpoint{
+		URL:            s.arm.URL(),
+		CAFile:         s.arm.CAFile(),
+		TenantID:       s.arm.TenantID(),
+		SubscriptionID: s.arm.SubscriptionID(),
+		AuthorityHost:  s.arm.AuthorityHost(),
+		ClientID:       s.arm.ClientID(),
+		ClientSecret:   s.arm.ClientSecret(),
+	}
+}
+
 func (s *Sim) endpointsLocked() Endpoints {
 	return Endpoints{
 		Workdir: s.workdir,
 		Cluster: ClusterEndpoint{Backend: s.cluster.Name(), Kubeconfig: s.cluster.Kubeconfig()},
-		ARM: ARMEndpoint{
-			URL:            s.arm.URL(),
-			CAFile:         s.arm.CAFile(),
-			TenantID:       s.arm.TenantID(),
-			SubscriptionID: s.arm.SubscriptionID(),
-			AuthorityHost:  s.arm.AuthorityHost(),
-			ClientID:       s.arm.ClientID(),
-			ClientSecret:   s.arm.ClientSecret(),
-		},
+		ARM:     s.armEndpoint(),
 		Git: GitEndpoint{
 			SSHURL:            s.git.SSHURL(),
 			HTTPSURL:          s.git.HTTPSURL(),
