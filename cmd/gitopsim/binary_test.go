@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"syscall"
@@ -34,20 +33,13 @@ func TestBuiltBinaryComesUp(t *testing.T) {
 	}
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
-	path := filepath.Join(workdir, sim.EndpointsFile)
-	for {
-		if _, err := os.Stat(path); err == nil {
-			break
-		}
-		select {
-		case err := <-exited:
-			t.Fatalf("gitopsim up exited before it was ready (%v):\n%s", err, errb.String())
-		case <-ctx.Done():
+	t.Cleanup(func() {
+		if cmd.ProcessState == nil {
 			_ = cmd.Process.Kill()
-			t.Fatalf("not ready in time:\n%s", errb.String())
-		case <-time.After(50 * time.Millisecond):
+			<-exited
 		}
-	}
+	})
+	path := waitReady(t, workdir, exited, &errb, 2*time.Minute)
 	e, err := sim.ReadEndpoints(path)
 	if err != nil {
 		t.Fatal(err)

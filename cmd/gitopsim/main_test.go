@@ -87,21 +87,7 @@ func TestUpServesAndStopsCleanlyOnSIGINT(t *testing.T) {
 		}
 	})
 
-	path := filepath.Join(workdir, sim.EndpointsFile)
-	deadline := time.Now().Add(2 * time.Minute)
-	for {
-		if _, err := os.Stat(path); err == nil {
-			break
-		}
-		select {
-		case err := <-exited:
-			t.Fatalf("gitopsim up exited before it was ready (%v):\n%s", err, errb.String())
-		case <-time.After(50 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no %s after 2m; stderr:\n%s", path, errb.String())
-		}
-	}
+	path := waitReady(t, workdir, exited, &errb, 2*time.Minute)
 
 	e, err := sim.ReadEndpoints(path)
 	if err != nil {
@@ -178,6 +164,28 @@ func TestUpServesAndStopsCleanlyOnSIGINT(t *testing.T) {
 	}
 	if _, err := os.Stat(path); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("endpoints file still there after shutdown: %v", err)
+	}
+}
+
+// waitReady waits for `gitopsim up` to write its endpoints file and
+// returns the file's path; the test fails if up exits first or takes
+// longer than limit.
+func waitReady(t *testing.T, workdir string, exited <-chan error, errb *syncBuffer, limit time.Duration) string {
+	t.Helper()
+	path := filepath.Join(workdir, sim.EndpointsFile)
+	deadline := time.Now().Add(limit)
+	for {
+		if _, err := os.Stat(path); err == nil {
+			return path
+		}
+		select {
+		case err := <-exited:
+			t.Fatalf("gitopsim up exited before it was ready (%v):\n%s", err, errb.String())
+		case <-time.After(50 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no %s after %v; stderr:\n%s", path, limit, errb.String())
+		}
 	}
 }
 

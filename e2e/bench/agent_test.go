@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"slices"
 	"strings"
 	"testing"
@@ -31,8 +30,8 @@ import (
 // run's cost of doing the two observable steps by hand (one server-side
 // apply of the ConfigMap plus one SDK GET); and visible-p95/poll, the p95
 // against the fast profile's git poll interval, which bounds the wait for
-// a push to be seen (goal: visible p95 under 1 s). Commits land at a
-// random point of the poll cycle, as real pushes do.
+// a push to be seen (goal: visible p95 under 1 s). Commits land at
+// changing points of the poll cycle, as real pushes do.
 func BenchmarkPushToCompliance(b *testing.B) {
 	ctx := context.Background()
 	s, err := sim.New(sim.Options{Workdir: b.TempDir(), AgentProfile: "fast", Logger: slog.New(slog.DiscardHandler)})
@@ -109,11 +108,15 @@ func BenchmarkPushToCompliance(b *testing.B) {
 	var applied, visible []time.Duration
 	b.ResetTimer()
 	poll := local.Agent.Intervals().GitPoll
+	// Pushes arrive at any point of the poll cycle, not just after a sync
+	// (then every sample would wait a full interval): commits come on a
+	// period that is not a multiple of the poll interval, so each lands
+	// at another phase of it.
+	arrivals := time.NewTicker(poll*3/2 + 37*time.Millisecond)
+	defer arrivals.Stop()
 	for i := range b.N {
-		// Pushes arrive at any point of the poll cycle, not just after a
-		// sync: without this every sample would wait a full interval.
 		b.StopTimer()
-		time.Sleep(time.Duration(rand.Int64N(int64(poll))))
+		<-arrivals.C
 		b.StartTimer()
 		rev, err := s.Git().Commit(repo, "main", fmt.Sprint(i+1), manifest(i+1))
 		if err != nil {

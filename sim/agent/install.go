@@ -326,7 +326,6 @@ func (a *Agent) installOperator(ctx context.Context, d arm.DesiredConfiguration,
 		container["env"] = []any{map[string]any{"name": "GIT_AUTHUSER", "valueFrom": ref("username")}, map[string]any{"name": "GIT_AUTHKEY", "valueFrom": ref("password")}}
 	}
 	sel := map[string]any{"instanceName": inst, "name": "flux"}
-	podLabels := map[string]any{"instanceName": inst, "name": "flux"}
 	return a.apply(ctx, gvrDeployment, map[string]any{
 		"apiVersion": "apps/v1", "kind": "Deployment",
 		// Zero replicas: the operator runs inside gitopsim, and a real
@@ -335,7 +334,7 @@ func (a *Agent) installOperator(ctx context.Context, d arm.DesiredConfiguration,
 		"spec": map[string]any{
 			"replicas": int64(0), "selector": map[string]any{"matchLabels": sel},
 			"template": map[string]any{
-				"metadata": map[string]any{"labels": podLabels},
+				"metadata": map[string]any{"labels": sel},
 				"spec":     map[string]any{"serviceAccountName": inst, "containers": []any{container}},
 			},
 		},
