@@ -32,6 +32,11 @@ type Options struct {
 	// Cluster chooses and configures the Kubernetes backend. Its Workdir
 	// and Logger are filled from these Options when empty.
 	Cluster cluster.Options
+	// SharedCluster, when set, is an already started Kubernetes backend
+	// that this Sim uses instead of its own (Cluster is then ignored). The
+	// Sim neither starts nor stops it, so several Sims, one scenario each,
+	// can share one control plane.
+	SharedCluster cluster.Backend
 	// ARM configures the ARM provider. Workdir, Clock, Logger and the CA
 	// are filled from these Options when empty.
 	ARM arm.Options
@@ -111,9 +116,11 @@ func New(opts Options) (*Sim, error) {
 	if copts.Logger == nil {
 		copts.Logger = opts.Logger
 	}
-	backend, err := cluster.New(copts)
-	if err != nil {
-		return nil, err
+	backend := opts.SharedCluster
+	if backend == nil {
+		if backend, err = cluster.New(copts); err != nil {
+			return nil, err
+		}
 	}
 	// One CA for every gitopsim server, kept in the work dir so that
 	// clients that trusted it once keep trusting it.
@@ -207,8 +214,11 @@ func (s *Sim) Start(ctx context.Context) (err error) {
 			reg <- registered{ob, err}
 		}()
 	}
-	clusterErr := s.cluster.Start(ctx)
-	if clusterErr == nil {
+	var clusterErr error
+	if s.opts.SharedCluster == nil {
+		clusterErr = s.cluster.Start(ctx)
+	}
+	if clusterErr == nil && s.opts.SharedCluster == nil {
 		s.running = append(s.running, component{"cluster", s.cluster.Stop})
 	}
 	if !s.opts.Local.Disabled {

@@ -100,6 +100,9 @@ func (a *Agent) reconcile(ctx context.Context, d arm.DesiredConfiguration) {
 		err = fmt.Errorf("fluxd: %w", err)
 	}
 	if err == nil {
+		err = helmReleaseName(d.Spec)
+	}
+	if err == nil {
 		err = a.installOperator(ctx, d, creds)
 	}
 	if err != nil {
@@ -167,7 +170,12 @@ func (a *Agent) compliance(in *instance) arm.ComplianceReport {
 	r := arm.ComplianceReport{Generation: in.gen, RepositoryPublicKey: in.publicKey}
 	if !in.installed {
 		r.ComplianceState, r.MessageLevel = arm.ComplianceFailed, "Error"
-		r.Message = arm.ComplianceMessage(fmt.Sprintf("Error: {%v} occurred while doing the operation : {Installing the operator} on the config", in.installErr), "Failed")
+		state := "Failed"
+		if errors.Is(in.installErr, errHelmReleaseName) {
+			// Arc reports this one while still "Installing the operator".
+			state = "Installing the operator"
+		}
+		r.Message = arm.ComplianceMessage(fmt.Sprintf("Error: {%v} occurred while doing the operation : {Installing the operator} on the config", in.installErr), state)
 		return r
 	}
 	r.ComplianceState, r.LastConfigApplied = arm.ComplianceInstalled, in.installedAt
@@ -213,3 +221,29 @@ func (a *Agent) statusChanged(name string) {
 	a.report(ctx, name)
 	a.updateGitConfigStatus(ctx, in)
 }
+
+// maxHelmReleaseName is Helm's cap on release names.
+const maxHelmReleaseName = 53
+
+var errHelmReleaseName = errors.New("helm release name too long")
+
+// helmReleaseName checks the Helm operator's release name,
+// <operatorInstanceName>-helm-<operatorNamespace>, against Helm's limit;
+// Arc fails the configuration with Helm's own words when it is too long.
+func helmReleaseName(sp arm.ConfigSpec) error {
+	if !sp.EnableHelmOperator {
+		return nil
+	}
+	name := sp.OperatorInstanceName + "-helm-" + sp.OperatorNamespace
+	if len(name) <= maxHelmReleaseName {
+		return nil
+	}
+	return fmt.Errorf("failed to install chart from path [helm-operator] for release [%s]: err [release name %q exceeds max length of %d]%w",
+		name, name, maxHelmReleaseName, quiet{errHelmReleaseName})
+}
+
+// quiet wraps an error for errors.Is without adding to the message.
+type quiet struct{ err error }
+
+func (quiet) Error() string   { return "" }
+func (q quiet) Unwrap() error { return q.err }

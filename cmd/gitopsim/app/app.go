@@ -10,7 +10,9 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/gitopsim/gitopsim/cmd/gitopsim/app/cli"
+	"github.com/gitopsim/gitopsim/cmd/gitopsim/app/run"
 	"github.com/gitopsim/gitopsim/cmd/gitopsim/app/up"
+	"github.com/gitopsim/gitopsim/cmd/gitopsim/app/validate"
 	"github.com/gitopsim/gitopsim/cmd/gitopsim/app/version"
 )
 
@@ -50,6 +52,6 @@ Start the stack with 'gitopsim up'; clients find it through <workdir>/endpoints.
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return &cli.UsageError{Command: c.CommandPath(), Err: err}
 	})
-	root.AddCommand(up.NewCommand(s), version.NewCommand(s))
+	root.AddCommand(up.NewCommand(s), run.NewCommand(s), validate.NewCommand(s), version.NewCommand(s))
 	return root
 }

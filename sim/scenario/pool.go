@@ -1,0 +1,299 @@
+package scenario
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"slices"
+	"sync"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/discovery"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/gitopsim/gitopsim/sim/agent"
+	"github.com/gitopsim/gitopsim/sim/clock"
+	"github.com/gitopsim/gitopsim/sim/cluster"
+)
+
+// resetTimeout bounds the wait for a scenario's namespaces and objects to
+// be gone before the control plane serves the next scenario.
+const resetTimeout = 2 * time.Minute
+
+// pool hands out Kubernetes control planes, one scenario at a time each.
+// Starting kube-apiserver and etcd costs seconds; deleting what a
+// scenario created costs much less, so planes are reset and reused.
+type pool struct {
+	opts cluster.Options
+	dir  string
+	log  *slog.Logger
+
+	mu   sync.Mutex
+	free []*plane
+	all  []*plane
+	n    int
+}
+
+// plane is one control plane and what existed on it before any scenario.
+type plane struct {
+	backend  cluster.Backend
+	baseline map[objKey]bool
+}
+
+// namespacedKinds lists the namespaced resources that support
+// deletecollection.
+func namespacedKinds(b cluster.Backend) ([]schema.GroupVersionResource, error) {
+	dc, err := discovery.NewDiscoveryClientForConfig(b.AdminConfig())
+	if err != nil {
+		return nil, err
+	}
+	lists, err := dc.ServerPreferredNamespacedResources()
+	if err != nil && len(lists) == 0 {
+		return nil, err
+	}
+	var out []schema.GroupVersionResource
+	for _, l := range lists {
+		gv, err := schema.ParseGroupVersion(l.GroupVersion)
+		if err != nil {
+			continue
+		}
+		for _, res := range l.APIResources {
+			if slices.Contains(res.Verbs, "deletecollection") && slices.Contains(res.Verbs, "list") {
+				out = append(out, gv.WithResource(res.Name))
+			}
+		}
+	}
+	return out, nil
+}
+
+// emptyNamespaces does what the namespace controller does, without its
+// back-off: with each namespace already Terminating (so nothing new can
+// be created in it), delete every object at once, check nothing is left,
+// and drop the namespace's finalizer. Left to kube-controller-manager the
+// same takes about five seconds per scenario. If anything is left (an
+// object with its own finalizer), the controller finishes the job.
+func emptyNamespaces(ctx context.Context, b cluster.Backend, dyn dynamic.Interface, names []string) error {
+	kinds, err := namespacedKinds(b)
+	if err != nil {
+		return err
+	}
+	cs, err := kubernetes.NewForConfig(b.AdminConfig())
+	if err != nil {
+		return err
+	}
+	zero := int64(0)
+	bg := metav1.DeletePropagationBackground
+	var wg sync.WaitGroup
+	for _, ns := range names {
+		for _, gvr := range kinds {
+			wg.Go(func() {
+				_ = dyn.Resource(gvr).Namespace(ns).DeleteCollection(ctx, metav1.DeleteOptions{GracePeriodSeconds: &zero, PropagationPolicy: &bg}, metav1.ListOptions{})
+			})
+		}
+	}
+	wg.Wait()
+	for _, ns := range names {
+		left := false
+		for _, gvr := range kinds {
+			l, err := dyn.Resource(gvr).Namespace(ns).List(ctx, metav1.ListOptions{Limit: 1})
+			if err == nil && len(l.Items) > 0 {
+				left = true
+				break
+			}
+		}
+		if left {
+			continue
+		}
+		n, err := cs.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{})
+		if err != nil {
+			continue
+		}
+		n.Spec.Finalizers = nil
+		_, _ = cs.CoreV1().Namespaces().Finalize(ctx, n, metav1.UpdateOptions{})
+	}
+	return nil
+}
+
+type objKey struct {
+	gvr             schema.GroupVersionResource
+	namespace, name string
+}
+
+func (p *pool) acquire(ctx context.Context) (*plane, error) {
+	p.mu.Lock()
+	if n := len(p.free); n > 0 {
+		pl := p.free[n-1]
+		p.free = p.free[:n-1]
+		p.mu.Unlock()
+		return pl, nil
+	}
+	p.n++
+	o := p.opts
+	o.Workdir = filepath.Join(p.dir, fmt.Sprintf("cp-%d", p.n))
+	p.mu.Unlock()
+	b, err := cluster.New(o)
+	if err != nil {
+		return nil, err
+	}
+	if err := b.Start(ctx); err != nil {
+		return nil, fmt.Errorf("start control plane: %w", err)
+	}
+	pl := &plane{backend: b}
+	if pl.baseline, err = inventory(ctx, b); err != nil {
+		_ = b.Stop(context.WithoutCancel(ctx))
+		return nil, fmt.Errorf("control plane inventory: %w", err)
+	}
+	p.mu.Lock()
+	p.all = append(p.all, pl)
+	p.mu.Unlock()
+	return pl, nil
+}
+
+// release resets a plane and returns it to the pool; a plane that cannot
+// be reset is stopped and dropped, and the next acquire starts a new one.
+func (p *pool) release(ctx context.Context, pl *plane) error {
+	if err := pl.reset(ctx); err != nil {
+		p.mu.Lock()
+		p.all = slices.DeleteFunc(p.all, func(x *plane) bool { return x == pl })
+		p.mu.Unlock()
+		return errors.Join(err, pl.backend.Stop(ctx))
+	}
+	p.mu.Lock()
+	p.free = append(p.free, pl)
+	p.mu.Unlock()
+	return nil
+}
+
+func (p *pool) close(ctx context.Context) error {
+	p.mu.Lock()
+	all := p.all
+	p.all, p.free = nil, nil
+	p.mu.Unlock()
+	var errs []error
+	for _, pl := range all {
+		errs = append(errs, pl.backend.Stop(ctx))
+	}
+	return errors.Join(errs...)
+}
+
+// systemNamespaces are the control plane's own; objects in them are never
+// touched by a reset (the control plane keeps creating some).
+var systemNamespaces = []string{"kube-system", "kube-public", "kube-node-lease"}
+
+// skipResources are never inventoried: noise the control plane writes all
+// the time.
+// API services are registered by the API server itself for CRD groups.
+var skipResources = []string{"events", "leases", "apiservices"}
+
+// inventory lists every deletable object of every listable kind.
+func inventory(ctx context.Context, b cluster.Backend) (map[objKey]bool, error) {
+	dc, err := discovery.NewDiscoveryClientForConfig(b.AdminConfig())
+	if err != nil {
+		return nil, err
+	}
+	lists, err := dc.ServerPreferredResources()
+	if err != nil && len(lists) == 0 {
+		return nil, err
+	}
+	dyn, err := dynamic.NewForConfig(b.AdminConfig())
+	if err != nil {
+		return nil, err
+	}
+	out := map[objKey]bool{}
+	for _, l := range lists {
+		gv, err := schema.ParseGroupVersion(l.GroupVersion)
+		if err != nil {
+			continue
+		}
+		for _, res := range l.APIResources {
+			if !slices.Contains(res.Verbs, "list") || !slices.Contains(res.Verbs, "delete") || slices.Contains(skipResources, res.Name) {
+				continue
+			}
+			gvr := gv.WithResource(res.Name)
+			items, err := dyn.Resource(gvr).List(ctx, metav1.ListOptions{})
+			if err != nil {
+				continue // a kind going away while we list is fine
+			}
+			for _, it := range items.Items {
+				if slices.Contains(systemNamespaces, it.GetNamespace()) {
+					continue
+				}
+				out[objKey{gvr, it.GetNamespace(), it.GetName()}] = true
+			}
+		}
+	}
+	return out, nil
+}
+
+// reset deletes what scenarios added since the baseline (namespaces with
+// everything in them, cluster-scoped objects, objects in pre-existing
+// namespaces) and waits until it is gone, so that the next scenario can
+// create the same names. The agent's GitConfig CRD stays: every scenario
+// needs it and deleting a CRD is slow.
+func (pl *plane) reset(ctx context.Context) error {
+	now, err := inventory(ctx, pl.backend)
+	if err != nil {
+		return err
+	}
+	dyn, err := dynamic.NewForConfig(pl.backend.AdminConfig())
+	if err != nil {
+		return err
+	}
+	gitConfigCRD := agent.GitConfigGVR.Resource + "." + agent.GitConfigGVR.Group
+	newNS := map[string]bool{}
+	for k := range now {
+		if k.gvr.Resource == "namespaces" && !pl.baseline[k] {
+			newNS[k.name] = true
+		}
+	}
+	var gone []objKey
+	bg := metav1.DeletePropagationBackground
+	for k := range now {
+		if pl.baseline[k] || newNS[k.namespace] || (k.gvr.Resource == "customresourcedefinitions" && k.name == gitConfigCRD) {
+			continue
+		}
+		var ri dynamic.ResourceInterface = dyn.Resource(k.gvr)
+		if k.namespace != "" {
+			ri = dyn.Resource(k.gvr).Namespace(k.namespace)
+		}
+		if err := ri.Delete(ctx, k.name, metav1.DeleteOptions{PropagationPolicy: &bg}); err != nil && !apierrors.IsNotFound(err) {
+			return fmt.Errorf("reset: delete %s %s/%s: %w", k.gvr.Resource, k.namespace, k.name, err)
+		}
+		gone = append(gone, k)
+	}
+	nsList := make([]string, 0, len(newNS))
+	for ns := range newNS {
+		nsList = append(nsList, ns)
+	}
+	if err := emptyNamespaces(ctx, pl.backend, dyn, nsList); err != nil {
+		return fmt.Errorf("reset: %w", err)
+	}
+	// Wait on wall time: the API server and its controllers do the work.
+	wall := clock.Real()
+	deadline := wall.Now().Add(resetTimeout)
+	for _, k := range gone {
+		var ri dynamic.ResourceInterface = dyn.Resource(k.gvr)
+		if k.namespace != "" {
+			ri = dyn.Resource(k.gvr).Namespace(k.namespace)
+		}
+		for {
+			_, err := ri.Get(ctx, k.name, metav1.GetOptions{})
+			if apierrors.IsNotFound(err) {
+				break
+			}
+			if wall.Now().After(deadline) {
+				return fmt.Errorf("reset: %s %s/%s still there after %s", k.gvr.Resource, k.namespace, k.name, resetTimeout)
+			}
+			if err := wall.Sleep(ctx, 20*time.Millisecond); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
