@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -40,7 +41,16 @@ type AgentClientOptions struct {
 type AgentClient struct {
 	opts AgentClientOptions
 	base string
+
+	mu       sync.Mutex
+	tok      string
+	tokIssue time.Time
 }
+
+// tokenReuse is how long a signed token is reused: well inside its five
+// minutes of validity. Signing per request dominated long virtual runs
+// (an offline agent tries every 30 seconds for days).
+const tokenReuse = 4 * time.Minute
 
 // NewAgentClient validates opts.
 func NewAgentClient(opts AgentClientOptions) (*AgentClient, error) {
@@ -62,7 +72,18 @@ func NewAgentClient(opts AgentClientOptions) (*AgentClient, error) {
 }
 
 func (a *AgentClient) token() (string, error) {
-	return SignAgentToken(a.opts.ClusterID, a.opts.Key, a.opts.Clock)
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	now := a.opts.Clock.Now()
+	if a.tok != "" && !now.Before(a.tokIssue) && now.Sub(a.tokIssue) < tokenReuse {
+		return a.tok, nil
+	}
+	t, err := SignAgentToken(a.opts.ClusterID, a.opts.Key, a.opts.Clock)
+	if err != nil {
+		return "", err
+	}
+	a.tok, a.tokIssue = t, now
+	return t, nil
 }
 
 // SignAgentToken makes the bearer token an agent presents: a JWT naming

@@ -436,12 +436,19 @@ func validateSpec(sp *ConfigSpec, protected map[string]string, name string) *Err
 	if sp.OperatorNamespace == "" {
 		sp.OperatorNamespace = "default"
 	}
-	for _, f := range []struct{ field, v string }{
-		{"operatorInstanceName", sp.OperatorInstanceName}, {"operatorNamespace", sp.OperatorNamespace},
+	// The instance name keeps the tools' 23-character limit; the namespace
+	// may be any Kubernetes namespace name (the API's own description is
+	// looser than the CLI's 23), which is how a too-long Helm operator
+	// release name (spec §1.4) reaches the agent at all.
+	for _, f := range []struct {
+		field, v string
+		max      int
+	}{
+		{"operatorInstanceName", sp.OperatorInstanceName, 23}, {"operatorNamespace", sp.OperatorNamespace, 63},
 	} {
-		if len(f.v) > 23 || !dnsLabelRE.MatchString(f.v) {
+		if len(f.v) > f.max || !dnsLabelRE.MatchString(f.v) {
 			return invalidParam(p+f.field,
-				"Invalid value '%s' for %s: it must be at most 23 characters of lower-case letters, digits and '-', starting and ending with a letter or digit.", f.v, f.field)
+				"Invalid value '%s' for %s: it must be at most %d characters of lower-case letters, digits and '-', starting and ending with a letter or digit.", f.v, f.field, f.max)
 		}
 	}
 	if sp.OperatorType == "" {

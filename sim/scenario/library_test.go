@@ -1,0 +1,78 @@
+package scenario_test
+
+import (
+	"context"
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gitopsim/gitopsim/sim/cluster"
+	"github.com/gitopsim/gitopsim/sim/scenario"
+)
+
+var (
+	update = flag.Bool("update", false, "rewrite scenarios/*.golden from this run")
+	only   = flag.String("scenario", "", "run only scenarios whose file name contains this")
+)
+
+// TestLibrary runs every scenario in scenarios/ on envtest and compares
+// each transcript with its golden file.
+func TestLibrary(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the scenario library on envtest")
+	}
+	files, err := scenario.Files([]string{"../../scenarios"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if *only != "" {
+		var keep []string
+		for _, f := range files {
+			if strings.Contains(filepath.Base(f), *only) {
+				keep = append(keep, f)
+			}
+		}
+		files = keep
+	}
+	var timeline strings.Builder
+	r := newRunner(t, scenario.Options{Parallel: 2, Golden: true, UpdateGolden: *update, Out: &timeline})
+	results, err := r.RunFiles(t.Context(), files)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, res := range results {
+		t.Run(res.Name, func(t *testing.T) {
+			if !res.Passed {
+				t.Errorf("%s failed:\n%s\n%s", res.File, strings.Join(res.Failures, "\n"), res.Timeline)
+			}
+		})
+	}
+}
+
+// newRunner makes a runner on envtest whose control planes stop with the
+// test; it fails the test when envtest cannot run here.
+func newRunner(t *testing.T, o scenario.Options) *scenario.Runner {
+	t.Helper()
+	o.Cluster = cluster.Options{Backend: cluster.Envtest}
+	o.Workdir = t.TempDir()
+	r, err := scenario.New(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Available(); err != nil {
+		t.Fatalf("envtest cannot start here (run `make tools`): %v", err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		if err := r.Close(ctx); err != nil {
+			t.Error(err)
+		}
+	})
+	return r
+}
+
+var _ = os.Getenv
