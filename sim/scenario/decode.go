@@ -23,7 +23,10 @@ type Error struct {
 func (e *Error) Error() string {
 	loc := e.File
 	if e.Line > 0 {
-		loc += fmt.Sprintf(":%d:%d", e.Line, e.Col)
+		loc += fmt.Sprintf(":%d", e.Line)
+	}
+	if e.Col > 0 {
+		loc += fmt.Sprintf(":%d", e.Col)
 	}
 	if e.Field != "" {
 		return fmt.Sprintf("%s: %s: %s", loc, e.Field, e.Msg)
@@ -315,7 +318,11 @@ func checkSingleDoc(data []byte) *docErr {
 			return nil
 		}
 		if i == 1 {
-			return &docErr{line: max(n.Line-1, 1), msg: "a second YAML document: one file holds one scenario"}
+			line := n.Line
+			if len(n.Content) > 0 {
+				line = n.Content[0].Line - 1 // the "---" above the content
+			}
+			return &docErr{line: max(line, 1), msg: "a second YAML document: one file holds one scenario"}
 		}
 	}
 }
@@ -327,6 +334,12 @@ func yamlErrLine(err error) int {
 		end := strings.IndexFunc(rest, func(r rune) bool { return r < '0' || r > '9' })
 		if end > 0 {
 			if n, err := strconv.Atoi(rest[:end]); err == nil {
+				// yaml.v3 numbers parser errors from 0 and scanner
+				// errors from 1; its parser errors all read "did not
+				// find expected ...".
+				if strings.Contains(s, "did not find expected") {
+					n++
+				}
 				return n
 			}
 		}

@@ -347,7 +347,11 @@ func (r *run) step(s *Step, id string) bool {
 			sr.Error = "error: " + err.Error()
 		}
 		r.res.Passed = false
-		r.res.Failures = append(r.res.Failures, fmt.Sprintf("step %s (%s:%d) %s: %s", id, r.sc.Pos.File, s.Pos.Line, r.summary(s), sr.Error))
+		name := ""
+		if s.Name != "" {
+			name = fmt.Sprintf(" %q", s.Name)
+		}
+		r.res.Failures = append(r.res.Failures, fmt.Sprintf("step %s%s (%s:%d) %s: %s", id, name, r.sc.Pos.File, s.Pos.Line, r.summary(s), sr.Error))
 	}
 	r.record(s, id, sr)
 	return err == nil
@@ -369,6 +373,7 @@ func (r *run) try(s *Step, id string) bool {
 				r.res.Steps[j].Result = Caught
 			}
 		}
+		r.printf("  %-30s %s: %d failure(s) caught by the catch block\n", "", id, len(caught))
 		ok = r.steps(s.Try.Catch, id+".catch.", false)
 	}
 	// finally always runs, even after a failure; its own failures count.
@@ -750,14 +755,16 @@ func (r *run) armCall(method, path, apiVersion string, body []byte, want ARMStat
 		Error struct{ Code, Message string }
 	}
 	_ = json.Unmarshal(resp, &env)
+	got := strconv.Itoa(status)
 	if env.Error.Code != "" {
 		detail += " " + env.Error.Code
+		got += fmt.Sprintf(" %s: %s", env.Error.Code, env.Error.Message)
 	}
 	switch {
 	case want.Status == 0 && (status < 200 || status > 299):
-		return detail, failf("%s %s: expected a 2xx answer, got %d %s: %s", method, path, status, env.Error.Code, env.Error.Message)
+		return detail, failf("%s %s: expected a 2xx answer, got %s", method, path, got)
 	case want.Status != 0 && status != want.Status:
-		return detail, failf("%s %s: expected status %d, got %d %s %s", method, path, want.Status, status, env.Error.Code, env.Error.Message)
+		return detail, failf("%s %s: expected status %d, got %s", method, path, want.Status, got)
 	case want.Code != "" && env.Error.Code != want.Code:
 		return detail, failf("%s %s: expected error code %q, got %q (%s)", method, path, want.Code, env.Error.Code, env.Error.Message)
 	case want.Message != "" && !strings.Contains(env.Error.Message, want.Message):

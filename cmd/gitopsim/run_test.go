@@ -1,0 +1,98 @@
+package main
+
+import (
+	"encoding/xml"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestRunFailingScenario runs a scenario that must fail through the CLI:
+// non-zero exit, the failure with expected vs actual in the timeline and
+// the summary, a JUnit failure, and a diagnostics bundle.
+func TestRunFailingScenario(t *testing.T) {
+	dir := t.TempDir()
+	junit, reports := filepath.Join(dir, "junit.xml"), filepath.Join(dir, "reports")
+	out, errOut, code := runGitopsim(t, "run", "--junit", junit, "--report-dir", reports, "--transcript", filepath.Join(dir, "t.json"),
+		"../../sim/scenario/testdata/failing.yaml")
+	if code != 1 {
+		t.Fatalf("exit %d, want 1\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
+	}
+	for _, want := range []string{
+		`FAIL 3.try.1`, `data.color: expected "green", got "blue"`,
+		`2: 1 failure(s) caught by the catch block`, `FAIL 3.finally.1`, `expected status 204, got 200`,
+		"1 scenarios: 0 passed, 1 failed",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("stdout lacks %q:\n%s", want, out)
+		}
+	}
+	if !strings.Contains(errOut, "scenarios failed: 1 of 1") {
+		t.Errorf("stderr: %s", errOut)
+	}
+	var doc struct {
+		Failures int `xml:"failures,attr"`
+		Suites   []struct {
+			Cases []struct {
+				Name    string `xml:"name,attr"`
+				Failure *struct {
+					Message string `xml:"message,attr"`
+					Text    string `xml:",chardata"`
+				} `xml:"failure"`
+			} `xml:"testcase"`
+		} `xml:"testsuite"`
+	}
+	b, err := os.ReadFile(junit)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := xml.Unmarshal(b, &doc); err != nil {
+		t.Fatalf("junit: %v\n%s", err, b)
+	}
+	if doc.Failures != 1 || len(doc.Suites) != 1 || len(doc.Suites[0].Cases) != 1 || doc.Suites[0].Cases[0].Failure == nil {
+		t.Fatalf("junit has no failed testcase:\n%s", b)
+	}
+	f := doc.Suites[0].Cases[0].Failure
+	for _, want := range []string{"wrong color", "cleanup that fails too", "diagnostics: " + filepath.Join(reports, "failing")} {
+		if !strings.Contains(f.Message+f.Text, want) {
+			t.Errorf("junit failure lacks %q:\n%s", want, f.Text)
+		}
+	}
+	for _, name := range []string{"arm-requests.jsonl", "gitopsim.log", "agent-events.txt", "git-refs.txt", "cluster-objects.yaml", "timeline.txt", "transcript.json"} {
+		st, err := os.Stat(filepath.Join(reports, "failing", name))
+		if err != nil || st.Size() == 0 {
+			t.Errorf("diagnostics %s missing or empty: %v", name, err)
+		}
+	}
+	tr, _ := os.ReadFile(filepath.Join(dir, "t.json"))
+	if !strings.Contains(string(tr), `"result": "caught"`) || !strings.Contains(string(tr), `"result": "failed"`) {
+		t.Errorf("transcript lacks the caught step or the failure:\n%s", tr)
+	}
+	objs, _ := os.ReadFile(filepath.Join(reports, "failing", "cluster-objects.yaml"))
+	if !strings.Contains(string(objs), "color: blue") {
+		t.Errorf("cluster-objects.yaml lacks the ConfigMap that failed the check:\n%s", objs)
+	}
+}
+
+// TestValidate reports every problem with its position and exits 1;
+// valid files pass.
+func TestValidate(t *testing.T) {
+	out, errOut, code := runGitopsim(t, "validate", "../../scenarios")
+	if code != 0 || !strings.Contains(out, "ok   ../../scenarios/multi-tenancy.yaml") {
+		t.Fatalf("library does not validate: exit %d\n%s\n%s", code, out, errOut)
+	}
+	_, errOut, code = runGitopsim(t, "validate", "../../sim/scenario/testdata/invalid/unknown-field.yaml", "../../sim/scenario/testdata/invalid/bad-duration.yaml")
+	if code != 1 {
+		t.Fatalf("exit %d, want 1", code)
+	}
+	for _, want := range []string{
+		`unknown-field.yaml:11:9: spec.steps[1].expect.withn: unknown field (did you mean "within"?)`,
+		`bad-duration.yaml:9:16: spec.steps[0].advance: invalid duration "5 minutes"`,
+		"2 of 2 scenario files are invalid",
+	} {
+		if !strings.Contains(errOut, want) {
+			t.Errorf("stderr lacks %q:\n%s", want, errOut)
+		}
+	}
+}
