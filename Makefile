@@ -61,6 +61,8 @@ bench: tools deps ## Benchmarks against same-run baselines, summarised by benchs
 	$(GO) test -run '^$$' -bench ARM -benchtime 20000x -count $(BENCH_COUNT) ./e2e/bench/ | tee -a out/bench.txt
 	$(GO) test -run '^$$' -bench GitClone -benchtime 20x -count $(BENCH_COUNT) ./e2e/bench/ | tee -a out/bench.txt
 	$(GO) test -run '^$$' -bench PushToCompliance -benchtime 20x -count $(BENCH_COUNT) ./e2e/bench/ | tee -a out/bench.txt
+	$(GO) test -run '^$$' -bench CredentialExpiry -benchtime 5x -count $(BENCH_COUNT) ./e2e/bench/ | tee -a out/bench.txt
+	$(GO) test -run '^$$' -bench ScenarioLibrary -benchtime 1x -count $(BENCH_COUNT) -timeout 30m ./e2e/bench/ | tee -a out/bench.txt
 	$(GO) tool benchstat out/bench.txt
 
 .PHONY: fuzz
@@ -77,6 +79,11 @@ verify: deps ## gofmt, go vet, and go.mod/go.sum tidy in both modules
 	$(GO) vet ./...
 	$(GO) mod tidy -diff
 	cd tools/controlplane && $(GO) mod tidy -diff
+
+.PHONY: scenarios
+scenarios: tools build ## Run the scenario library (timeline on stdout, JUnit in out/junit.xml)
+	@mkdir -p out
+	$(GITOPSIM) run -p 2 --golden --junit out/junit.xml scenarios/
 
 .PHONY: clean
 clean: ## Remove bin/gitopsim, out/ and .gitopsim/ (keeps the control-plane build)

@@ -3,7 +3,6 @@ package scenario_test
 import (
 	"context"
 	"flag"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -75,4 +74,3 @@ func newRunner(t *testing.T, o scenario.Options) *scenario.Runner {
 	return r
 }
 
-var _ = os.Getenv
