@@ -108,6 +108,8 @@ func execute(ctx context.Context, e env, sc *Scenario) *Result {
 		r.printf("  setup failed: %v\n", err)
 		return r.res
 	}
+	// Offsets count from the first step: on a wall clock, setup took time.
+	r.start = e.clk.Now()
 	r.steps(sc.Spec.Steps, "", false)
 	return r.res
 }
@@ -123,7 +125,7 @@ func (r *run) offset(t time.Time) string { return FormatOffset(t.Sub(r.start)) }
 
 // fmtDur prints a duration without zero tails: 15m, 1h45m, 31s.
 func fmtDur(d time.Duration) string {
-	s := d.String()
+	s := d.Round(time.Millisecond).String()
 	if strings.HasSuffix(s, "m0s") {
 		s = strings.TrimSuffix(s, "0s")
 	}

@@ -73,4 +73,3 @@ func newRunner(t *testing.T, o scenario.Options) *scenario.Runner {
 	})
 	return r
 }
-

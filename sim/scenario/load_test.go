@@ -92,3 +92,14 @@ func TestFormatOffset(t *testing.T) {
 		}
 	}
 }
+
+func TestRunnerRejectsBadClock(t *testing.T) {
+	for _, c := range []string{"scaled:0", "scaled:x", "warp"} {
+		if _, err := scenario.New(scenario.Options{Clock: c, Workdir: t.TempDir()}); err == nil {
+			t.Errorf("clock %q accepted", c)
+		}
+	}
+	if _, err := scenario.New(scenario.Options{Clock: "scaled:60", Workdir: t.TempDir()}); err != nil {
+		t.Errorf("scaled:60: %v", err)
+	}
+}
