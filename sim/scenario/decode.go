@@ -1,8 +1,10 @@
 package scenario
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"reflect"
 	"slices"
 	"strconv"
@@ -289,42 +291,29 @@ func describe(n *yaml.Node) string {
 
 // decodeFile strictly decodes one YAML document into out.
 func decodeFile(file string, data []byte, out any) error {
+	dec := yaml.NewDecoder(bytes.NewReader(data))
 	var doc yaml.Node
-	if err := yaml.Unmarshal(data, &doc); err != nil {
+	if err := dec.Decode(&doc); err != nil && !errors.Is(err, io.EOF) {
 		return &Error{Pos: Pos{File: file, Line: yamlErrLine(err)}, Msg: "invalid YAML: " + yamlErrText(err)}
 	}
 	if doc.Kind == 0 || len(doc.Content) == 0 {
 		return &Error{Pos: Pos{File: file, Line: 1, Col: 1}, Msg: "empty file: a scenario starts with apiVersion: " + APIVersion}
 	}
-	if err := checkSingleDoc(data); err != nil {
-		return &Error{Pos: Pos{File: file, Line: err.line, Col: 1}, Msg: err.msg}
+	// One file, one scenario: a second document is a mistake, not ignored.
+	var next yaml.Node
+	switch err := dec.Decode(&next); {
+	case err != nil && !errors.Is(err, io.EOF):
+		return &Error{Pos: Pos{File: file, Line: yamlErrLine(err)}, Msg: "invalid YAML: " + yamlErrText(err)}
+	case err == nil:
+		line := next.Line
+		if len(next.Content) > 0 {
+			line = next.Content[0].Line - 1 // the "---" above the content
+		}
+		return &Error{Pos: Pos{File: file, Line: max(line, 1), Col: 1}, Msg: "a second YAML document: one file holds one scenario"}
 	}
 	d := &decoder{file: file}
 	d.decode(doc.Content[0], reflect.ValueOf(out).Elem(), "")
 	return errors.Join(d.errs...)
-}
-
-type docErr struct {
-	line int
-	msg  string
-}
-
-// checkSingleDoc refuses a second YAML document: one file, one scenario.
-func checkSingleDoc(data []byte) *docErr {
-	dec := yaml.NewDecoder(strings.NewReader(string(data)))
-	var n yaml.Node
-	for i := 0; ; i++ {
-		if err := dec.Decode(&n); err != nil {
-			return nil
-		}
-		if i == 1 {
-			line := n.Line
-			if len(n.Content) > 0 {
-				line = n.Content[0].Line - 1 // the "---" above the content
-			}
-			return &docErr{line: max(line, 1), msg: "a second YAML document: one file holds one scenario"}
-		}
-	}
 }
 
 // yamlErrLine digs the line out of a yaml.v3 error ("yaml: line 7: ...").

@@ -342,7 +342,7 @@ func (r *run) step(s *Step, id string) bool {
 	}
 	wall0 := r.wall.Now()
 	detail, err := r.do(s)
-	sr := StepResult{At: r.offset(now), End: r.offset(r.env.clk.Now()), Detail: detail, Wall: r.wall.Since(wall0), Result: Passed}
+	sr := StepResult{At: r.offset(now), End: r.offset(r.env.clk.Now()), Detail: detail, Wall: r.wall.Since(wall0), Result: Passed, Summary: r.summary(s)}
 	if err != nil {
 		sr.Result, sr.Error = Failed, err.Error()
 		if !errors.As(err, new(*stepError)) {
@@ -353,7 +353,7 @@ func (r *run) step(s *Step, id string) bool {
 		if s.Name != "" {
 			name = fmt.Sprintf(" %q", s.Name)
 		}
-		r.res.Failures = append(r.res.Failures, fmt.Sprintf("step %s%s (%s:%d) %s: %s", id, name, r.sc.Pos.File, s.Pos.Line, r.summary(s), sr.Error))
+		r.res.Failures = append(r.res.Failures, fmt.Sprintf("step %s%s (%s:%d) %s: %s", id, name, r.sc.Pos.File, s.Pos.Line, sr.Summary, sr.Error))
 	}
 	r.record(s, id, sr)
 	return err == nil

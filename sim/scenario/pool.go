@@ -46,27 +46,34 @@ type plane struct {
 	baseline map[objKey]bool
 }
 
-// namespacedKinds lists the namespaced resources that support
-// deletecollection.
-func namespacedKinds(b cluster.Backend) ([]schema.GroupVersionResource, error) {
+// kind is one resource type from discovery.
+type kind struct {
+	gvr        schema.GroupVersionResource
+	namespaced bool
+	verbs      []string
+}
+
+func (k kind) can(verb string) bool { return slices.Contains(k.verbs, verb) }
+
+// kinds asks discovery once for every preferred resource type; the
+// inventory and the namespace emptying both work from its answer.
+func kinds(b cluster.Backend) ([]kind, error) {
 	dc, err := discovery.NewDiscoveryClientForConfig(b.AdminConfig())
 	if err != nil {
 		return nil, err
 	}
-	lists, err := dc.ServerPreferredNamespacedResources()
+	lists, err := dc.ServerPreferredResources()
 	if err != nil && len(lists) == 0 {
 		return nil, err
 	}
-	var out []schema.GroupVersionResource
+	var out []kind
 	for _, l := range lists {
 		gv, err := schema.ParseGroupVersion(l.GroupVersion)
 		if err != nil {
 			continue
 		}
 		for _, res := range l.APIResources {
-			if slices.Contains(res.Verbs, "deletecollection") && slices.Contains(res.Verbs, "list") {
-				out = append(out, gv.WithResource(res.Name))
-			}
+			out = append(out, kind{gvr: gv.WithResource(res.Name), namespaced: res.Namespaced, verbs: res.Verbs})
 		}
 	}
 	return out, nil
@@ -78,10 +85,12 @@ func namespacedKinds(b cluster.Backend) ([]schema.GroupVersionResource, error) {
 // and drop the namespace's finalizer. Left to kube-controller-manager the
 // same takes about five seconds per scenario. If anything is left (an
 // object with its own finalizer), the controller finishes the job.
-func emptyNamespaces(ctx context.Context, b cluster.Backend, dyn dynamic.Interface, names []string) error {
-	kinds, err := namespacedKinds(b)
-	if err != nil {
-		return err
+func emptyNamespaces(ctx context.Context, b cluster.Backend, dyn dynamic.Interface, all []kind, names []string) error {
+	var nsKinds []schema.GroupVersionResource
+	for _, k := range all {
+		if k.namespaced && k.can("deletecollection") && k.can("list") {
+			nsKinds = append(nsKinds, k.gvr)
+		}
 	}
 	cs, err := kubernetes.NewForConfig(b.AdminConfig())
 	if err != nil {
@@ -91,7 +100,7 @@ func emptyNamespaces(ctx context.Context, b cluster.Backend, dyn dynamic.Interfa
 	bg := metav1.DeletePropagationBackground
 	var wg sync.WaitGroup
 	for _, ns := range names {
-		for _, gvr := range kinds {
+		for _, gvr := range nsKinds {
 			wg.Go(func() {
 				_ = dyn.Resource(gvr).Namespace(ns).DeleteCollection(ctx, metav1.DeleteOptions{GracePeriodSeconds: &zero, PropagationPolicy: &bg}, metav1.ListOptions{})
 			})
@@ -100,7 +109,7 @@ func emptyNamespaces(ctx context.Context, b cluster.Backend, dyn dynamic.Interfa
 	wg.Wait()
 	for _, ns := range names {
 		left := false
-		for _, gvr := range kinds {
+		for _, gvr := range nsKinds {
 			l, err := dyn.Resource(gvr).Namespace(ns).List(ctx, metav1.ListOptions{Limit: 1})
 			if err == nil && len(l.Items) > 0 {
 				left = true
@@ -145,7 +154,7 @@ func (p *pool) acquire(ctx context.Context) (*plane, error) {
 		return nil, fmt.Errorf("start control plane: %w", err)
 	}
 	pl := &plane{backend: b}
-	if pl.baseline, err = inventory(ctx, b); err != nil {
+	if _, _, pl.baseline, err = snapshot(ctx, b); err != nil {
 		_ = b.Stop(context.WithoutCancel(ctx))
 		return nil, fmt.Errorf("control plane inventory: %w", err)
 	}
@@ -192,43 +201,37 @@ var systemNamespaces = []string{"kube-system", "kube-public", "kube-node-lease"}
 var skipResources = []string{"events", "leases", "apiservices"}
 
 // inventory lists every deletable object of every listable kind.
-func inventory(ctx context.Context, b cluster.Backend) (map[objKey]bool, error) {
-	dc, err := discovery.NewDiscoveryClientForConfig(b.AdminConfig())
-	if err != nil {
-		return nil, err
+func inventory(ctx context.Context, dyn dynamic.Interface, all []kind) map[objKey]bool {
+	out := map[objKey]bool{}
+	for _, k := range all {
+		if !k.can("list") || !k.can("delete") || slices.Contains(skipResources, k.gvr.Resource) {
+			continue
+		}
+		items, err := dyn.Resource(k.gvr).List(ctx, metav1.ListOptions{})
+		if err != nil {
+			continue // a kind going away while we list is fine
+		}
+		for _, it := range items.Items {
+			if slices.Contains(systemNamespaces, it.GetNamespace()) {
+				continue
+			}
+			out[objKey{k.gvr, it.GetNamespace(), it.GetName()}] = true
+		}
 	}
-	lists, err := dc.ServerPreferredResources()
-	if err != nil && len(lists) == 0 {
-		return nil, err
+	return out
+}
+
+// snapshot discovers the plane's kinds once and inventories it.
+func snapshot(ctx context.Context, b cluster.Backend) ([]kind, dynamic.Interface, map[objKey]bool, error) {
+	ks, err := kinds(b)
+	if err != nil {
+		return nil, nil, nil, err
 	}
 	dyn, err := dynamic.NewForConfig(b.AdminConfig())
 	if err != nil {
-		return nil, err
+		return nil, nil, nil, err
 	}
-	out := map[objKey]bool{}
-	for _, l := range lists {
-		gv, err := schema.ParseGroupVersion(l.GroupVersion)
-		if err != nil {
-			continue
-		}
-		for _, res := range l.APIResources {
-			if !slices.Contains(res.Verbs, "list") || !slices.Contains(res.Verbs, "delete") || slices.Contains(skipResources, res.Name) {
-				continue
-			}
-			gvr := gv.WithResource(res.Name)
-			items, err := dyn.Resource(gvr).List(ctx, metav1.ListOptions{})
-			if err != nil {
-				continue // a kind going away while we list is fine
-			}
-			for _, it := range items.Items {
-				if slices.Contains(systemNamespaces, it.GetNamespace()) {
-					continue
-				}
-				out[objKey{gvr, it.GetNamespace(), it.GetName()}] = true
-			}
-		}
-	}
-	return out, nil
+	return ks, dyn, inventory(ctx, dyn, ks), nil
 }
 
 // reset deletes what scenarios added since the baseline (namespaces with
@@ -237,11 +240,7 @@ func inventory(ctx context.Context, b cluster.Backend) (map[objKey]bool, error) 
 // create the same names. The agent's GitConfig CRD stays: every scenario
 // needs it and deleting a CRD is slow.
 func (pl *plane) reset(ctx context.Context) error {
-	now, err := inventory(ctx, pl.backend)
-	if err != nil {
-		return err
-	}
-	dyn, err := dynamic.NewForConfig(pl.backend.AdminConfig())
+	ks, dyn, now, err := snapshot(ctx, pl.backend)
 	if err != nil {
 		return err
 	}
@@ -271,7 +270,7 @@ func (pl *plane) reset(ctx context.Context) error {
 	for ns := range newNS {
 		nsList = append(nsList, ns)
 	}
-	if err := emptyNamespaces(ctx, pl.backend, dyn, nsList); err != nil {
+	if err := emptyNamespaces(ctx, pl.backend, dyn, ks, nsList); err != nil {
 		return fmt.Errorf("reset: %w", err)
 	}
 	// Wait on wall time: the API server and its controllers do the work.
