@@ -58,6 +58,9 @@ type configSpec struct {
 	url, namespace, instance, scope, params string
 	knownHosts                              string
 	protected                               map[string]string
+	// helm enables the Helm operator with these helmOperatorProperties.
+	helm                      bool
+	chartVersion, chartValues string
 }
 
 func (a *arc) put(ctx context.Context, name string, c configSpec) {
@@ -69,6 +72,10 @@ func (a *arc) put(ctx context.Context, name string, c configSpec) {
 	props := &armkubernetesconfiguration.SourceControlConfigurationProperties{
 		RepositoryURL: to.Ptr(c.url), OperatorNamespace: to.Ptr(c.namespace), OperatorInstanceName: to.Ptr(c.instance),
 		OperatorType: to.Ptr(armkubernetesconfiguration.OperatorTypeFlux), OperatorScope: to.Ptr(scope), OperatorParams: to.Ptr(c.params),
+	}
+	if c.helm {
+		props.EnableHelmOperator = to.Ptr(true)
+		props.HelmOperatorProperties = &armkubernetesconfiguration.HelmOperatorProperties{ChartVersion: to.Ptr(c.chartVersion), ChartValues: to.Ptr(c.chartValues)}
 	}
 	if c.knownHosts != "" {
 		props.SSHKnownHostsContents = to.Ptr(base64.StdEncoding.EncodeToString([]byte(c.knownHosts)))

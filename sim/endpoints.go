@@ -19,6 +19,7 @@ type Endpoints struct {
 	Cluster           ClusterEndpoint    `json:"cluster"`
 	ARM               ARMEndpoint        `json:"arm"`
 	Git               GitEndpoint        `json:"git"`
+	Helm              HelmEndpoint       `json:"helm"`
 	ConnectedClusters []ConnectedCluster `json:"connectedClusters"`
 }
 
@@ -50,6 +51,13 @@ type GitEndpoint struct {
 	SSHPrivateKeyFile string `json:"sshPrivateKeyFile"`
 	HTTPSUser         string `json:"httpsUser"`
 	HTTPSToken        string `json:"httpsToken"`
+}
+
+// HelmEndpoint is the Helm chart repository (`helm repo add gitopsim
+// <repositoryUrl> --ca-file <caFile>`).
+type HelmEndpoint struct {
+	RepositoryURL string `json:"repositoryUrl"`
+	CAFile        string `json:"caFile"`
 }
 
 // ConnectedCluster is an onboarded Arc cluster and the Kubernetes API its

@@ -17,6 +17,7 @@ import (
 	"github.com/gitopsim/gitopsim/sim/clock"
 	"github.com/gitopsim/gitopsim/sim/cluster"
 	"github.com/gitopsim/gitopsim/sim/gitserver"
+	"github.com/gitopsim/gitopsim/sim/helmrepo"
 	"github.com/gitopsim/gitopsim/sim/internal/azclient"
 	"github.com/gitopsim/gitopsim/sim/internal/pki"
 )
@@ -42,6 +43,8 @@ type Options struct {
 	ARM arm.Options
 	// Git configures the git server, filled the same way.
 	Git gitserver.Options
+	// Helm configures the Helm chart repository, filled the same way.
+	Helm helmrepo.Options
 	// Clock drives gitopsim's own components; nil means clock.Real().
 	Clock clock.Clock
 	// Logger receives progress and diagnostics; nil discards them.
@@ -78,6 +81,7 @@ type Sim struct {
 	cluster cluster.Backend
 	arm     *arm.Server
 	git     *gitserver.Server
+	helm    *helmrepo.Server
 	caFile  string
 	opts    Options
 
@@ -156,10 +160,17 @@ func New(opts Options) (*Sim, error) {
 	if err != nil {
 		return nil, err
 	}
+	hopts := opts.Helm
+	var unusedCAFile string
+	shared(&hopts.Workdir, &hopts.Clock, &hopts.Logger, &hopts.CA, &unusedCAFile)
+	helmServer, err := helmrepo.New(hopts)
+	if err != nil {
+		return nil, err
+	}
 	if _, err := agent.ProfileIntervals(opts.AgentProfile); err != nil {
 		return nil, fmt.Errorf("sim: %w", err)
 	}
-	return &Sim{workdir: wd, clock: opts.Clock, log: opts.Logger, cluster: backend, arm: armServer, git: gitServer, caFile: caFile, opts: opts}, nil
+	return &Sim{workdir: wd, clock: opts.Clock, log: opts.Logger, cluster: backend, arm: armServer, git: gitServer, helm: helmServer, caFile: caFile, opts: opts}, nil
 }
 
 // Available reports, before anything starts, why the simulator cannot run
@@ -199,6 +210,10 @@ func (s *Sim) Start(ctx context.Context) (err error) {
 		return fmt.Errorf("start git server: %w", err)
 	}
 	s.running = append(s.running, component{"git", s.git.Stop})
+	if err := s.helm.Start(ctx); err != nil {
+		return fmt.Errorf("start Helm chart repository: %w", err)
+	}
+	s.running = append(s.running, component{"helm", s.helm.Stop})
 	// The local cluster's ARM registration needs only ARM: it runs while
 	// the Kubernetes API starts, and its agent starts after.
 	type registered struct {
@@ -279,6 +294,9 @@ func (s *Sim) ARM() *arm.Server { return s.arm }
 // Git is the git server.
 func (s *Sim) Git() *gitserver.Server { return s.git }
 
+// HelmRepo is the Helm chart repository.
+func (s *Sim) HelmRepo() *helmrepo.Server { return s.helm }
+
 // CAFile is the gitopsim CA certificate that every gitopsim server's
 // certificate chains to.
 func (s *Sim) CAFile() string { return s.caFile }
@@ -321,6 +339,7 @@ func (s *Sim) endpointsLocked() Endpoints {
 			HTTPSUser:         gitserver.AdminUser,
 			HTTPSToken:        s.git.AdminToken(),
 		},
+		Helm:              HelmEndpoint{RepositoryURL: s.helm.URL(), CAFile: s.caFile},
 		ConnectedClusters: s.connectedEndpoints(),
 	}
 }

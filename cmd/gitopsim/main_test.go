@@ -51,14 +51,17 @@ func runGitopsim(t *testing.T, args ...string) (stdout, stderr string, code int)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, os.Args[0], args...)
 	cmd.Env = append(os.Environ(), beGitopsim+"=1")
-	defer func() {
-		if ctx.Err() != nil {
-			t.Fatalf("gitopsim %v did not end within 2 minutes", args)
-		}
-	}()
+	// On a hang, SIGQUIT makes the Go runtime print every goroutine's
+	// stack to stderr, which the failure then shows: a hang in CI is
+	// diagnosable from the log alone.
+	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGQUIT) }
+	cmd.WaitDelay = 20 * time.Second
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	err := cmd.Run()
+	if ctx.Err() != nil {
+		t.Fatalf("gitopsim %v did not end within 2 minutes\nstdout:\n%s\nstderr (with the goroutine dump):\n%s", args, out.String(), errb.String())
+	}
 	var ee *exec.ExitError
 	switch {
 	case err == nil:

@@ -61,6 +61,9 @@ type Intervals struct {
 	Sync time.Duration
 	// Retry is how soon a git repo that is not ready is tried again.
 	Retry time.Duration
+	// ChartsSync is the Helm operator's default --charts-sync-interval
+	// (chartValues' chartsSyncInterval overrides it).
+	ChartsSync time.Duration
 }
 
 // ProfileIntervals returns a profile's intervals: realistic keeps the
@@ -69,9 +72,9 @@ type Intervals struct {
 func ProfileIntervals(profile string) (Intervals, error) {
 	switch profile {
 	case "", "realistic":
-		return Intervals{Heartbeat: time.Minute, ConfigPoll: 30 * time.Second, GitPoll: 5 * time.Minute, Sync: 5 * time.Minute, Retry: 10 * time.Second}, nil
+		return Intervals{Heartbeat: time.Minute, ConfigPoll: 30 * time.Second, GitPoll: 5 * time.Minute, Sync: 5 * time.Minute, Retry: 10 * time.Second, ChartsSync: 3 * time.Minute}, nil
 	case "fast":
-		return Intervals{Heartbeat: time.Second, ConfigPoll: time.Second, GitPoll: 500 * time.Millisecond, Sync: time.Second, Retry: time.Second}, nil
+		return Intervals{Heartbeat: time.Second, ConfigPoll: time.Second, GitPoll: 500 * time.Millisecond, Sync: time.Second, Retry: time.Second, ChartsSync: time.Second}, nil
 	}
 	return Intervals{}, fmt.Errorf("unknown agent profile %q: valid profiles are %s", profile, strings.Join(Profiles, ", "))
 }
@@ -122,15 +125,19 @@ type Agent struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 
-	mu          sync.Mutex
-	started     bool
-	tickers     []clock.Ticker
-	instances   map[string]*instance
-	kubeVersion string
-	armDown     bool
-	nodeCount   int
-	coreCount   int
-	nodesAt     time.Time
+	mu        sync.Mutex
+	started   bool
+	tickers   []clock.Ticker
+	instances map[string]*instance
+	// helmReleases are the Helm releases each configuration's Helm
+	// operator made, by HelmRelease (ns/name); they outlive operator
+	// restarts so that a HelmRelease deleted meanwhile is uninstalled.
+	helmReleases map[string]map[string]managedRelease
+	kubeVersion  string
+	armDown      bool
+	nodeCount    int
+	coreCount    int
+	nodesAt      time.Time
 
 	evMu   sync.Mutex
 	events []Event
@@ -162,7 +169,7 @@ func New(opts Options) (*Agent, error) {
 	for _, f := range []struct {
 		dst *time.Duration
 		v   time.Duration
-	}{{&iv.Heartbeat, opts.Intervals.Heartbeat}, {&iv.ConfigPoll, opts.Intervals.ConfigPoll}, {&iv.GitPoll, opts.Intervals.GitPoll}, {&iv.Sync, opts.Intervals.Sync}, {&iv.Retry, opts.Intervals.Retry}} {
+	}{{&iv.Heartbeat, opts.Intervals.Heartbeat}, {&iv.ConfigPoll, opts.Intervals.ConfigPoll}, {&iv.GitPoll, opts.Intervals.GitPoll}, {&iv.Sync, opts.Intervals.Sync}, {&iv.Retry, opts.Intervals.Retry}, {&iv.ChartsSync, opts.Intervals.ChartsSync}} {
 		if f.v < 0 {
 			return nil, fmt.Errorf("agent: negative interval %v", f.v)
 		}
@@ -183,7 +190,7 @@ func New(opts Options) (*Agent, error) {
 		opts: opts, iv: iv, clk: opts.Clock, log: log, clusterID: opts.ClusterID,
 		armLink:   netfault.New(name+"/arm", netfault.Options{Logger: opts.Logger}),
 		gitLink:   netfault.New(name+"/git", netfault.Options{Logger: opts.Logger}),
-		instances: map[string]*instance{},
+		instances: map[string]*instance{}, helmReleases: map[string]map[string]managedRelease{},
 	}
 	sum := sha256.Sum256([]byte(strings.ToLower(opts.ClusterID)))
 	a.hash = hex.EncodeToString(sum[:8])

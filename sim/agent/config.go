@@ -105,6 +105,13 @@ func (a *Agent) reconcile(ctx context.Context, d arm.DesiredConfiguration) {
 	if err == nil {
 		err = a.installOperator(ctx, d, creds)
 	}
+	var hs helmSettings
+	if err == nil && d.Spec.EnableHelmOperator {
+		hs, err = a.installHelmOperator(ctx, d.Spec)
+	} else if err == nil {
+		// A PUT that turned the Helm operator off removes it.
+		a.uninstallHelmOperator(ctx, d.Spec.OperatorNamespace, d.Spec.OperatorInstanceName)
+	}
 	if err != nil {
 		in.installErr = err
 		a.replace(old, in)
@@ -116,6 +123,9 @@ func (a *Agent) reconcile(ctx context.Context, d arm.DesiredConfiguration) {
 		a.event(d.Name, "OperatorWarning", "%s", w)
 	}
 	in.op = newOperator(a, d.Name, d.Spec, params, creds)
+	if d.Spec.EnableHelmOperator {
+		in.op.helm = newHelmOperator(in.op, hs)
+	}
 	a.replace(old, in)
 	verb := "installed"
 	if old != nil && old.installed {
@@ -180,7 +190,13 @@ func (a *Agent) compliance(in *instance) arm.ComplianceReport {
 	}
 	r.ComplianceState, r.LastConfigApplied = arm.ComplianceInstalled, in.installedAt
 	st := in.op.status()
-	r.Message, r.MessageLevel = arm.ComplianceMessage(st.message, "Installed"), st.level
+	msg, level := st.message, st.level
+	if in.op.helm != nil {
+		if f := in.op.helm.failureSummary(); f != "" {
+			msg, level = msg+"; "+f, "Error"
+		}
+	}
+	r.Message, r.MessageLevel = arm.ComplianceMessage(msg, "Installed"), level
 	return r
 }
 

@@ -49,6 +49,9 @@ type operator struct {
 
 	stMu sync.Mutex
 	st   opStatus
+
+	// helm is the configuration's Helm operator, or nil.
+	helm *helmOperator
 }
 
 // opStatus is what the operator shows: GitConfig status and the
@@ -73,6 +76,9 @@ func (o *operator) start() {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	o.timer = o.a.clk.AfterFunc(0, o.run)
+	if o.helm != nil {
+		o.helm.start()
+	}
 }
 
 // stop ends the loops; a run in progress finishes first.
@@ -82,6 +88,9 @@ func (o *operator) stop() {
 	o.stopped = true
 	if o.timer != nil {
 		o.timer.Stop()
+	}
+	if o.helm != nil {
+		o.helm.stop()
 	}
 }
 
@@ -164,9 +173,14 @@ func (o *operator) step() (time.Duration, bool) {
 
 // gitOpts are the remote options every git operation uses: credentials,
 // host trust and the agent's git link.
-func (o *operator) auth() (transport.AuthMethod, error) {
-	if isSSH(o.spec.RepositoryURL) {
-		ep, err := transport.NewEndpoint(o.spec.RepositoryURL)
+func (o *operator) auth() (transport.AuthMethod, error) { return o.authFor(o.spec.RepositoryURL) }
+
+// authFor is the configuration's git credentials for url: the SSH key and
+// known hosts for an SSH URL, the HTTPS user and token otherwise (the
+// Helm operator's git chart sources use them too).
+func (o *operator) authFor(url string) (transport.AuthMethod, error) {
+	if isSSH(url) {
+		ep, err := transport.NewEndpoint(url)
 		if err != nil {
 			return nil, err
 		}

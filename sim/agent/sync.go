@@ -87,6 +87,9 @@ func (o *operator) sync() bool {
 		}
 		return changed
 	}
+	if o.helm != nil && (res.applied > 0 || len(res.deleted) > 0) {
+		o.helm.kick()
+	}
 	var tagErr error
 	if err := o.moveSyncTag(ctx, rev); err != nil {
 		tagErr = err
@@ -520,6 +523,7 @@ func (a *Agent) listableResources() []apiResource {
 type saClient struct {
 	a        *Agent
 	ns, name string
+	cfg      *rest.Config
 	dyn      dynamic.Interface
 
 	mu    sync.Mutex
@@ -546,9 +550,14 @@ func newSAClient(a *Agent, ns, name string) *saClient {
 			return rt.RoundTrip(req)
 		})
 	}
+	c.cfg = cfg
 	c.dyn = dynamic.NewForConfigOrDie(cfg)
 	return c
 }
+
+// restConfig is a client config acting as the ServiceAccount, for the
+// Helm SDK.
+func (c *saClient) restConfig() *rest.Config { return rest.CopyConfig(c.cfg) }
 
 type roundTripFunc func(*http.Request) (*http.Response, error)
 

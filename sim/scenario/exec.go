@@ -169,7 +169,7 @@ func (r *run) setup() error {
 		if _, err := git.CreateRepo(rp.Name, gitserver.RepoOptions{Public: rp.Public, DefaultBranch: branch}); err != nil {
 			return fmt.Errorf("repo %s: %w", rp.Name, err)
 		}
-		files, err := r.files(rp.Fixture, rp.Files, nil)
+		files, err := r.files(rp.Name, rp.Fixture, rp.Files, nil)
 		if err != nil {
 			return fmt.Errorf("repo %s: %w", rp.Name, err)
 		}
@@ -269,8 +269,11 @@ func (r *run) deploy(kp *keyPair, repo string, write bool) error {
 
 // files builds one commit's changes from a fixture, inline files and
 // deletions.
-func (r *run) files(fixture string, inline map[string]string, del []string) (map[string]*string, error) {
+func (r *run) files(repo, fixture string, inline map[string]string, del []string) (map[string]*string, error) {
 	out := map[string]*string{}
+	// ${repo.self.*} is the repo being committed to, so that a fixture can
+	// name itself (a HelmRelease's git chart source).
+	expand := func(s string) string { return r.expand(strings.ReplaceAll(s, "${repo.self.", "${repo."+repo+".")) }
 	if fixture != "" {
 		p, err := FixturePath(r.sc.Pos.File, fixture)
 		if err != nil {
@@ -281,11 +284,12 @@ func (r *run) files(fixture string, inline map[string]string, del []string) (map
 			return nil, fmt.Errorf("fixture %s: %w", p, err)
 		}
 		for _, f := range a.Files {
-			s := string(f.Data)
+			s := expand(string(f.Data))
 			out[f.Name] = &s
 		}
 	}
 	for k, v := range inline {
+		v = expand(v)
 		out[k] = &v
 	}
 	for _, k := range del {
@@ -525,7 +529,7 @@ func (r *run) do(s *Step) (string, error) {
 		return r.armCall(http.MethodDelete, r.clusterPath(s.DeleteCluster.Name), clusterAPIVersion, nil, s.DeleteCluster.Expect)
 	case s.Git != nil:
 		g := s.Git
-		files, err := r.files(g.Fixture, g.Files, g.Delete)
+		files, err := r.files(g.Repo, g.Fixture, g.Files, g.Delete)
 		if err != nil {
 			return "", err
 		}
@@ -854,6 +858,8 @@ func (r *run) variable(name string) (string, bool) {
 		return git.KnownHosts(), true
 	case "knownHostsBase64":
 		return b64(git.KnownHosts() + "\n"), true
+	case "helm.repositoryUrl":
+		return r.env.sim.HelmRepo().URL(), true
 	}
 	kind, rest, _ := strings.Cut(name, ".")
 	obj, field, ok := cutLast(rest, ".")

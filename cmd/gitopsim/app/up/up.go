@@ -26,6 +26,7 @@ import (
 	"github.com/gitopsim/gitopsim/sim/clock"
 	"github.com/gitopsim/gitopsim/sim/cluster"
 	"github.com/gitopsim/gitopsim/sim/gitserver"
+	"github.com/gitopsim/gitopsim/sim/helmrepo"
 )
 
 // stopTimeout bounds a clean shutdown.
@@ -44,6 +45,7 @@ type flags struct {
 	armPort       int
 	gitSSHPort    int
 	gitHTTPSPort  int
+	helmPort      int
 	gitBackend    string
 	profile       string
 	clusterName   string
@@ -85,6 +87,7 @@ and removes the file.`,
 	fl.IntVar(&f.armPort, "arm-port", 0, "ARM provider port on 127.0.0.1 (0 picks a free one)")
 	fl.IntVar(&f.gitSSHPort, "git-ssh-port", 0, "git SSH port on 127.0.0.1 (0 picks a free one)")
 	fl.IntVar(&f.gitHTTPSPort, "git-https-port", 0, "git HTTPS port on 127.0.0.1 (0 picks a free one)")
+	fl.IntVar(&f.helmPort, "helm-port", 0, "Helm chart repository port on 127.0.0.1 (0 picks a free one)")
 	fl.StringVar(&f.gitBackend, "git-backend", gitserver.Native, "git service: native (Go) or reference (the git binaries)")
 	fl.StringVar(&f.profile, "profile", "realistic", "agent intervals: realistic (config poll 30s, git poll and sync 5m) or fast (about a second)")
 	fl.StringVar(&f.clusterName, "connected-cluster", sim.DefaultClusterName, "name of the connected cluster onboarded for the cluster backend")
@@ -113,7 +116,7 @@ func (f *flags) validate(cmd *cobra.Command) error {
 	if f.gitBackend != gitserver.Native && f.gitBackend != gitserver.Reference {
 		return fmt.Errorf("invalid --git-backend %q: valid values are %s, %s", f.gitBackend, gitserver.Native, gitserver.Reference)
 	}
-	for flag, port := range map[string]int{"apiserver-port": f.apiserverPort, "arm-port": f.armPort, "git-ssh-port": f.gitSSHPort, "git-https-port": f.gitHTTPSPort} {
+	for flag, port := range map[string]int{"apiserver-port": f.apiserverPort, "arm-port": f.armPort, "git-ssh-port": f.gitSSHPort, "git-https-port": f.gitHTTPSPort, "helm-port": f.helmPort} {
 		if port < 0 || port > 65535 {
 			return fmt.Errorf("invalid --%s %d: must be 0-65535", flag, port)
 		}
@@ -164,6 +167,7 @@ func run(s *cli.Streams, f *flags) error {
 			StateDir:      subdir(f.stateDir, "arm"),
 			TokenLifetime: tokenLifetime,
 		},
+		Helm:         helmrepo.Options{Addr: loopback(f.helmPort)},
 		Local:        sim.LocalCluster{Name: f.clusterName, ResourceGroup: f.resourceGroup, Disabled: f.noAgent},
 		AgentProfile: f.profile,
 		Git: gitserver.Options{
@@ -241,6 +245,7 @@ func printSummary(s *cli.Streams, sm *sim.Sim, f *flags, took time.Duration) {
 	fmt.Fprintf(w, "  kubeconfig  %s\n", e.Cluster.Kubeconfig)
 	fmt.Fprintf(w, "  arm         %s (subscription %s)\n", e.ARM.URL, e.ARM.SubscriptionID)
 	fmt.Fprintf(w, "  git         %s  %s\n", e.Git.SSHURL, e.Git.HTTPSURL)
+	fmt.Fprintf(w, "  helm repo   %s\n", e.Helm.RepositoryURL)
 	for _, c := range e.ConnectedClusters {
 		fmt.Fprintf(w, "  connected   %s (resource group %s, agent profile %s)\n", c.Name, c.ResourceGroup, f.profile)
 	}
@@ -251,5 +256,6 @@ func printSummary(s *cli.Streams, sm *sim.Sim, f *flags, took time.Duration) {
 	}
 	fmt.Fprintf(w, "Try: kubectl --kubeconfig %s get namespaces\n", e.Cluster.Kubeconfig)
 	fmt.Fprintf(w, "     GIT_SSH_COMMAND='ssh -i %s -o UserKnownHostsFile=%s' git clone %s/<repo>.git\n", e.Git.SSHPrivateKeyFile, e.Git.KnownHostsFile, e.Git.SSHURL)
+	fmt.Fprintf(w, "     helm repo add gitopsim %s --ca-file %s\n", e.Helm.RepositoryURL, e.Helm.CAFile)
 	fmt.Fprintln(w, "Press Ctrl-C to stop.")
 }
