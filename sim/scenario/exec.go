@@ -65,6 +65,9 @@ type run struct {
 	keys     map[string]*keyPair
 	tokens   map[string]*tokenInfo
 	stepAt   map[string]time.Time // step name -> virtual start
+	// volatile marks repos whose commits hold this run's URLs (ports), so
+	// their hashes are left out of reproducible reports.
+	volatile map[string]bool
 	kube     *kubeClients
 
 	res *Result
@@ -89,7 +92,7 @@ func failf(format string, args ...any) error { return &stepError{fmt.Sprintf(for
 func execute(ctx context.Context, e env, sc *Scenario) *Result {
 	r := &run{
 		ctx: ctx, sc: sc, env: e, start: e.clk.Now(), wall: clock.Real(),
-		clusters: map[string]*sim.Connected{}, keys: map[string]*keyPair{}, tokens: map[string]*tokenInfo{}, stepAt: map[string]time.Time{},
+		clusters: map[string]*sim.Connected{}, keys: map[string]*keyPair{}, tokens: map[string]*tokenInfo{}, stepAt: map[string]time.Time{}, volatile: map[string]bool{},
 		res: &Result{Name: sc.Metadata.Name, File: sc.Pos.File, Passed: true},
 	}
 	r.virt, _ = e.clk.(*clock.Virtual)
@@ -169,7 +172,8 @@ func (r *run) setup() error {
 		if _, err := git.CreateRepo(rp.Name, gitserver.RepoOptions{Public: rp.Public, DefaultBranch: branch}); err != nil {
 			return fmt.Errorf("repo %s: %w", rp.Name, err)
 		}
-		files, err := r.files(rp.Name, rp.Fixture, rp.Files, nil)
+		files, volatile, err := r.files(rp.Name, rp.Fixture, rp.Files, nil)
+		r.volatile[rp.Name] = volatile
 		if err != nil {
 			return fmt.Errorf("repo %s: %w", rp.Name, err)
 		}
@@ -268,20 +272,25 @@ func (r *run) deploy(kp *keyPair, repo string, write bool) error {
 }
 
 // files builds one commit's changes from a fixture, inline files and
-// deletions.
-func (r *run) files(repo, fixture string, inline map[string]string, del []string) (map[string]*string, error) {
-	out := map[string]*string{}
+// deletions. volatile reports that a variable was expanded into them, so
+// the commit's hash differs from run to run (the URLs hold ports).
+func (r *run) files(repo, fixture string, inline map[string]string, del []string) (out map[string]*string, volatile bool, err error) {
+	out = map[string]*string{}
 	// ${repo.self.*} is the repo being committed to, so that a fixture can
 	// name itself (a HelmRelease's git chart source).
-	expand := func(s string) string { return r.expand(strings.ReplaceAll(s, "${repo.self.", "${repo."+repo+".")) }
+	expand := func(s string) string {
+		e := r.expand(strings.ReplaceAll(s, "${repo.self.", "${repo."+repo+"."))
+		volatile = volatile || e != s
+		return e
+	}
 	if fixture != "" {
 		p, err := FixturePath(r.sc.Pos.File, fixture)
 		if err != nil {
-			return nil, err
+			return nil, false, err
 		}
 		a, err := txtar.ParseFile(p)
 		if err != nil {
-			return nil, fmt.Errorf("fixture %s: %w", p, err)
+			return nil, false, fmt.Errorf("fixture %s: %w", p, err)
 		}
 		for _, f := range a.Files {
 			s := expand(string(f.Data))
@@ -295,7 +304,7 @@ func (r *run) files(repo, fixture string, inline map[string]string, del []string
 	for _, k := range del {
 		out[k] = nil
 	}
-	return out, nil
+	return out, volatile, nil
 }
 
 // steps runs a list; after a failure the rest are skipped. It reports
@@ -529,7 +538,7 @@ func (r *run) do(s *Step) (string, error) {
 		return r.armCall(http.MethodDelete, r.clusterPath(s.DeleteCluster.Name), clusterAPIVersion, nil, s.DeleteCluster.Expect)
 	case s.Git != nil:
 		g := s.Git
-		files, err := r.files(g.Repo, g.Fixture, g.Files, g.Delete)
+		files, volatile, err := r.files(g.Repo, g.Fixture, g.Files, g.Delete)
 		if err != nil {
 			return "", err
 		}
@@ -543,6 +552,14 @@ func (r *run) do(s *Step) (string, error) {
 		h, err := git.Commit(g.Repo, r.branch(g.Repo, g.Branch), msg, files)
 		if err != nil {
 			return "", failf("git push: %v", err)
+		}
+		// Once a commit held this run's URLs, every later hash on the repo
+		// varies too.
+		volatile = volatile || r.volatile[g.Repo]
+		r.volatile[g.Repo] = volatile
+		if volatile {
+			// Reports stay reproducible: the hash depends on this run's ports.
+			return "committed (with this run's URLs)", nil
 		}
 		return "commit " + h.String()[:7], nil
 	case s.SetRef != nil:
