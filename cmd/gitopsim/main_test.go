@@ -105,6 +105,9 @@ func TestUpServesAndStopsCleanlyOnSIGINT(t *testing.T) {
 	if !strings.HasPrefix(e.Git.SSHURL, "ssh://git@127.0.0.1:") || !strings.HasPrefix(e.Git.HTTPSURL, "https://127.0.0.1:") || e.Git.HTTPSToken == "" {
 		t.Errorf("git endpoints = %+v", e.Git)
 	}
+	if !strings.HasPrefix(e.Helm.RepositoryURL, "https://127.0.0.1:") || e.Helm.CAFile != e.ARM.CAFile {
+		t.Errorf("helm endpoints = %+v", e.Helm)
+	}
 	for _, f := range []string{e.Git.KnownHostsFile, e.Git.SSHPrivateKeyFile, e.Git.CAFile} {
 		if _, err := os.Stat(f); err != nil {
 			t.Errorf("endpoint file: %v", err)
