@@ -34,15 +34,7 @@ import (
 // changing points of the poll cycle, as real pushes do.
 func BenchmarkPushToCompliance(b *testing.B) {
 	ctx := context.Background()
-	s, err := sim.New(sim.Options{Workdir: b.TempDir(), AgentProfile: "fast", Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		b.Fatal(err)
-	}
-	if err := s.Start(ctx); err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { _ = s.Stop(context.Background()) })
-	local := s.Connected()[0]
+	s, local, configs := fastStack(b)
 	const repo = "bench/app"
 	if _, err := s.Git().CreateRepo(repo, gitserver.RepoOptions{Public: true, DefaultBranch: "main"}); err != nil {
 		b.Fatal(err)
@@ -53,15 +45,7 @@ func BenchmarkPushToCompliance(b *testing.B) {
 	if _, err := s.Git().Commit(repo, "main", "v0", manifest(0)); err != nil {
 		b.Fatal(err)
 	}
-	az, err := azsdk.New(s.Endpoints().ARM)
-	if err != nil {
-		b.Fatal(err)
-	}
-	configs, err := armkubernetesconfiguration.NewSourceControlConfigurationsClient(az.SubscriptionID, az.Credential, az.Options)
-	if err != nil {
-		b.Fatal(err)
-	}
-	_, err = configs.CreateOrUpdate(ctx, local.ResourceGroup, "Microsoft.Kubernetes", "connectedClusters", local.Name, "bench",
+	_, err := configs.CreateOrUpdate(ctx, local.ResourceGroup, "Microsoft.Kubernetes", "connectedClusters", local.Name, "bench",
 		armkubernetesconfiguration.SourceControlConfiguration{Properties: &armkubernetesconfiguration.SourceControlConfigurationProperties{
 			RepositoryURL: to.Ptr(s.Git().HTTPSURL() + "/" + repo + ".git"), OperatorNamespace: to.Ptr("bench"), OperatorInstanceName: to.Ptr("bench"),
 			OperatorType: to.Ptr(armkubernetesconfiguration.OperatorTypeFlux), OperatorScope: to.Ptr(armkubernetesconfiguration.OperatorScopeTypeNamespace),
@@ -140,4 +124,28 @@ func BenchmarkPushToCompliance(b *testing.B) {
 	b.ReportMetric(pct(visible, 0.95), "visible-p95-ms")
 	b.ReportMetric(float64(floor.Microseconds())/20/1000, "floor-ms")
 	b.ReportMetric(pct(visible, 0.95)/float64(poll.Milliseconds()), "visible-p95/poll")
+}
+
+// fastStack starts a simulator on the fast profile and the real clock,
+// and returns it with its local connected cluster and an Azure SDK client
+// for configurations.
+func fastStack(b *testing.B) (*sim.Sim, *sim.Connected, *armkubernetesconfiguration.SourceControlConfigurationsClient) {
+	b.Helper()
+	s, err := sim.New(sim.Options{Workdir: b.TempDir(), AgentProfile: "fast", Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := s.Start(context.Background()); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = s.Stop(context.Background()) })
+	az, err := azsdk.New(s.Endpoints().ARM)
+	if err != nil {
+		b.Fatal(err)
+	}
+	configs, err := armkubernetesconfiguration.NewSourceControlConfigurationsClient(az.SubscriptionID, az.Credential, az.Options)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return s, s.Connected()[0], configs
 }

@@ -3,7 +3,6 @@ package bench
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"slices"
 	"testing"
 	"time"
@@ -17,8 +16,6 @@ import (
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/client-go/kubernetes"
 
-	"github.com/gitopsim/gitopsim/sim"
-	"github.com/gitopsim/gitopsim/sim/azsdk"
 	"github.com/gitopsim/gitopsim/sim/gitserver"
 )
 
@@ -34,15 +31,7 @@ import (
 // deployed-p95/poll against the fast profile's git poll interval.
 func BenchmarkHelmReleaseDeploy(b *testing.B) {
 	ctx := context.Background()
-	s, err := sim.New(sim.Options{Workdir: b.TempDir(), AgentProfile: "fast", Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		b.Fatal(err)
-	}
-	if err := s.Start(ctx); err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { _ = s.Stop(context.Background()) })
-	local := s.Connected()[0]
+	s, local, configs := fastStack(b)
 	const repo, ns = "bench/helm", "helmbench"
 	if _, err := s.Git().CreateRepo(repo, gitserver.RepoOptions{Public: true, DefaultBranch: "main"}); err != nil {
 		b.Fatal(err)
@@ -60,15 +49,7 @@ spec:
 	if _, err := s.Git().Commit(repo, "main", "v0", hr(0)); err != nil {
 		b.Fatal(err)
 	}
-	az, err := azsdk.New(s.Endpoints().ARM)
-	if err != nil {
-		b.Fatal(err)
-	}
-	configs, err := armkubernetesconfiguration.NewSourceControlConfigurationsClient(az.SubscriptionID, az.Credential, az.Options)
-	if err != nil {
-		b.Fatal(err)
-	}
-	_, err = configs.CreateOrUpdate(ctx, local.ResourceGroup, "Microsoft.Kubernetes", "connectedClusters", local.Name, "helmbench",
+	_, err := configs.CreateOrUpdate(ctx, local.ResourceGroup, "Microsoft.Kubernetes", "connectedClusters", local.Name, "helmbench",
 		armkubernetesconfiguration.SourceControlConfiguration{Properties: &armkubernetesconfiguration.SourceControlConfigurationProperties{
 			RepositoryURL: to.Ptr(s.Git().HTTPSURL() + "/" + repo + ".git"), OperatorNamespace: to.Ptr(ns), OperatorInstanceName: to.Ptr("flux"),
 			OperatorType: to.Ptr(armkubernetesconfiguration.OperatorTypeFlux), OperatorScope: to.Ptr(armkubernetesconfiguration.OperatorScopeTypeNamespace),

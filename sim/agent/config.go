@@ -110,7 +110,7 @@ func (a *Agent) reconcile(ctx context.Context, d arm.DesiredConfiguration) {
 		hs, err = a.installHelmOperator(ctx, d.Spec)
 	} else if err == nil {
 		// A PUT that turned the Helm operator off removes it.
-		a.uninstallHelmOperator(ctx, d.Spec.OperatorNamespace, d.Spec.OperatorInstanceName)
+		a.uninstallHelmOperator(d.Spec.OperatorNamespace, d.Spec.OperatorInstanceName)
 	}
 	if err != nil {
 		in.installErr = err

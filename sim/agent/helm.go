@@ -306,7 +306,7 @@ func (a *Agent) installHelmOperator(ctx context.Context, sp arm.ConfigSpec) (hel
 
 // uninstallHelmOperator removes the Helm operator release; the CRD and
 // the releases it made stay, as with `helm uninstall`.
-func (a *Agent) uninstallHelmOperator(ctx context.Context, ns, instance string) {
+func (a *Agent) uninstallHelmOperator(ns, instance string) {
 	name := instance + "-helm-" + ns
 	cfg, err := a.helmConfig(a.adminREST(), ns)
 	if err != nil {
@@ -319,9 +319,7 @@ func (a *Agent) uninstallHelmOperator(ctx context.Context, ns, instance string) 
 	un := action.NewUninstall(cfg)
 	if _, err := un.Run(name); err != nil && !errors.Is(err, driver.ErrReleaseNotFound) {
 		a.log.Warn("uninstall helm operator", "release", name, "err", err)
-		return
 	}
-	_ = ctx
 }
 
 // adminREST is the agent's own (cluster-admin) client config.

@@ -79,12 +79,19 @@ func (h *helmOperator) repoChart(ctx context.Context, repoURL, name, version str
 // gitChart fetches url (with the configuration's git credentials and
 // trust) and loads the chart at dir of ref: a branch, a tag or a commit.
 func (h *helmOperator) gitChart(ctx context.Context, url, ref, dir string) (*chart.Chart, string, error) {
-	r, err := git.Init(memory.NewStorage(), nil)
-	if err == nil {
-		_, err = r.CreateRemote(&gitconfig.RemoteConfig{Name: "origin", URLs: []string{url}})
-	}
-	if err != nil {
-		return nil, "", err
+	// One mirror per URL, fetched incrementally, as helm-operator keeps
+	// its git chart mirrors.
+	r := h.gitRepos[url]
+	if r == nil {
+		var err error
+		r, err = git.Init(memory.NewStorage(), nil)
+		if err == nil {
+			_, err = r.CreateRemote(&gitconfig.RemoteConfig{Name: "origin", URLs: []string{url}})
+		}
+		if err != nil {
+			return nil, "", err
+		}
+		h.gitRepos[url] = r
 	}
 	auth, err := h.o.authFor(url)
 	if err != nil {

@@ -18,6 +18,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/go-git/go-git/v5"
 	"helm.sh/helm/v3/pkg/action"
 	"helm.sh/helm/v3/pkg/chart"
 	"helm.sh/helm/v3/pkg/kube"
@@ -69,7 +70,8 @@ type helmOperator struct {
 	timer      clock.Timer
 	kickTimer  clock.Timer
 	stopped    bool
-	charts     map[string]*chart.Chart // repository charts: immutable, cached
+	charts     map[string]*chart.Chart    // repository charts: immutable, cached
+	gitRepos   map[string]*git.Repository // git chart sources by URL, fetched again each run
 	mem        map[string]*hrMemory
 	lastStatus map[string]string
 
@@ -109,7 +111,7 @@ type managedRelease struct {
 func newHelmOperator(o *operator, hs helmSettings) *helmOperator {
 	h := &helmOperator{
 		a: o.a, o: o, hs: hs, log: o.log.With("operator", "helm"),
-		charts: map[string]*chart.Chart{}, mem: map[string]*hrMemory{}, lastStatus: map[string]string{}, failures: map[string]string{},
+		charts: map[string]*chart.Chart{}, gitRepos: map[string]*git.Repository{}, mem: map[string]*hrMemory{}, lastStatus: map[string]string{}, failures: map[string]string{},
 	}
 	h.rest = o.client.restConfig()
 	h.kube = kubernetes.NewForConfigOrDie(h.rest)
@@ -261,7 +263,7 @@ func (h *helmOperator) syncAll(ctx context.Context) bool {
 		if present[key] {
 			continue
 		}
-		h.uninstall(ctx, key, m)
+		h.uninstall(key, m)
 		h.a.forgetRelease(h.o.name, key)
 		delete(h.mem, key)
 		delete(h.lastStatus, key)
@@ -587,7 +589,7 @@ func (h *helmOperator) rollback(cfg *action.Configuration, sp *hrSpec, name stri
 }
 
 // uninstall removes the release of a HelmRelease that was deleted.
-func (h *helmOperator) uninstall(ctx context.Context, key string, m managedRelease) {
+func (h *helmOperator) uninstall(key string, m managedRelease) {
 	cfg, err := h.a.helmConfig(h.rest, m.namespace)
 	if err == nil {
 		_, err = action.NewUninstall(cfg).Run(m.name)
@@ -597,7 +599,6 @@ func (h *helmOperator) uninstall(ctx context.Context, key string, m managedRelea
 		return
 	}
 	h.a.event(h.o.name, "HelmReleaseUninstalled", "configuration %s: helmrelease %s deleted: release %s in %s uninstalled", h.o.name, key, m.name, m.namespace)
-	_ = ctx
 }
 
 // writeStatus records out on the HelmRelease (only when it changed) and

@@ -381,7 +381,7 @@ func (a *Agent) removeOperator(ctx context.Context, gc gitConfigRef) {
 		in.op.stop()
 	}
 	a.deleteIgnoringMissing(ctx, gvrDeployment, gc.namespace, gc.instance)
-	a.uninstallHelmOperator(ctx, gc.namespace, gc.instance)
+	a.uninstallHelmOperator(gc.namespace, gc.instance)
 	a.deleteIgnoringMissing(ctx, gvrSecret, gc.namespace, secretName(gc.instance))
 	a.deleteIgnoringMissing(ctx, gvrRoleBinding, gc.namespace, gc.instance)
 	a.deleteIgnoringMissing(ctx, gvrRole, gc.namespace, gc.instance)
