@@ -217,14 +217,7 @@ func cmYAML(ns, name, value string, annotations ...string) string {
 }
 
 // cmValue returns a ConfigMap's data.value, or "<absent>".
-func cmValue(g Gomega, ns, name string) string {
-	cm, err := admin.CoreV1().ConfigMaps(ns).Get(context.Background(), name, metav1.GetOptions{})
-	if apierrors.IsNotFound(err) {
-		return "<absent>"
-	}
-	g.Expect(err).NotTo(HaveOccurred())
-	return cm.Data["value"]
-}
+func cmValue(g Gomega, ns, name string) string { return cmData(g, ns, name, "value") }
 
 func exists(g Gomega, get func() error) bool {
 	err := get()

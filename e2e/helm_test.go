@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -46,14 +47,20 @@ func helmRepo(ns string) string {
 	return name
 }
 
-// releases lists the Helm releases in ns as `helm list -a` would.
-func releases(g Gomega, ns string) map[string]*release.Release {
+// helmAction is a Helm SDK configuration for namespace ns, as the
+// `helm` CLI with the suite's admin kubeconfig would have.
+func helmAction(g Gomega, ns string) *action.Configuration {
 	kubeconfig := stack.Cluster().Kubeconfig()
 	cf := genericclioptions.NewConfigFlags(false)
 	cf.KubeConfig, cf.Namespace = &kubeconfig, &ns
 	cfg := new(action.Configuration)
 	g.Expect(cfg.Init(cf, ns, "secret", func(string, ...any) {})).To(Succeed())
-	l := action.NewList(cfg)
+	return cfg
+}
+
+// releases lists the Helm releases in ns as `helm list -a` would.
+func releases(g Gomega, ns string) map[string]*release.Release {
+	l := action.NewList(helmAction(g, ns))
 	l.All = true
 	l.SetStateMask()
 	rels, err := l.Run()
@@ -66,12 +73,7 @@ func releases(g Gomega, ns string) map[string]*release.Release {
 }
 
 func history(g Gomega, ns, name string) []string {
-	kubeconfig := stack.Cluster().Kubeconfig()
-	cf := genericclioptions.NewConfigFlags(false)
-	cf.KubeConfig, cf.Namespace = &kubeconfig, &ns
-	cfg := new(action.Configuration)
-	g.Expect(cfg.Init(cf, ns, "secret", func(string, ...any) {})).To(Succeed())
-	h, err := action.NewHistory(cfg).Run(name)
+	h, err := action.NewHistory(helmAction(g, ns)).Run(name)
 	g.Expect(err).NotTo(HaveOccurred())
 	var out []string
 	for _, r := range h {
@@ -80,10 +82,13 @@ func history(g Gomega, ns, name string) []string {
 	return out
 }
 
+// adminDynamic is made once: specs poll HelmRelease status many times.
+var adminDynamic = sync.OnceValue(func() dynamic.Interface {
+	return dynamic.NewForConfigOrDie(stack.Cluster().AdminConfig())
+})
+
 func hrStatus(g Gomega, ns, name string) map[string]any {
-	dyn, err := dynamic.NewForConfig(stack.Cluster().AdminConfig())
-	g.Expect(err).NotTo(HaveOccurred())
-	hr, err := dyn.Resource(agent.HelmReleaseGVR).Namespace(ns).Get(context.Background(), name, metav1.GetOptions{})
+	hr, err := adminDynamic().Resource(agent.HelmReleaseGVR).Namespace(ns).Get(context.Background(), name, metav1.GetOptions{})
 	g.Expect(err).NotTo(HaveOccurred())
 	st, _, _ := unstructured.NestedMap(hr.Object, "status")
 	return st
@@ -100,6 +105,7 @@ func releasedMessage(st map[string]any) string {
 	return ""
 }
 
+// cmData returns a ConfigMap's data[key], or "<absent>".
 func cmData(g Gomega, ns, name, key string) string {
 	cm, err := admin.CoreV1().ConfigMaps(ns).Get(context.Background(), name, metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {

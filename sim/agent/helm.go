@@ -114,16 +114,21 @@ func helmOperatorChart(v string) *chart.Chart {
 		},
 		Templates: []*chart.File{{Name: "templates/deployment.yaml", Data: []byte(helmOperatorDeployment)}},
 		Files:     []*chart.File{{Name: "crds/helmreleases.yaml", Data: []byte(helmReleaseCRD)}},
-		Values: map[string]any{
-			"image":                map[string]any{"repository": "docker.io/fluxcd/helm-operator", "tag": "1.4.4"},
-			"helm":                 map[string]any{"versions": "v3"},
-			"chartsSyncInterval":   "3m",
-			"statusUpdateInterval": "10s",
-			"workers":              int64(2),
-			"git":                  map[string]any{"timeout": "20s"},
-			"allowNamespace":       "",
-			"serviceAccount":       map[string]any{"name": ""},
-		},
+		Values:    helmOperatorDefaults(),
+	}
+}
+
+// helmOperatorDefaults are the chart's values.yaml.
+func helmOperatorDefaults() map[string]any {
+	return map[string]any{
+		"image":                map[string]any{"repository": "docker.io/fluxcd/helm-operator", "tag": "1.4.4"},
+		"helm":                 map[string]any{"versions": "v3"},
+		"chartsSyncInterval":   "3m",
+		"statusUpdateInterval": "10s",
+		"workers":              int64(2),
+		"git":                  map[string]any{"timeout": "20s"},
+		"allowNamespace":       "",
+		"serviceAccount":       map[string]any{"name": ""},
 	}
 }
 
@@ -149,7 +154,7 @@ func helmOperatorValues(sp arm.ConfigSpec, defaultSync time.Duration) (map[strin
 		return nil, helmSettings{}, err
 	}
 	var hs helmSettings
-	merged := mergeValues(helmOperatorChart("0.0.0").Values, vals)
+	merged := mergeValues(helmOperatorDefaults(), vals)
 	interval := fmt.Sprint(merged["chartsSyncInterval"])
 	d, err := time.ParseDuration(interval)
 	if err != nil || d <= 0 {

@@ -45,7 +45,6 @@ const (
 	PhaseChartFetchFailed = "ChartFetchFailed"
 	PhaseInstalling       = "Installing"
 	PhaseUpgrading        = "Upgrading"
-	PhaseDeployed         = "Deployed"
 	PhaseDeployFailed     = "DeployFailed"
 	PhaseSucceeded        = "Succeeded"
 	PhaseFailed           = "Failed"
@@ -394,10 +393,7 @@ func (h *helmOperator) release(ctx context.Context, hr *unstructured.Unstructure
 	if err != nil {
 		return outcome{phase: PhaseFailed, err: err}
 	}
-	timeout := 300 * time.Second
-	if sp.Timeout != nil {
-		timeout = time.Duration(*sp.Timeout) * time.Second
-	}
+	timeout := seconds(sp.Timeout)
 	maxHistory := 10
 	if sp.MaxHistory != nil {
 		maxHistory = *sp.MaxHistory
@@ -406,7 +402,7 @@ func (h *helmOperator) release(ctx context.Context, hr *unstructured.Unstructure
 	out := outcome{revision: revision, lastAttempted: revision}
 
 	if !m.waitSince.IsZero() {
-		return h.checkWait(ctx, cfg, sp, name, m, timeout, out, digest)
+		return h.checkWait(ctx, cfg, sp, name, m, out, digest)
 	}
 	cur, err := cfg.Releases.Last(name)
 	switch {
@@ -487,17 +483,13 @@ func (h *helmOperator) afterApply(ctx context.Context, cfg *action.Configuration
 		return out
 	}
 	m.waitSince, m.waitPhase, m.waitFrom = h.a.clk.Now(), phase, from
-	timeout := 300 * time.Second
-	if sp.Timeout != nil {
-		timeout = time.Duration(*sp.Timeout) * time.Second
-	}
-	return h.checkWait(ctx, cfg, sp, out.rel.Name, m, timeout, out, digest)
+	return h.checkWait(ctx, cfg, sp, out.rel.Name, m, out, digest)
 }
 
 // checkWait is helm --wait on the simulation clock: the release stays
 // Installing/Upgrading until its resources are ready, and fails with
 // Helm's words once timeout has passed.
-func (h *helmOperator) checkWait(ctx context.Context, cfg *action.Configuration, sp *hrSpec, name string, m *hrMemory, timeout time.Duration, out outcome, digest string) outcome {
+func (h *helmOperator) checkWait(ctx context.Context, cfg *action.Configuration, sp *hrSpec, name string, m *hrMemory, out outcome, digest string) outcome {
 	rel, err := cfg.Releases.Last(name)
 	if err != nil {
 		m.waitSince = time.Time{}
@@ -511,7 +503,7 @@ func (h *helmOperator) checkWait(ctx context.Context, cfg *action.Configuration,
 		m.waitSince = time.Time{}
 		out.phase = PhaseSucceeded
 		return out
-	case h.a.clk.Since(m.waitSince) < timeout:
+	case h.a.clk.Since(m.waitSince) < seconds(sp.Timeout):
 		out.phase = m.waitPhase
 		return out
 	}
@@ -572,10 +564,7 @@ func (h *helmOperator) rollback(cfg *action.Configuration, sp *hrSpec, name stri
 	}
 	rb := action.NewRollback(cfg)
 	rb.Version, rb.Force, rb.Recreate, rb.DisableHooks = from, sp.Rollback.Force, sp.Rollback.Recreate, sp.Rollback.DisableHooks
-	rb.Timeout = 300 * time.Second
-	if sp.Rollback.Timeout != nil {
-		rb.Timeout = time.Duration(*sp.Rollback.Timeout) * time.Second
-	}
+	rb.Timeout = seconds(sp.Rollback.Timeout)
 	if err := rb.Run(name); err != nil {
 		out.phase, out.err = PhaseRollbackFailed, fmt.Errorf("%v; rollback failed: %w", out.err, err)
 		return out
@@ -726,6 +715,14 @@ func (h *helmOperator) writeStatus(ctx context.Context, hr *unstructured.Unstruc
 	}
 	h.a.event(h.o.name, reason, "%s", msg)
 	return failure
+}
+
+// seconds is a HelmRelease timeout field: seconds, default 300.
+func seconds(s *int64) time.Duration {
+	if s == nil {
+		return 300 * time.Second
+	}
+	return time.Duration(*s) * time.Second
 }
 
 func condition(typ, status, reason, msg string) map[string]any {
