@@ -47,7 +47,7 @@ func gitopsim(t *testing.T, args ...string) *exec.Cmd {
 // minutes: a hang is a failure, not a stuck test run.
 func runGitopsim(t *testing.T, args ...string) (stdout, stderr string, code int) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+	ctx, cancel := context.WithTimeout(t.Context(), 4*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, os.Args[0], args...)
 	cmd.Env = append(os.Environ(), beGitopsim+"=1")
@@ -60,7 +60,7 @@ func runGitopsim(t *testing.T, args ...string) (stdout, stderr string, code int)
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	err := cmd.Run()
 	if ctx.Err() != nil {
-		t.Fatalf("gitopsim %v did not end within 2 minutes\nstdout:\n%s\nstderr (with the goroutine dump):\n%s", args, out.String(), errb.String())
+		t.Fatalf("gitopsim %v did not end within 4 minutes\nstdout:\n%s\nstderr (with the goroutine dump):\n%s", args, out.String(), errb.String())
 	}
 	var ee *exec.ExitError
 	switch {

@@ -3,6 +3,7 @@ package scenario_test
 import (
 	"context"
 	"flag"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -45,7 +46,11 @@ func TestLibrary(t *testing.T) {
 	for _, res := range results {
 		t.Run(res.Name, func(t *testing.T) {
 			if !res.Passed {
-				t.Errorf("%s failed:\n%s\n%s", res.File, strings.Join(res.Failures, "\n"), res.Timeline)
+				// The agent's events explain most failures (a git error, a
+				// retry that shifted a time); the bundle itself goes with
+				// the test's temporary directory.
+				events, _ := os.ReadFile(filepath.Join(res.Diagnostics, "agent-events.txt"))
+				t.Errorf("%s failed:\n%s\n%s\nagent events:\n%s", res.File, strings.Join(res.Failures, "\n"), res.Timeline, events)
 			}
 		})
 	}

@@ -44,6 +44,10 @@ type pool struct {
 type plane struct {
 	backend  cluster.Backend
 	baseline map[objKey]bool
+	// dirty means a scenario ran on it since the last reset. Planes are
+	// reset when next acquired, not when released, so that the last
+	// scenario of a run does not pay for a reset nobody needs.
+	dirty bool
 }
 
 // kind is one resource type from discovery.
@@ -135,13 +139,36 @@ type objKey struct {
 }
 
 func (p *pool) acquire(ctx context.Context) (*plane, error) {
-	p.mu.Lock()
-	if n := len(p.free); n > 0 {
+	for {
+		p.mu.Lock()
+		n := len(p.free)
+		if n == 0 {
+			p.mu.Unlock()
+			break
+		}
 		pl := p.free[n-1]
 		p.free = p.free[:n-1]
 		p.mu.Unlock()
-		return pl, nil
+		if !pl.dirty {
+			return pl, nil
+		}
+		t := clock.Real().Now()
+		err := pl.reset(ctx)
+		p.log.Debug("control plane reset", "took", clock.Real().Since(t), "err", err)
+		if err == nil {
+			pl.dirty = false
+			return pl, nil
+		}
+		if ctx.Err() != nil {
+			p.mu.Lock()
+			p.free = append(p.free, pl)
+			p.mu.Unlock()
+			return nil, err
+		}
+		p.log.Warn("control plane reset failed; it is replaced", "err", err)
+		p.drop(ctx, pl)
 	}
+	p.mu.Lock()
 	p.n++
 	o := p.opts
 	o.Workdir = filepath.Join(p.dir, fmt.Sprintf("cp-%d", p.n))
@@ -164,21 +191,28 @@ func (p *pool) acquire(ctx context.Context) (*plane, error) {
 	return pl, nil
 }
 
-// release resets a plane and returns it to the pool; a plane that cannot
-// be reset is stopped and dropped, and the next acquire starts a new one.
-func (p *pool) release(ctx context.Context, pl *plane) error {
-	if err := pl.reset(ctx); err != nil {
-		p.mu.Lock()
-		p.all = slices.DeleteFunc(p.all, func(x *plane) bool { return x == pl })
-		p.mu.Unlock()
-		return errors.Join(err, pl.backend.Stop(ctx))
-	}
+// release returns a plane to the pool, to be reset by the next acquire.
+func (p *pool) release(pl *plane) {
 	p.mu.Lock()
+	pl.dirty = true
 	p.free = append(p.free, pl)
 	p.mu.Unlock()
-	return nil
 }
 
+// drop stops a plane that cannot be reset; the next acquire starts a new
+// one.
+func (p *pool) drop(ctx context.Context, pl *plane) {
+	p.mu.Lock()
+	p.all = slices.DeleteFunc(p.all, func(x *plane) bool { return x == pl })
+	p.mu.Unlock()
+	if err := pl.backend.Stop(ctx); err != nil {
+		p.log.Warn("stop control plane", "err", err)
+	}
+}
+
+// close stops every plane. A started control plane goes away with what
+// is in it; a cluster that is only borrowed (kubeconfig) is reset first,
+// so that no scenario leaves its namespaces behind in it.
 func (p *pool) close(ctx context.Context) error {
 	p.mu.Lock()
 	all := p.all
@@ -186,6 +220,9 @@ func (p *pool) close(ctx context.Context) error {
 	p.mu.Unlock()
 	var errs []error
 	for _, pl := range all {
+		if pl.dirty && p.opts.Backend == cluster.KubeconfigKind {
+			errs = append(errs, pl.reset(ctx))
+		}
 		errs = append(errs, pl.backend.Stop(ctx))
 	}
 	return errors.Join(errs...)

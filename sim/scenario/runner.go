@@ -204,13 +204,6 @@ func (r *Runner) runOne(ctx context.Context, sc *Scenario) *Result {
 	fmt.Fprintf(tl, "=== %s (%s)\n", sc.Metadata.Name, sc.Pos.File)
 	res := r.execute(ctx, sc, tl)
 	res.Wall = wall.Since(t0)
-	if r.opts.Golden || r.opts.UpdateGolden {
-		if err := CheckGolden(res, r.opts.UpdateGolden); err != nil {
-			res.Passed = false
-			res.Failures = append(res.Failures, err.Error())
-			fmt.Fprintf(tl, "  golden: %v\n", err)
-		}
-	}
 	verdict := "PASS"
 	if !res.Passed {
 		verdict = "FAIL"
@@ -261,12 +254,7 @@ func (r *Runner) execute(ctx context.Context, sc *Scenario, tl io.Writer) *Resul
 		for _, b := range dedicated {
 			_ = b.Stop(context.WithoutCancel(ctx))
 		}
-		t := clock.Real().Now()
-		err := r.pool.release(context.WithoutCancel(ctx), plane)
-		r.opts.Logger.Debug("control plane reset", "scenario", sc.Metadata.Name, "took", clock.Real().Since(t))
-		if err != nil {
-			r.opts.Logger.Warn("control plane reset failed; it is replaced", "err", err)
-		}
+		r.pool.release(plane)
 	}()
 	if err := os.MkdirAll(wd, 0o755); err != nil {
 		return fail(err)
@@ -297,6 +285,16 @@ func (r *Runner) execute(ctx context.Context, sc *Scenario, tl io.Writer) *Resul
 		return b, nil
 	}}
 	res := execute(ctx, e, sc)
+	// The golden comparison comes before the diagnostics, so that a
+	// transcript that drifted (a timing that is not deterministic) is
+	// explained by the agent's events and log like any other failure.
+	if r.opts.Golden || r.opts.UpdateGolden {
+		if err := CheckGolden(res, r.opts.UpdateGolden); err != nil {
+			res.Passed = false
+			res.Failures = append(res.Failures, err.Error())
+			fmt.Fprintf(tl, "  golden: %v\n", err)
+		}
+	}
 	if !res.Passed {
 		dir := filepath.Join(r.opts.ReportDir, sc.Metadata.Name)
 		if err := writeDiagnostics(ctx, dir, wd, s, sc, res); err != nil {
