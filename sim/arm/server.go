@@ -22,6 +22,7 @@ import (
 
 	"github.com/gitopsim/gitopsim/sim/clock"
 	"github.com/gitopsim/gitopsim/sim/internal/atomicfile"
+	"github.com/gitopsim/gitopsim/sim/internal/graceful"
 	"github.com/gitopsim/gitopsim/sim/internal/pki"
 )
 
@@ -282,7 +283,7 @@ func (s *Server) Stop(ctx context.Context) error {
 	if srv == nil {
 		return nil
 	}
-	err := srv.Shutdown(ctx)
+	err := graceful.Shutdown(ctx, srv, graceful.Grace, s.log)
 	<-done
 	if f != nil {
 		s.reqLogMu.Lock()

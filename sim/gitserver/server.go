@@ -24,6 +24,7 @@ import (
 
 	"github.com/gitopsim/gitopsim/sim/clock"
 	"github.com/gitopsim/gitopsim/sim/internal/atomicfile"
+	"github.com/gitopsim/gitopsim/sim/internal/graceful"
 	"github.com/gitopsim/gitopsim/sim/internal/pki"
 )
 
@@ -328,7 +329,7 @@ func (s *Server) Stop(ctx context.Context) error {
 		_ = s.sshL.Close()
 	}
 	if s.httpSrv != nil {
-		errs = append(errs, s.httpSrv.Shutdown(ctx))
+		errs = append(errs, graceful.Shutdown(ctx, s.httpSrv, graceful.Grace, s.log))
 	}
 	s.wg.Wait()
 	s.sshSrv, s.httpSrv = nil, nil

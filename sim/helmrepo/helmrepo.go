@@ -35,6 +35,7 @@ import (
 
 	"github.com/gitopsim/gitopsim/fixtures"
 	"github.com/gitopsim/gitopsim/sim/clock"
+	"github.com/gitopsim/gitopsim/sim/internal/graceful"
 	"github.com/gitopsim/gitopsim/sim/internal/pki"
 )
 
@@ -160,7 +161,7 @@ func (s *Server) Stop(ctx context.Context) error {
 	if s.srv == nil {
 		return nil
 	}
-	err := s.srv.Shutdown(ctx)
+	err := graceful.Shutdown(ctx, s.srv, graceful.Grace, s.log)
 	<-s.done
 	return err
 }
