@@ -17,6 +17,11 @@
 //     no-thin, and a compare-and-swap on every ref so racing pushes never
 //     silently overwrite each other.
 //
+// Over SSH a command that succeeded keeps its channel open until the
+// client has closed its input (bounded at 10 s): go-git closes stdin only
+// after writing its request, and a channel closed first made its push or
+// fetch fail with a bare EOF although the server had done the work.
+//
 // A reference backend hands the same requests to the git binaries (git
 // upload-pack, git receive-pack, git http-backend), for tests that compare
 // the two and for a high-fidelity mode.
