@@ -28,18 +28,7 @@ func TestBuiltBinaryComesUp(t *testing.T) {
 	cmd := exec.Command(bin, "up", "--workdir", workdir)
 	var errb syncBuffer
 	cmd.Stderr = &errb
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	t.Cleanup(func() {
-		if cmd.ProcessState == nil {
-			_ = cmd.Process.Kill()
-			<-exited
-		}
-	})
-	path := waitReady(t, workdir, exited, &errb, 2*time.Minute)
+	path, exited := startUp(t, cmd, workdir, &errb)
 	e, err := sim.ReadEndpoints(path)
 	if err != nil {
 		t.Fatal(err)

@@ -78,19 +78,7 @@ func TestUpServesAndStopsCleanlyOnSIGINT(t *testing.T) {
 	cmd := gitopsim(t, "up", "--workdir", workdir, "--profile", "fast")
 	var out, errb syncBuffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	t.Cleanup(func() {
-		if cmd.ProcessState == nil {
-			_ = cmd.Process.Kill()
-			<-exited
-		}
-	})
-
-	path := waitReady(t, workdir, exited, &errb, 2*time.Minute)
+	path, exited := startUp(t, cmd, workdir, &errb)
 
 	e, err := sim.ReadEndpoints(path)
 	if err != nil {
@@ -173,16 +161,29 @@ func TestUpServesAndStopsCleanlyOnSIGINT(t *testing.T) {
 	}
 }
 
-// waitReady waits for `gitopsim up` to write its endpoints file and
-// returns the file's path; the test fails if up exits first or takes
-// longer than limit.
-func waitReady(t *testing.T, workdir string, exited <-chan error, errb *syncBuffer, limit time.Duration) string {
+// startUp starts a `gitopsim up` command (its streams already set), kills
+// it at the end of the test if it still runs, and waits for its endpoints
+// file. It returns the file's path and the command's exit; the test fails
+// if up exits first or is not ready within 2 minutes.
+func startUp(t *testing.T, cmd *exec.Cmd, workdir string, errb *syncBuffer) (string, <-chan error) {
 	t.Helper()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			_ = cmd.Process.Kill()
+			<-exited
+		}
+	})
+	const limit = 2 * time.Minute
 	path := filepath.Join(workdir, sim.EndpointsFile)
 	deadline := time.Now().Add(limit)
 	for {
 		if _, err := os.Stat(path); err == nil {
-			return path
+			return path, exited
 		}
 		select {
 		case err := <-exited:

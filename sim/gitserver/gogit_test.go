@@ -29,17 +29,7 @@ func TestGoGitClientFlows(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	keyFile, pub := newKey(t, t.TempDir(), "deploy")
-	if _, err := srv.AddDeployKey("team/app", pub, true); err != nil {
-		t.Fatal(err)
-	}
-	keyPEM, _ := os.ReadFile(keyFile)
-	sshAuth, err := gitssh.NewPublicKeys("git", keyPEM, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	// Check the host key against the server's own, as the operator does.
-	sshAuth.HostKeyCallback = gossh.FixedHostKey(srv.HostKey())
+	sshAuth := deployKeyAuth(t, srv, "team/app")
 	if err := srv.AddUser("flux", false); err != nil {
 		t.Fatal(err)
 	}
@@ -164,4 +154,25 @@ func readFile(t *testing.T, path string) []byte {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// deployKeyAuth registers a new read-write deploy key on repo and returns
+// go-git SSH auth with it, checking the host key against the server's
+// own, as the operator does.
+func deployKeyAuth(t *testing.T, srv *gitserver.Server, repo string) *gitssh.PublicKeys {
+	t.Helper()
+	keyFile, pub := newKey(t, t.TempDir(), "deploy")
+	if _, err := srv.AddDeployKey(repo, pub, true); err != nil {
+		t.Fatal(err)
+	}
+	keyPEM, err := os.ReadFile(keyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	auth, err := gitssh.NewPublicKeys("git", keyPEM, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	auth.HostKeyCallback = gossh.FixedHostKey(srv.HostKey())
+	return auth
 }

@@ -2,16 +2,13 @@ package gitserver_test
 
 import (
 	"context"
-	"os"
 	"testing"
 
 	"github.com/go-git/go-git/v5"
 	"github.com/go-git/go-git/v5/config"
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/transport"
-	gitssh "github.com/go-git/go-git/v5/plumbing/transport/ssh"
 	"github.com/go-git/go-git/v5/storage/memory"
-	gossh "golang.org/x/crypto/ssh"
 
 	"github.com/gitopsim/gitopsim/sim/gitserver"
 	"github.com/gitopsim/gitopsim/sim/netfault"
@@ -25,16 +22,7 @@ import (
 func TestGoGitPushesNeverSeeEOF(t *testing.T) {
 	srv, _ := newServer(t, gitserver.Native)
 	seed(t, srv)
-	keyFile, pub := newKey(t, t.TempDir(), "deploy")
-	if _, err := srv.AddDeployKey("team/app", pub, true); err != nil {
-		t.Fatal(err)
-	}
-	keyPEM, _ := os.ReadFile(keyFile)
-	auth, err := gitssh.NewPublicKeys("git", keyPEM, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	auth.HostKeyCallback = gossh.FixedHostKey(srv.HostKey())
+	auth := deployKeyAuth(t, srv, "team/app")
 	link := netfault.New("git", netfault.Options{})
 	if err := link.Start(t.Context()); err != nil {
 		t.Fatal(err)
