@@ -60,6 +60,7 @@ bench: tools deps ## Benchmarks against same-run baselines, summarised by benchs
 	$(GO) test -run '^$$' -bench Startup -benchtime 3x -count $(BENCH_COUNT) ./e2e/bench/ | tee out/bench.txt
 	$(GO) test -run '^$$' -bench ARM -benchtime 20000x -count $(BENCH_COUNT) ./e2e/bench/ | tee -a out/bench.txt
 	$(GO) test -run '^$$' -bench GitClone -benchtime 20x -count $(BENCH_COUNT) ./e2e/bench/ | tee -a out/bench.txt
+	$(GO) test -run '^$$' -bench GitBigRepo -benchtime 3x -count 3 -timeout 30m ./e2e/bench/ | tee -a out/bench.txt
 	$(GO) test -run '^$$' -bench PushToCompliance -benchtime 20x -count $(BENCH_COUNT) ./e2e/bench/ | tee -a out/bench.txt
 	$(GO) test -run '^$$' -bench HelmReleaseDeploy -benchtime 20x -count $(BENCH_COUNT) ./e2e/bench/ | tee -a out/bench.txt
 	$(GO) test -run '^$$' -bench CredentialExpiry -benchtime 5x -count $(BENCH_COUNT) ./e2e/bench/ | tee -a out/bench.txt
@@ -67,12 +68,27 @@ bench: tools deps ## Benchmarks against same-run baselines, summarised by benchs
 	$(GO) tool benchstat out/bench.txt
 
 .PHONY: fuzz
-fuzz: deps ## Fuzz the ARM router and bodies, git pkt-lines and requests (FUZZ_TIME each; seeds run in make test)
+fuzz: deps ## Fuzz the ARM router and bodies, git pkt-lines, requests and pack decoding (FUZZ_TIME each; seeds run in make test)
 	$(GO) test -run '^$$' -fuzz '^FuzzRouter$$' -fuzztime $(FUZZ_TIME) ./sim/arm/
 	$(GO) test -run '^$$' -fuzz '^FuzzConfigBody$$' -fuzztime $(FUZZ_TIME) ./sim/arm/
 	$(GO) test -run '^$$' -fuzz '^FuzzPktLine$$' -fuzztime $(FUZZ_TIME) ./sim/gitserver/
 	$(GO) test -run '^$$' -fuzz '^FuzzUploadRequest$$' -fuzztime $(FUZZ_TIME) ./sim/gitserver/
+	$(GO) test -run '^$$' -fuzz '^FuzzUploadPackV2$$' -fuzztime $(FUZZ_TIME) ./sim/gitserver/
 	$(GO) test -run '^$$' -fuzz '^FuzzReceivePack$$' -fuzztime $(FUZZ_TIME) ./sim/gitserver/
+	$(GO) test -run '^$$' -fuzz '^FuzzApplyDelta$$' -fuzztime $(FUZZ_TIME) ./sim/gitserver/internal/odb/
+	$(GO) test -run '^$$' -fuzz '^FuzzEntryHeader$$' -fuzztime $(FUZZ_TIME) ./sim/gitserver/internal/odb/
+	$(GO) test -run '^$$' -fuzz '^FuzzInflate$$' -fuzztime $(FUZZ_TIME) ./sim/gitserver/internal/odb/
+	$(GO) test -run '^$$' -fuzz '^FuzzObjectLinks$$' -fuzztime $(FUZZ_TIME) ./sim/gitserver/internal/odb/
+
+# Random repositories for the git server's differential suite (make test
+# runs a fixed handful); SOAK_SEED repeats a run, e.g. make soak SOAK_SEEDS=1 SOAK_SEED=123.
+SOAK_SEEDS ?= 100
+SOAK_SEED ?= 0
+
+.PHONY: soak
+soak: system-deps deps ## Git server vs git itself on SOAK_SEEDS random repositories (seed printed; ~5 s each)
+	GITOPSIM_GITDIFF_SEEDS=$(SOAK_SEEDS) GITOPSIM_GITDIFF_SEED=$(SOAK_SEED) \
+	  $(GO) test -count=1 -timeout 6h -run '^TestDifferential$$' ./sim/gitserver/
 
 .PHONY: verify
 verify: deps ## gofmt, go vet, and go.mod/go.sum tidy in both modules

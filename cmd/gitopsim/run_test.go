@@ -69,6 +69,10 @@ func TestRunFailingScenario(t *testing.T) {
 	if !strings.Contains(string(tr), `"result": "caught"`) || !strings.Contains(string(tr), `"result": "failed"`) {
 		t.Errorf("transcript lacks the caught step or the failure:\n%s", tr)
 	}
+	refs, _ := os.ReadFile(filepath.Join(reports, "failing", "git-refs.txt"))
+	if !strings.Contains(string(refs), "# git server requests") || !strings.Contains(string(refs), "git-upload-pack") {
+		t.Errorf("git-refs.txt lacks the git server's request counts:\n%s", refs)
+	}
 	objs, _ := os.ReadFile(filepath.Join(reports, "failing", "cluster-objects.yaml"))
 	if !strings.Contains(string(objs), "color: blue") {
 		t.Errorf("cluster-objects.yaml lacks the ConfigMap that failed the check:\n%s", objs)

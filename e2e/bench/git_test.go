@@ -1,7 +1,6 @@
 package bench
 
 import (
-	"context"
 	"fmt"
 	"os"
 	"os/exec"
@@ -80,15 +79,7 @@ func rusage() time.Duration {
 }
 
 func benchGitServer(b *testing.B, opts gitserver.Options) *gitserver.Server {
-	opts.Workdir = b.TempDir()
-	srv, err := gitserver.New(opts)
-	if err != nil {
-		b.Fatal(err)
-	}
-	if err := srv.Start(context.Background()); err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { srv.Stop(context.Background()) })
+	srv := benchEmptyGitServer(b, opts)
 	files := map[string]*string{}
 	for i := range 200 {
 		s := fmt.Sprintf("file %d\n%s", i, fmt.Sprint(make([]int, i%50)))

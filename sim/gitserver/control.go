@@ -152,6 +152,10 @@ func (s *Server) SetRef(repo, ref string, to plumbing.Hash) error {
 	if !strings.HasPrefix(ref, "refs/") {
 		name = plumbing.NewBranchReferenceName(ref)
 	}
+	// The rules a push meets, so every ref can be advertised and fetched.
+	if !validRefname(name.String(), to.IsZero()) || refnameTooLong(name.String()) {
+		return fmt.Errorf("set %s in %s: %w", ref, repo, ErrBadRefName)
+	}
 	r.mu.Lock()
 	old := plumbing.ZeroHash
 	if cur, err := r.st.Reference(name); err == nil {

@@ -176,3 +176,14 @@ func deployKeyAuth(t *testing.T, srv *gitserver.Server, repo string) *gitssh.Pub
 	auth.HostKeyCallback = gossh.FixedHostKey(srv.HostKey())
 	return auth
 }
+
+// adminSSHAuth is go-git SSH auth with the server's admin key.
+func adminSSHAuth(t *testing.T, srv *gitserver.Server) *gitssh.PublicKeys {
+	t.Helper()
+	auth, err := gitssh.NewPublicKeys("git", readFile(t, srv.AdminKeyFile()), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	auth.HostKeyCallback = gossh.FixedHostKey(srv.HostKey())
+	return auth
+}

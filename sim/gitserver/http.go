@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/cgi"
+	"os"
 	"strings"
 )
 
@@ -83,17 +84,28 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Header().Set("Cache-Control", "no-cache")
+	r0 := request{proto: "https", service: service, repo: name, who: id.String()}
+	out := clientWriter{w}
+	version := protocolVersion(r.Header.Get("Git-Protocol"))
+	v2 := version == 2 && service == UploadPack
 	if op == "refs" {
 		w.Header().Set("Content-Type", "application/x-"+service+"-advertisement")
-		pw := pktWriter{w}
-		if err := pw.linef("# service=%s\n", service); err != nil {
-			return
+		pw := pktWriter{out}
+		var err error
+		if v2 {
+			// No service line in v2 (http-backend.c, get_info_refs).
+			err = advertiseV2(out)
+		} else {
+			err = pw.linef("# service=%s\n", service)
+			if err == nil {
+				err = pw.flush()
+			}
+			if err == nil {
+				_, err = advertise(out, repo, service, version == 1)
+			}
 		}
-		if err := pw.flush(); err != nil {
-			return
-		}
-		if err := advertise(w, repo, service); err != nil {
-			s.log.Warn("advertise", "repo", name, "err", err)
+		if err != nil {
+			s.finish(r0, err)
 		}
 		return
 	}
@@ -102,20 +114,26 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		gz, err := gzip.NewReader(r.Body)
 		if err != nil {
 			httpError(w, http.StatusBadRequest, "bad gzip body: "+err.Error())
+			s.finish(r0, protoErr("bad gzip body: %v", err))
 			return
 		}
 		defer gz.Close()
 		body = gz
 	}
 	w.Header().Set("Content-Type", "application/x-"+service+"-result")
-	if service == UploadPack {
-		err = s.uploadPack(r.Context(), repo, body, w, true)
-	} else {
-		err = s.receivePack(r.Context(), repo, body, w, id.String())
+	// Over HTTP/1.1 a response that starts before the request body is
+	// read would make the server drop the rest of the body; a stateless
+	// negotiation round answers haves as it reads them.
+	_ = http.NewResponseController(w).EnableFullDuplex()
+	switch {
+	case v2:
+		err = s.uploadPackV2(r.Context(), repo, body, out, true)
+	case service == UploadPack:
+		err = s.uploadPack(r.Context(), repo, body, out, true, nil)
+	default:
+		err = s.receivePack(r.Context(), repo, body, out, id.String())
 	}
-	if err != nil {
-		s.log.Debug("https "+service, "repo", name, "who", id.String(), "err", err)
-	}
+	s.finish(r0, err)
 }
 
 // httpError answers in text/plain, which git shows as "remote: ..." lines.
@@ -134,6 +152,18 @@ func (s *Server) execHTTP(w http.ResponseWriter, r *http.Request, repo *Repo, se
 	}
 	r2 := r.Clone(r.Context())
 	r2.URL.Path = rel + suffix
+	if r.ContentLength < 0 && r.Method == http.MethodPost {
+		// Go's CGI host refuses a chunked body (what git sends over
+		// HTTP/1.1 for a push bigger than http.postBuffer) with a 400,
+		// and http-backend wants CONTENT_LENGTH: spool it first.
+		f, n, err := spool(r.Body)
+		if err != nil {
+			httpError(w, http.StatusBadRequest, "reading the request body: "+err.Error())
+			return
+		}
+		defer f.Close()
+		r2.Body, r2.ContentLength, r2.TransferEncoding = f, n, nil
+	}
 	env := append(gitEnv(), "GIT_PROJECT_ROOT="+s.store.Dir(), "GIT_HTTP_EXPORT_ALL=1")
 	if id != nil {
 		// http-backend serves receive-pack only to an authenticated user.
@@ -142,4 +172,22 @@ func (s *Server) execHTTP(w http.ResponseWriter, r *http.Request, repo *Repo, se
 	h := &cgi.Handler{Path: s.git, Args: []string{"http-backend"}, Env: env, Root: "/"}
 	h.ServeHTTP(w, r2)
 	s.afterExec(repo, service)
+}
+
+// spool copies a request body to an unlinked temporary file.
+func spool(body io.Reader) (*os.File, int64, error) {
+	f, err := os.CreateTemp("", "gitopsim-body-")
+	if err != nil {
+		return nil, 0, err
+	}
+	os.Remove(f.Name())
+	n, err := io.Copy(f, body)
+	if err == nil {
+		_, err = f.Seek(0, io.SeekStart)
+	}
+	if err != nil {
+		f.Close()
+		return nil, 0, err
+	}
+	return f, n, nil
 }

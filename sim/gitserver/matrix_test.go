@@ -1,12 +1,15 @@
 package gitserver_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
+	"encoding/base64"
 	"encoding/pem"
 	"fmt"
 	"log/slog"
+	mrand "math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -86,8 +89,19 @@ func (h *harness) gitIn(env []string, dir string, args ...string) (string, error
 	}
 	cmd := exec.Command("git", args...)
 	cmd.Dir, cmd.Env = dir, env
-	out, err := cmd.CombinedOutput()
-	return string(out), err
+	return runSplit(cmd)
+}
+
+// runSplit runs cmd with stdout and stderr on separate pipes and returns
+// stdout followed by stderr. Not CombinedOutput: git's ssh child shares
+// git's stderr, and OpenSSH makes it non-blocking, which on a pipe shared
+// with stdout makes git's own output writes fail when the pipe is full:
+// ls-remote then prints part of the refs and still exits 0.
+func runSplit(cmd *exec.Cmd) (string, error) {
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	return stdout.String() + stderr.String(), err
 }
 
 func (h *harness) must(dir string, args ...string) string {
@@ -197,6 +211,7 @@ func TestRealGitMatrix(t *testing.T) {
 	}
 	for _, backend := range []string{gitserver.Native, gitserver.Reference} {
 		t.Run(backend, func(t *testing.T) {
+			t.Parallel()
 			srv, clk := newServer(t, backend)
 			seed(t, srv)
 			for _, proto := range []string{"ssh", "https"} {
@@ -227,6 +242,99 @@ func runMatrix(t *testing.T, h *harness) {
 			h.t.Errorf("tags = %q", got)
 		}
 		h.must(dir, "fsck", "--strict")
+	})
+	step("clone and fetch 250 KB of incompressible data (a binary, 210 sealed secrets)", func(h *harness) {
+		name := "team/incompressible-" + h.proto
+		r := mrand.New(mrand.NewPCG(3, 4))
+		rnd := func(n int) string {
+			b := make([]byte, n)
+			for i := range b {
+				b[i] = byte(r.Uint32())
+			}
+			return string(b)
+		}
+		files := map[string]*string{"image.bin": ptr(rnd(100 << 10))}
+		for i := range 210 {
+			files[fmt.Sprintf("secrets/sealed-%03d.yaml", i)] = ptr(base64.StdEncoding.EncodeToString([]byte(rnd(540))))
+		}
+		if _, err := h.srv.Commit(name, "main", "incompressible", files); err != nil {
+			h.t.Fatal(err)
+		}
+		dir := h.clone(name)
+		h.must(dir, "fsck", "--strict")
+		next, err := h.srv.Commit(name, "main", "more", map[string]*string{"image2.bin": ptr(rnd(300 << 10))})
+		if err != nil {
+			h.t.Fatal(err)
+		}
+		h.must(dir, "pull", "-q", "--ff-only")
+		if got := h.must(dir, "rev-parse", "HEAD"); got != next.String() {
+			h.t.Errorf("pulled %s, want %s", got, next)
+		}
+		h.must(dir, "fsck", "--strict")
+		pushed := h.commitFile(dir, "pushed.bin", rnd(200<<10))
+		h.must(dir, "push", "-q", "origin", "main")
+		if got, _ := h.srv.Ref(name, "main"); got.String() != pushed {
+			h.t.Errorf("pushed %s, server has %s", pushed, got)
+		}
+		h.must(h.clone(name), "fsck", "--strict")
+	})
+	step("protocol v2, v1 and v0 are each answered in kind", func(h *harness) {
+		for v, want := range map[string]string{"2": "version 2", "1": "version 1", "0": "multi_ack_detailed"} {
+			trace := filepath.Join(h.dir, "trace-"+v)
+			env := append(h.adminEnv(), "GIT_TRACE_PACKET="+trace, "GIT_CONFIG_COUNT=1", "GIT_CONFIG_KEY_0=protocol.version", "GIT_CONFIG_VALUE_0="+v)
+			if out, err := h.gitIn(env, h.dir, "ls-remote", h.url(repo)); err != nil {
+				h.t.Fatalf("ls-remote over v%s: %v\n%s", v, err, out)
+			}
+			b, _ := os.ReadFile(trace)
+			// The first line the server sends, after the HTTP service line.
+			var first string
+			for _, l := range strings.Split(string(b), "\n") {
+				if _, pkt, ok := strings.Cut(l, "packet: "); ok && strings.Contains(pkt, "< ") && !strings.Contains(pkt, "# service") && !strings.HasSuffix(pkt, "< 0000") {
+					first = pkt
+					break
+				}
+			}
+			if !strings.Contains(first, want) {
+				h.t.Errorf("v%s: the server began with %q, want %q", v, first, want)
+			}
+		}
+	})
+	step("3000 tags in one push: status, advertisement, ls-refs and clone", func(h *harness) {
+		name := "team/many-refs-" + h.proto
+		dir := h.clone(repo)
+		var refs []string
+		for i := range 3000 {
+			refs = append(refs, fmt.Sprintf("refs/tags/many/%04d-%s", i, strings.Repeat("x", i%200)))
+		}
+		// One update-ref call for all of them.
+		cmd := exec.Command("git", "update-ref", "--stdin")
+		cmd.Dir, cmd.Env = dir, h.adminEnv()
+		var in strings.Builder
+		for _, r := range refs {
+			fmt.Fprintf(&in, "create %s HEAD\n", r)
+		}
+		cmd.Stdin = strings.NewReader(in.String())
+		if out, err := cmd.CombinedOutput(); err != nil {
+			h.t.Fatalf("update-ref: %v\n%s", err, out)
+		}
+		out := h.must(dir, "push", "--porcelain", h.url(name), "refs/tags/many/*:refs/tags/many/*", "HEAD:refs/heads/main")
+		if n := strings.Count(out, "[new tag]"); n != 3000 {
+			h.t.Errorf("the push reported %d new tags, want 3000", n)
+		}
+		for _, v := range []string{"0", "2"} {
+			env := append(h.adminEnv(), "GIT_CONFIG_COUNT=1", "GIT_CONFIG_KEY_0=protocol.version", "GIT_CONFIG_VALUE_0="+v)
+			out, err := h.gitIn(env, h.dir, "ls-remote", "--tags", h.url(name))
+			if err != nil {
+				h.t.Fatalf("ls-remote v%s: %v", v, err)
+			}
+			if n := strings.Count(out, "refs/tags/many/"); n != 3000 {
+				h.t.Errorf("ls-remote over v%s lists %d tags, want 3000", v, n)
+			}
+		}
+		clone := h.clone(name)
+		if n := len(strings.Fields(h.must(clone, "tag", "-l"))); n != 3000 {
+			h.t.Errorf("the clone has %d tags", n)
+		}
 	})
 	step("push small and delta changes; a second clone sees them", func(h *harness) {
 		dir := h.clone(repo)
@@ -304,6 +412,22 @@ func runMatrix(t *testing.T, h *harness) {
 		h.must(dir, "push", "-q", "--force", "origin", "main")
 		if got, _ := h.srv.Ref(repo, "main"); got.String() != forced {
 			h.t.Errorf("force push: main at %s, want %s", got, forced)
+		}
+	})
+	step("push from a shallow clone: fine where history is, refused where it is not", func(h *harness) {
+		dir := h.clone(repo, "--depth", "1")
+		tip := h.commitFile(dir, "from-shallow-"+h.proto+".txt", "s\n")
+		h.must(dir, "push", "-q", "origin", "HEAD:refs/heads/from-shallow-"+h.proto)
+		if got, _ := h.srv.Ref(repo, "from-shallow-"+h.proto); got.String() != tip {
+			h.t.Errorf("shallow push: %s, want %s", got, tip)
+		}
+		empty := "team/shallow-target-" + h.proto
+		if _, err := h.srv.CreateRepo(empty, gitserver.RepoOptions{}); err != nil {
+			h.t.Fatal(err)
+		}
+		h.mustFail(h.adminEnv(), dir, "shallow update not allowed", "push", h.url(empty), "HEAD:refs/heads/main")
+		if _, err := h.srv.Ref(empty, "main"); err == nil {
+			h.t.Error("a push without its history created main")
 		}
 	})
 	step("non-fast-forward push rejected", func(h *harness) {

@@ -23,6 +23,7 @@ import (
 	gossh "golang.org/x/crypto/ssh"
 
 	"github.com/gitopsim/gitopsim/sim/clock"
+	"github.com/gitopsim/gitopsim/sim/gitserver/internal/odb"
 	"github.com/gitopsim/gitopsim/sim/internal/atomicfile"
 	"github.com/gitopsim/gitopsim/sim/internal/graceful"
 	"github.com/gitopsim/gitopsim/sim/internal/pki"
@@ -63,9 +64,13 @@ type Options struct {
 	Clock clock.Clock
 	// Logger for diagnostics; nil discards.
 	Logger *slog.Logger
-	// DisablePackCache makes every fetch build its pack anew (for
-	// benchmarks that measure the cold path).
+	// DisablePackCache makes every fetch plan and write its pack anew
+	// (for benchmarks that measure the cold path).
 	DisablePackCache bool
+	// CacheBytes bounds the server's memory for caches, shared by all
+	// repos: half for decoded objects (commits, trees, delta bases), half
+	// for recent packs. Default 64 MiB.
+	CacheBytes int
 }
 
 type repoMeta struct {
@@ -97,6 +102,12 @@ type Server struct {
 	subs    map[int]chan PushEvent
 	subSeq  int
 	history []PushEvent
+
+	objects  *odb.Cache
+	packs    *packCache
+	requests map[string]int64
+	failures map[string]int64
+	recent   []Failure
 
 	sshSrv   *ssh.Server
 	httpSrv  *http.Server
@@ -135,10 +146,15 @@ func New(opts Options) (*Server, error) {
 	if opts.Backend == "" {
 		opts.Backend = Native
 	}
+	if opts.CacheBytes <= 0 {
+		opts.CacheBytes = 64 << 20
+	}
 	wall := clock.Real()
 	s := &Server{
 		opts: opts, log: opts.Logger.With("component", "git"), clock: opts.Clock, wall: wall,
 		users: map[string]*user{}, keys: map[string]*identity{}, meta: map[string]repoMeta{}, subs: map[int]chan PushEvent{},
+		objects: odb.NewCache(opts.CacheBytes / 2), packs: newPackCache(opts.CacheBytes / 2),
+		requests: map[string]int64{}, failures: map[string]int64{},
 	}
 	switch opts.Backend {
 	case Native:
@@ -154,11 +170,11 @@ func New(opts Options) (*Server, error) {
 		return nil, fmt.Errorf("gitserver: unknown backend %q (valid: %s, %s)", opts.Backend, Native, Reference)
 	}
 	if opts.StateDir != "" {
-		if s.store, err = NewDiskStore(opts.StateDir); err != nil {
+		if s.store, err = newDiskStore(opts.StateDir, s.objects); err != nil {
 			return nil, err
 		}
 	} else {
-		s.store = NewMemoryStore()
+		s.store = newMemoryStore(s.objects)
 	}
 	if opts.CA == nil {
 		s.opts.CAFile = filepath.Join(wd, "ca.crt")

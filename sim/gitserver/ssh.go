@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os/exec"
+	"strings"
 	"time"
 
 	"github.com/gliderlabs/ssh"
@@ -88,22 +89,55 @@ func (s *Server) sshCommand(sess ssh.Session) int {
 	// The session must stay open until the status report is written, so
 	// the service never sees its Close.
 	in := struct{ io.Reader }{sess}
+	r := request{proto: "ssh", service: service, repo: name, who: id.String()}
 	if s.opts.Backend == Reference {
-		return s.execSSH(ctx, repo, service, in, sess)
+		code := s.execSSH(ctx, repo, service, in, sess)
+		if code != 0 {
+			s.finish(r, fmt.Errorf("git %s exited with status %d", service, code))
+		} else {
+			s.finish(r, nil)
+		}
+		return code
 	}
-	if err := advertise(sess, repo, service); err != nil {
+	out := clientWriter{sess}
+	version := protocolVersion(sshEnv(sess, "GIT_PROTOCOL"))
+	if service == UploadPack && version == 2 {
+		err = advertiseV2(out)
+		if err == nil {
+			err = s.uploadPackV2(ctx, repo, in, out, false)
+		}
+		s.finish(r, err)
+		if err != nil {
+			return 1
+		}
+		return 0
+	}
+	tips, err := advertise(out, repo, service, version == 1)
+	if err != nil {
+		s.finish(r, err)
 		return fail("%v", err)
 	}
 	if service == UploadPack {
-		err = s.uploadPack(ctx, repo, in, sess, false)
+		err = s.uploadPack(ctx, repo, in, out, false, tips)
 	} else {
-		err = s.receivePack(ctx, repo, in, sess, id.String())
+		err = s.receivePack(ctx, repo, in, out, id.String())
 	}
+	s.finish(r, err)
 	if err != nil {
-		s.log.Debug("ssh "+service, "repo", name, "who", id.String(), "err", err)
 		return 1
 	}
 	return 0
+}
+
+// sshEnv is a variable the client set on the session (git sends
+// GIT_PROTOCOL this way, with ssh -o SendEnv).
+func sshEnv(sess ssh.Session, name string) string {
+	for _, kv := range sess.Environ() {
+		if v, ok := strings.CutPrefix(kv, name+"="); ok {
+			return v
+		}
+	}
+	return ""
 }
 
 // repoFor finds the repo and checks access. An admin pushing to a path
@@ -135,6 +169,9 @@ func (s *Server) execSSH(ctx context.Context, repo *Repo, service string, in io.
 	cmd := exec.CommandContext(ctx, s.git, service[len("git-"):], repo.Dir())
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = in, sess, sess.Stderr()
 	cmd.Env = gitEnv()
+	if v := sshEnv(sess, "GIT_PROTOCOL"); v != "" {
+		cmd.Env = append(cmd.Env, "GIT_PROTOCOL="+v)
+	}
 	err := cmd.Run()
 	s.afterExec(repo, service)
 	var ee *exec.ExitError

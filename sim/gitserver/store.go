@@ -11,12 +11,12 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/go-git/go-billy/v5"
 	"github.com/go-git/go-billy/v5/osfs"
+	"github.com/go-git/go-billy/v5/util"
 	"github.com/go-git/go-git/v5/plumbing"
-	"github.com/go-git/go-git/v5/plumbing/cache"
-	"github.com/go-git/go-git/v5/storage"
-	"github.com/go-git/go-git/v5/storage/filesystem"
-	"github.com/go-git/go-git/v5/storage/memory"
+
+	"github.com/gitopsim/gitopsim/sim/gitserver/internal/odb"
 )
 
 // Errors of the repo store.
@@ -24,6 +24,9 @@ var (
 	ErrRepoNotFound = errors.New("repository not found")
 	ErrRepoExists   = errors.New("repository already exists")
 	ErrBadRepoName  = errors.New("invalid repository name")
+	// ErrBadRefName is a ref name git would refuse (check_refname_format),
+	// or too long for a filesystem to hold.
+	ErrBadRefName = errors.New("invalid ref name: use refs/<kind>/<name> without '..', '@{', spaces, control characters or any of ~^:?*[\\")
 )
 
 // Repo is one repository: its go-git storage and the lock that guards it.
@@ -33,11 +36,13 @@ var (
 type Repo struct {
 	name string
 	dir  string // on disk, or "" in memory
-	st   storage.Storer
+	st   *odb.DB
 
 	mu      sync.RWMutex
 	version uint64 // bumped by every change, keys the pack cache
-	packs   packCache
+	// gen tells this repo from one of the same name deleted before it:
+	// it keys the pack cache too.
+	gen uint64
 }
 
 // Name is the repo's path, e.g. "team/app".
@@ -73,6 +78,14 @@ func CleanRepoName(p string) (string, error) {
 type repoMap struct {
 	mu    sync.Mutex
 	repos map[string]*Repo
+	gen   uint64 // the last Repo.gen handed out
+}
+
+// add indexes r under a new generation; m.mu held.
+func (m *repoMap) add(r *Repo) {
+	m.gen++
+	r.gen = m.gen
+	m.repos[r.name] = r
 }
 
 func (m *repoMap) Get(name string) (*Repo, bool) {
@@ -103,10 +116,16 @@ func (m *repoMap) removeLocked(name string) (*Repo, error) {
 	return r, nil
 }
 
-// NewMemoryStore keeps repositories in memory.
-func NewMemoryStore() Store { return &memStore{repoMap{repos: map[string]*Repo{}}} }
+// newMemoryStore keeps repositories in memory; c caches decoded objects
+// for all of them (nil: a cache of its own).
+func newMemoryStore(c *odb.Cache) Store {
+	return &memStore{repoMap{repos: map[string]*Repo{}}, c}
+}
 
-type memStore struct{ repoMap }
+type memStore struct {
+	repoMap
+	cache *odb.Cache
+}
 
 func (m *memStore) Dir() string { return "" }
 
@@ -116,25 +135,53 @@ func (m *memStore) Create(name, defaultBranch string) (*Repo, error) {
 	if _, ok := m.repos[name]; ok {
 		return nil, fmt.Errorf("%w: %s", ErrRepoExists, name)
 	}
-	st := memory.NewStorage()
-	if err := st.SetReference(plumbing.NewSymbolicReference(plumbing.HEAD, plumbing.NewBranchReferenceName(defaultBranch))); err != nil {
-		return nil, err
+	// A bare repository on an in-memory filesystem: pushed packs are kept
+	// as they came, compressed, and served by copying.
+	st, err := initRepo(odb.NewMemoryFS(), defaultBranch, m.cache)
+	if err != nil {
+		return nil, fmt.Errorf("create %s: %w", name, err)
 	}
 	r := &Repo{name: name, st: st}
-	m.repos[name] = r
+	m.add(r)
 	return r, nil
 }
 
 func (m *memStore) Delete(name string) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	_, err := m.removeLocked(name)
-	return err
+	r, err := m.removeLocked(name)
+	if err != nil {
+		return err
+	}
+	return r.st.Close()
 }
 
-// NewDiskStore keeps bare repositories under dir (<dir>/<name>.git), so
-// pushes survive a restart; existing ones are opened.
-func NewDiskStore(dir string) (Store, error) {
+// initRepo lays out an empty bare repository in fs, as git init --bare
+// does, with HEAD at the default branch.
+func initRepo(fs billy.Filesystem, defaultBranch string, c *odb.Cache) (*odb.DB, error) {
+	for _, sub := range []string{"objects/pack", "objects/info", "refs/heads", "refs/tags"} {
+		if err := fs.MkdirAll(sub, 0o755); err != nil {
+			return nil, err
+		}
+	}
+	if err := util.WriteFile(fs, "config", []byte("[core]\n\trepositoryformatversion = 0\n\tbare = true\n"), 0o644); err != nil {
+		return nil, err
+	}
+	st, err := odb.Open(fs, odb.Options{Cache: c})
+	if err != nil {
+		return nil, err
+	}
+	if err := st.SetReference(plumbing.NewSymbolicReference(plumbing.HEAD, plumbing.NewBranchReferenceName(defaultBranch))); err != nil {
+		st.Close()
+		return nil, err
+	}
+	return st, nil
+}
+
+// newDiskStore keeps bare repositories under dir (<dir>/<name>.git), so
+// pushes survive a restart; existing ones are opened. c caches decoded
+// objects (nil: a cache of its own).
+func newDiskStore(dir string, c *odb.Cache) (Store, error) {
 	abs, err := filepath.Abs(dir)
 	if err != nil {
 		return nil, err
@@ -142,7 +189,7 @@ func NewDiskStore(dir string) (Store, error) {
 	if err := os.MkdirAll(abs, 0o755); err != nil {
 		return nil, fmt.Errorf("git store: %w", err)
 	}
-	d := &diskStore{dir: abs, repoMap: repoMap{repos: map[string]*Repo{}}}
+	d := &diskStore{dir: abs, repoMap: repoMap{repos: map[string]*Repo{}}, cache: c}
 	err = filepath.WalkDir(abs, func(p string, e fs.DirEntry, err error) error {
 		if err != nil || !e.IsDir() || !strings.HasSuffix(p, ".git") {
 			return err
@@ -152,7 +199,11 @@ func NewDiskStore(dir string) (Store, error) {
 		}
 		rel, _ := filepath.Rel(abs, p)
 		name := strings.TrimSuffix(filepath.ToSlash(rel), ".git")
-		d.repos[name] = &Repo{name: name, dir: p, st: openDisk(p)}
+		st, err := odb.Open(osfs.New(p), odb.Options{Cache: c})
+		if err != nil {
+			return fmt.Errorf("open %s: %w", name, err)
+		}
+		d.add(&Repo{name: name, dir: p, st: st})
 		return filepath.SkipDir
 	})
 	if err != nil {
@@ -161,13 +212,10 @@ func NewDiskStore(dir string) (Store, error) {
 	return d, nil
 }
 
-func openDisk(dir string) storage.Storer {
-	return filesystem.NewStorage(osfs.New(dir), cache.NewObjectLRUDefault())
-}
-
 type diskStore struct {
 	dir string
 	repoMap
+	cache *odb.Cache
 }
 
 func (d *diskStore) Dir() string { return d.dir }
@@ -179,21 +227,12 @@ func (d *diskStore) Create(name, defaultBranch string) (*Repo, error) {
 		return nil, fmt.Errorf("%w: %s", ErrRepoExists, name)
 	}
 	p := filepath.Join(d.dir, filepath.FromSlash(name)+".git")
-	for _, sub := range []string{"objects/pack", "objects/info", "refs/heads", "refs/tags"} {
-		if err := os.MkdirAll(filepath.Join(p, sub), 0o755); err != nil {
-			return nil, fmt.Errorf("create %s: %w", name, err)
-		}
-	}
-	cfg := "[core]\n\trepositoryformatversion = 0\n\tbare = true\n"
-	if err := os.WriteFile(filepath.Join(p, "config"), []byte(cfg), 0o644); err != nil {
-		return nil, fmt.Errorf("create %s: %w", name, err)
-	}
-	st := openDisk(p)
-	if err := st.SetReference(plumbing.NewSymbolicReference(plumbing.HEAD, plumbing.NewBranchReferenceName(defaultBranch))); err != nil {
+	st, err := initRepo(osfs.New(p), defaultBranch, d.cache)
+	if err != nil {
 		return nil, fmt.Errorf("create %s: %w", name, err)
 	}
 	r := &Repo{name: name, dir: p, st: st}
-	d.repos[name] = r
+	d.add(r)
 	return r, nil
 }
 
@@ -204,5 +243,5 @@ func (d *diskStore) Delete(name string) error {
 	if err != nil {
 		return err
 	}
-	return os.RemoveAll(r.dir)
+	return errors.Join(r.st.Close(), os.RemoveAll(r.dir))
 }

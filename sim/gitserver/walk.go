@@ -1,75 +1,55 @@
 package gitserver
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
-	"io"
+	"maps"
 	"slices"
-	"strconv"
-	"sync"
 
+	"github.com/gitopsim/gitopsim/sim/gitserver/internal/odb"
 	"github.com/go-git/go-git/v5/plumbing"
-	"github.com/go-git/go-git/v5/plumbing/filemode"
-	"github.com/go-git/go-git/v5/plumbing/format/packfile"
-	"github.com/go-git/go-git/v5/plumbing/object"
-	"github.com/go-git/go-git/v5/storage"
 )
 
-// packRequest is what an upload-pack client asked for, after negotiation.
+// packRequest is what an upload-pack client asked for, after negotiation
+// and the shallow section: an ordinary walk (git's rev-list --objects)
+// from the wants, not into what the haves reach, not past shallow commits.
 type packRequest struct {
 	wants []plumbing.Hash
 	// haves are the client's objects that this repo also has.
 	haves []plumbing.Hash
-	// depth limits the commit walk from the wants (deepen <n>); 0 means
-	// the whole history.
-	depth int
-	// clientShallow are the client's shallow commits: it has them but not
-	// their parents.
-	clientShallow map[plumbing.Hash]bool
-	includeTag    bool
-	// commitsOnly walks commits for the shallow boundary, without trees.
-	commitsOnly bool
+	// shallow commits are walked as if they had no parents (git's
+	// register_shallow): the client's, and those of this response.
+	shallow    map[plumbing.Hash]bool
+	includeTag bool
 }
 
-// packPlan is what to send: the objects, and the shallow boundary changes.
+// packPlan is what to send.
 type packPlan struct {
-	objects   []plumbing.Hash
-	shallow   []plumbing.Hash
-	unshallow []plumbing.Hash
+	objects []plumbing.Hash
+	// has holds objects the client is known to have: the bases a thin
+	// pack may use.
+	has map[plumbing.Hash]bool
 }
 
 // planPack finds the objects reachable from the wants that the client does
-// not have, walking commits no deeper than the requested depth. The
-// client's shallow commits bound what it has: it lacks their parents.
-func planPack(st storage.Storer, req *packRequest) (*packPlan, error) {
-	w := &walker{st: st, seen: map[plumbing.Hash]bool{}, ignore: map[plumbing.Hash]bool{}}
-	haveCommits, err := w.commitClosure(req.haves, req.clientShallow)
+// not have.
+//
+// Like git's rev-list --objects, it takes the client's trees to be those
+// of the edge commits (the commits the client has that are parents of
+// commits being sent) and of its haves, not of its whole history
+// (list-objects.c, mark_edges_uninteresting): an old object that comes
+// back in a later commit may be sent again, and in exchange an
+// incremental fetch does not cost a walk of every tree ever made.
+func planPack(st *odb.DB, req *packRequest) (*packPlan, error) {
+	w := &walker{st: st, state: map[plumbing.Hash]uint8{}}
+	haveCommits, err := w.commitClosure(req.haves, req.shallow)
 	if err != nil {
 		return nil, err
 	}
 	for h := range haveCommits {
-		w.ignore[h] = true
-	}
-	// Trees and blobs the client has, so they are not sent again.
-	for h := range haveCommits {
-		if req.commitsOnly {
-			break
-		}
-		c, err := object.GetCommit(st, h)
-		if err != nil {
-			return nil, err
-		}
-		if err := w.markTree(c.TreeHash); err != nil {
-			return nil, err
-		}
+		w.state[h] |= held
 	}
 	plan := &packPlan{}
-	type item struct {
-		h     plumbing.Hash
-		depth int
-	}
-	var queue []item
+	var queue []plumbing.Hash
 	visited := map[plumbing.Hash]bool{}
 	for _, want := range req.wants {
 		target, err := w.peelInto(want, plan)
@@ -78,62 +58,95 @@ func planPack(st storage.Storer, req *packRequest) (*packPlan, error) {
 		}
 		if target != plumbing.ZeroHash && !visited[target] {
 			visited[target] = true
-			queue = append(queue, item{target, 1})
+			queue = append(queue, target)
 		}
 	}
-	sent := map[plumbing.Hash]bool{}
+	var sentTrees []plumbing.Hash
+	edges := map[plumbing.Hash]bool{}
+	for _, h := range req.haves {
+		if c, ok := w.peelCommit(h); ok {
+			edges[c] = true
+		}
+	}
 	for len(queue) > 0 {
-		it := queue[0]
+		h := queue[0]
 		queue = queue[1:]
-		c, err := object.GetCommit(st, it.h)
-		if err != nil {
-			return nil, fmt.Errorf("commit %s: %w", it.h, err)
-		}
-		// The client's shallow commits are its own, whether or not it named
-		// them as haves.
-		has := haveCommits[c.Hash] || req.clientShallow[c.Hash]
-		if has && !req.clientShallow[c.Hash] {
-			continue // the client has it and all its history
-		}
-		atLimit := req.depth > 0 && it.depth >= req.depth
-		if !has {
-			plan.objects = append(plan.objects, c.Hash)
-			sent[c.Hash] = true
-			if !req.commitsOnly {
-				if err := w.addTree(c.TreeHash, plan); err != nil {
-					return nil, err
-				}
-			}
-			if atLimit && c.NumParents() > 0 && !req.clientShallow[c.Hash] {
-				plan.shallow = append(plan.shallow, c.Hash)
-			}
-		} else if atLimit {
-			continue // a shallow commit of the client that stays shallow
-		} else {
-			plan.unshallow = append(plan.unshallow, c.Hash)
-		}
-		if atLimit {
+		if haveCommits[h] {
 			continue
 		}
-		for _, p := range c.ParentHashes {
+		tree, parents, err := w.commit(h)
+		if err != nil {
+			return nil, err
+		}
+		plan.objects = append(plan.objects, h)
+		w.state[h] |= planned
+		sentTrees = append(sentTrees, tree)
+		if req.shallow[h] {
+			continue
+		}
+		for _, p := range parents {
+			if haveCommits[p] {
+				edges[p] = true
+			}
 			if !visited[p] {
 				visited[p] = true
-				queue = append(queue, item{p, it.depth + 1})
+				queue = append(queue, p)
 			}
+		}
+	}
+	for _, h := range slices.SortedFunc(maps.Keys(edges), func(a, b plumbing.Hash) int { return slices.Compare(a[:], b[:]) }) {
+		tree, _, err := w.commit(h)
+		if err != nil {
+			continue // a have we do not hold whole
+		}
+		if err := w.markTree(tree); err != nil {
+			return nil, err
+		}
+	}
+	for _, t := range sentTrees {
+		if err := w.addTree(t, plan); err != nil {
+			return nil, err
 		}
 	}
 	if req.includeTag {
-		if err := w.includeTags(sent, plan); err != nil {
+		if err := w.includeTags(plan); err != nil {
 			return nil, err
+		}
+	}
+	plan.has = map[plumbing.Hash]bool{}
+	for h, s := range w.state {
+		if s&held != 0 {
+			plan.has[h] = true
 		}
 	}
 	return plan, nil
 }
 
+// Walk states of an object.
+const (
+	planned uint8 = 1 << iota // in the plan
+	held                      // the client has it
+)
+
 type walker struct {
-	st     storage.Storer
-	seen   map[plumbing.Hash]bool // objects already in the plan
-	ignore map[plumbing.Hash]bool // objects the client has
+	st    *odb.DB
+	state map[plumbing.Hash]uint8
+}
+
+// commit reads a commit's tree and parents.
+func (w *walker) commit(h plumbing.Hash) (plumbing.Hash, []plumbing.Hash, error) {
+	t, data, err := w.st.Read(h)
+	if err == nil && t != plumbing.CommitObject {
+		err = fmt.Errorf("a %s, not a commit", t)
+	}
+	if err != nil {
+		return plumbing.ZeroHash, nil, fmt.Errorf("commit %s: %w", h, err)
+	}
+	tree, parents, err := odb.CommitLinks(data)
+	if err != nil {
+		return plumbing.ZeroHash, nil, fmt.Errorf("commit %s: %w", h, err)
+	}
+	return tree, parents, nil
 }
 
 // commitClosure returns the commits reachable from roots, not following
@@ -153,7 +166,7 @@ func (w *walker) commitClosure(roots []plumbing.Hash, shallow map[plumbing.Hash]
 		if out[h] {
 			continue
 		}
-		c, err := object.GetCommit(w.st, h)
+		_, parents, err := w.commit(h)
 		if err != nil {
 			continue // a have we do not fully know: count only what we have
 		}
@@ -161,26 +174,25 @@ func (w *walker) commitClosure(roots []plumbing.Hash, shallow map[plumbing.Hash]
 		if shallow[h] {
 			continue
 		}
-		stack = append(stack, c.ParentHashes...)
+		stack = append(stack, parents...)
 	}
 	return out, nil
 }
 
+// peelCommit follows tags from h to a commit.
 func (w *walker) peelCommit(h plumbing.Hash) (plumbing.Hash, bool) {
 	for range 10 {
-		o, err := w.st.EncodedObject(plumbing.AnyObject, h)
+		t, data, err := w.st.Read(h)
 		if err != nil {
 			return plumbing.ZeroHash, false
 		}
-		switch o.Type() {
+		switch t {
 		case plumbing.CommitObject:
 			return h, true
 		case plumbing.TagObject:
-			t, err := object.DecodeTag(w.st, o)
-			if err != nil {
+			if h, _, err = odb.TagTarget(data); err != nil {
 				return plumbing.ZeroHash, false
 			}
-			h = t.Target
 		default:
 			return plumbing.ZeroHash, false
 		}
@@ -188,95 +200,93 @@ func (w *walker) peelCommit(h plumbing.Hash) (plumbing.Hash, bool) {
 	return plumbing.ZeroHash, false
 }
 
+func (w *walker) plan(h plumbing.Hash, plan *packPlan) bool {
+	if w.state[h]&(planned|held) != 0 {
+		return false
+	}
+	w.state[h] |= planned
+	plan.objects = append(plan.objects, h)
+	return true
+}
+
 // peelInto adds a wanted object to the plan: tags (with what they point
 // at), trees and blobs directly; it returns the commit to walk from, if any.
 func (w *walker) peelInto(h plumbing.Hash, plan *packPlan) (plumbing.Hash, error) {
 	for range 10 {
-		o, err := w.st.EncodedObject(plumbing.AnyObject, h)
+		t, data, err := w.st.Read(h)
 		if err != nil {
 			return plumbing.ZeroHash, fmt.Errorf("want %s: %w", h, err)
 		}
-		switch o.Type() {
+		switch t {
 		case plumbing.CommitObject:
 			return h, nil
 		case plumbing.TagObject:
-			if !w.seen[h] && !w.ignore[h] {
-				w.seen[h] = true
-				plan.objects = append(plan.objects, h)
+			w.plan(h, plan)
+			if h, _, err = odb.TagTarget(data); err != nil {
+				return plumbing.ZeroHash, fmt.Errorf("tag %s: %w", h, err)
 			}
-			t, err := object.DecodeTag(w.st, o)
-			if err != nil {
-				return plumbing.ZeroHash, err
-			}
-			h = t.Target
 		case plumbing.TreeObject:
 			return plumbing.ZeroHash, w.addTree(h, plan)
 		default:
-			if !w.seen[h] && !w.ignore[h] {
-				w.seen[h] = true
-				plan.objects = append(plan.objects, h)
-			}
+			w.plan(h, plan)
 			return plumbing.ZeroHash, nil
 		}
 	}
 	return plumbing.ZeroHash, fmt.Errorf("want %s: tag chain too long", h)
 }
 
+// eachEntry reads tree h and calls fn on its entries that are objects of
+// this repo (submodule commits are not).
+func (w *walker) eachEntry(h plumbing.Hash, fn func(dir bool, id plumbing.Hash) error) error {
+	t, data, err := w.st.Read(h)
+	if err == nil && t != plumbing.TreeObject {
+		err = fmt.Errorf("a %s, not a tree", t)
+	}
+	if err != nil {
+		return fmt.Errorf("tree %s: %w", h, err)
+	}
+	return odb.EachTreeEntry(data, func(mode uint32, id plumbing.Hash) error {
+		if mode == odb.ModeSubmodule {
+			return nil
+		}
+		return fn(mode == odb.ModeDir, id)
+	})
+}
+
 // markTree records a tree and everything under it as held by the client.
 func (w *walker) markTree(h plumbing.Hash) error {
-	if w.ignore[h] {
+	if w.state[h]&held != 0 {
 		return nil
 	}
-	w.ignore[h] = true
-	t, err := object.GetTree(w.st, h)
-	if err != nil {
-		return err
-	}
-	for _, e := range t.Entries {
-		switch e.Mode {
-		case filemode.Submodule:
-		case filemode.Dir:
-			if err := w.markTree(e.Hash); err != nil {
-				return err
-			}
-		default:
-			w.ignore[e.Hash] = true
+	w.state[h] |= held
+	return w.eachEntry(h, func(dir bool, id plumbing.Hash) error {
+		if dir {
+			return w.markTree(id)
 		}
-	}
-	return nil
+		w.state[id] |= held
+		return nil
+	})
 }
 
 // addTree adds a tree and what is under it, minus what the client has.
 func (w *walker) addTree(h plumbing.Hash, plan *packPlan) error {
-	if w.seen[h] || w.ignore[h] {
+	if !w.plan(h, plan) {
 		return nil
 	}
-	w.seen[h] = true
-	plan.objects = append(plan.objects, h)
-	t, err := object.GetTree(w.st, h)
-	if err != nil {
-		return err
-	}
-	for _, e := range t.Entries {
-		switch e.Mode {
-		case filemode.Submodule:
-		case filemode.Dir:
-			if err := w.addTree(e.Hash, plan); err != nil {
-				return err
-			}
-		default:
-			if !w.seen[e.Hash] && !w.ignore[e.Hash] {
-				w.seen[e.Hash] = true
-				plan.objects = append(plan.objects, e.Hash)
-			}
+	return w.eachEntry(h, func(dir bool, id plumbing.Hash) error {
+		if dir {
+			return w.addTree(id, plan)
 		}
-	}
-	return nil
+		w.plan(id, plan)
+		return nil
+	})
 }
 
-// includeTags adds annotated tags that point at commits being sent
-// (include-tag), so clients get them without a second fetch.
-func (w *walker) includeTags(sent map[plumbing.Hash]bool, plan *packPlan) error {
+// includeTags adds the annotated tags (refs/tags/*) whose peeled object
+// goes out in this pack, with the whole chain of a tag of a tag, as git's
+// include-tag does (pack-objects.c, add_ref_tag and add_tag_chain): the
+// inner tags may have no ref of their own.
+func (w *walker) includeTags(plan *packPlan) error {
 	iter, err := w.st.IterReferences()
 	if err != nil {
 		return err
@@ -287,96 +297,41 @@ func (w *walker) includeTags(sent map[plumbing.Hash]bool, plan *packPlan) error 
 			return nil
 		}
 		h := ref.Hash()
-		if w.seen[h] || w.ignore[h] {
-			return nil
+		peeled, ok := w.peel(h)
+		if !ok || peeled == h || w.state[peeled]&planned == 0 {
+			return nil // a lightweight tag, or one whose object stays home
 		}
-		tag, err := object.GetTag(w.st, h)
-		if err != nil {
-			return nil // a lightweight tag: nothing to include
-		}
-		if target, ok := w.peelCommit(tag.Target); ok && sent[target] {
-			w.seen[h] = true
-			plan.objects = append(plan.objects, h)
+		for range 10 {
+			if !w.plan(h, plan) {
+				return nil
+			}
+			t, data, err := w.st.Read(h)
+			if err != nil || t != plumbing.TagObject {
+				return nil
+			}
+			next, typ, err := odb.TagTarget(data)
+			if err != nil || typ != plumbing.TagObject {
+				return nil
+			}
+			h = next
 		}
 		return nil
 	})
 }
 
-// encodePack writes a pack of the objects with ofs-deltas.
-func encodePack(st storage.Storer, objects []plumbing.Hash, out io.Writer) error {
-	enc := packfile.NewEncoder(out, st, false)
-	_, err := enc.Encode(objects, 10)
-	return err
-}
-
-// packCache keeps generated packs of a repo for repeated identical
-// requests (the clones of a reconcile loop); a repo change empties it.
-type packCache struct {
-	mu      sync.Mutex
-	version uint64
-	order   []string
-	entries map[string]*cachedPack
-	bytes   int
-}
-
-type cachedPack struct {
-	plan *packPlan
-	pack []byte
-}
-
-const (
-	maxCachedPacks     = 32
-	maxCachedPackBytes = 64 << 20
-)
-
-func cacheKey(req *packRequest) string {
-	h := sha256.New()
-	sorted := func(tag string, hs []plumbing.Hash) {
-		s := slices.Clone(hs)
-		slices.SortFunc(s, func(a, b plumbing.Hash) int { return slices.Compare(a[:], b[:]) })
-		for _, x := range s {
-			io.WriteString(h, tag+x.String())
+// peel follows tags from h to the first object that is not a tag.
+func (w *walker) peel(h plumbing.Hash) (plumbing.Hash, bool) {
+	for range 10 {
+		t, data, err := w.st.Read(h)
+		if err != nil {
+			return plumbing.ZeroHash, false
+		}
+		if t != plumbing.TagObject {
+			return h, true
+		}
+		if h, _, err = odb.TagTarget(data); err != nil {
+			return plumbing.ZeroHash, false
 		}
 	}
-	sorted("w", req.wants)
-	sorted("h", req.haves)
-	var sh []plumbing.Hash
-	for x := range req.clientShallow {
-		sh = append(sh, x)
-	}
-	sorted("s", sh)
-	io.WriteString(h, "d"+strconv.Itoa(req.depth)+"t"+strconv.FormatBool(req.includeTag))
-	return hex.EncodeToString(h.Sum(nil))
-}
-
-func (c *packCache) get(version uint64, key string) *cachedPack {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.version != version {
-		return nil
-	}
-	return c.entries[key]
-}
-
-func (c *packCache) put(version uint64, key string, p *cachedPack) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.version != version || c.entries == nil {
-		c.version, c.entries, c.order, c.bytes = version, map[string]*cachedPack{}, nil, 0
-	}
-	if len(p.pack) > maxCachedPackBytes/4 {
-		return
-	}
-	if _, ok := c.entries[key]; ok {
-		return
-	}
-	for len(c.order) >= maxCachedPacks || c.bytes+len(p.pack) > maxCachedPackBytes {
-		old := c.order[0]
-		c.order = c.order[1:]
-		c.bytes -= len(c.entries[old].pack)
-		delete(c.entries, old)
-	}
-	c.entries[key] = p
-	c.order = append(c.order, key)
-	c.bytes += len(p.pack)
+	return plumbing.ZeroHash, false
 }

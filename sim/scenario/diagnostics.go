@@ -5,10 +5,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
 	"sort"
+	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -77,6 +79,20 @@ func writeDiagnostics(ctx context.Context, dir, workdir string, s *sim.Sim, sc *
 		for _, n := range names {
 			fmt.Fprintf(&refs, "%s %s\n", m[n], n)
 		}
+	}
+	// What the git server served and what failed, with causes: a failed
+	// clone or push explains an agent stuck on an old revision.
+	st := s.Git().Stats()
+	fmt.Fprintf(&refs, "# git server requests\n")
+	for _, k := range slices.Sorted(maps.Keys(st.Requests)) {
+		fmt.Fprintf(&refs, "%-32s %d\n", k, st.Requests[k])
+	}
+	fmt.Fprintf(&refs, "# git server failures\n")
+	for _, k := range slices.Sorted(maps.Keys(st.Failures)) {
+		fmt.Fprintf(&refs, "%-40s %d\n", k, st.Failures[k])
+	}
+	for _, f := range st.Recent {
+		fmt.Fprintf(&refs, "%s %s %s %s %q %s: %s\n", f.Time.UTC().Format(time.RFC3339), f.Protocol, f.Service, f.Repo, f.Who, f.Kind, f.Error)
 	}
 	errs = append(errs, os.WriteFile(filepath.Join(dir, "git-refs.txt"), refs.Bytes(), 0o644))
 	errs = append(errs, dumpObjects(ctx, filepath.Join(dir, "cluster-objects.yaml"), s, sc))
