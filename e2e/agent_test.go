@@ -24,6 +24,7 @@ import (
 	"github.com/gitopsim/gitopsim/sim/agent"
 	"github.com/gitopsim/gitopsim/sim/arm/armtest"
 	"github.com/gitopsim/gitopsim/sim/azsdk"
+	"github.com/gitopsim/gitopsim/sim/cluster"
 	"github.com/gitopsim/gitopsim/sim/gitserver"
 )
 
@@ -41,7 +42,14 @@ type arc struct {
 // own agent, stopped when the spec ends.
 func onboard(ctx context.Context, prefix string) *arc {
 	GinkgoHelper()
-	c, err := stack.Onboard(ctx, sim.OnboardOptions{Name: fmt.Sprintf("%s-%d", prefix, clusterSeq.Add(1)), ResourceGroup: "e2e-agent"})
+	return onboardOn(ctx, prefix, nil)
+}
+
+// onboardOn is onboard on a Kubernetes API of the caller's (nil: the
+// suite's).
+func onboardOn(ctx context.Context, prefix string, backend cluster.Backend) *arc {
+	GinkgoHelper()
+	c, err := stack.Onboard(ctx, sim.OnboardOptions{Name: fmt.Sprintf("%s-%d", prefix, clusterSeq.Add(1)), ResourceGroup: "e2e-agent", Backend: backend})
 	Expect(err).NotTo(HaveOccurred())
 	DeferCleanup(func(ctx SpecContext) { Expect(c.Agent.Stop(ctx)).To(Succeed()) })
 	az, err := azsdk.New(stack.Endpoints().ARM)
@@ -138,18 +146,7 @@ func withinVirtual(d, step time.Duration, check func(g Gomega)) {
 	GinkgoHelper()
 	deadline := clk.Now().Add(d)
 	for {
-		var msg string
-		g := NewGomega(func(m string, _ ...int) { msg = m; panic(stopCheck{}) })
-		func() {
-			defer func() {
-				if r := recover(); r != nil {
-					if _, ok := r.(stopCheck); !ok {
-						panic(r)
-					}
-				}
-			}()
-			check(g)
-		}()
+		msg := try(check)
 		if msg == "" {
 			return
 		}
@@ -158,6 +155,20 @@ func withinVirtual(d, step time.Duration, check func(g Gomega)) {
 		}
 		clk.Advance(step)
 	}
+}
+
+// try runs check and returns its first failure, or "".
+func try(check func(g Gomega)) (msg string) {
+	g := NewGomega(func(m string, _ ...int) { msg = m; panic(stopCheck{}) })
+	defer func() {
+		if r := recover(); r != nil {
+			if _, ok := r.(stopCheck); !ok {
+				panic(r)
+			}
+		}
+	}()
+	check(g)
+	return ""
 }
 
 type stopCheck struct{}
@@ -260,7 +271,9 @@ var _ = Describe("the Arc agent and its Flux operators", Label("agent"), func() 
 		Expect(err).NotTo(HaveOccurred(), "the namespaces path is applied too")
 		dep, err := admin.AppsV1().Deployments("team-a").Get(ctx, "web", metav1.GetOptions{})
 		Expect(err).NotTo(HaveOccurred())
-		Expect(dep.ManagedFields).To(ContainElement(HaveField("Manager", "flux")), "server-side apply as field manager flux")
+		// fluxd runs "kubectl apply": client-side, with its annotation.
+		Expect(dep.ManagedFields).To(ContainElement(HaveField("Manager", "kubectl-client-side-apply")))
+		Expect(dep.Annotations).To(HaveKey("kubectl.kubernetes.io/last-applied-configuration"))
 
 		c := a.compliance(ctx, "cluster-config")
 		Expect(c.State).To(Equal("Installed"))
@@ -338,7 +351,10 @@ var _ = Describe("the Arc agent and its Flux operators", Label("agent"), func() 
 			g.Expect(cmValue(g, platform+"-apps", "shared")).To(Equal("p1"))
 			g.Expect(a.compliance(ctx, "tenant-a").OperatorMessage).To(ContainSubstring("forbidden"))
 		})
-		Expect(cmValue(Default, nsA, "a-defaulted")).To(Equal("in my namespace"), "objects without a namespace land in the operator's")
+		// Without --k8s-default-namespace, fluxd puts them in "default"
+		// (its image's kubeconfig), which the tenant may not touch.
+		Expect(cmValue(Default, nsA, "a-defaulted")).To(Equal("<absent>"))
+		Expect(cmValue(Default, "default", "a-defaulted")).To(Equal("<absent>"))
 		Expect(cmValue(Default, nsB, "intruder")).To(Equal("<absent>"))
 		_, err := admin.RbacV1().ClusterRoles().Get(ctx, clusterRole, metav1.GetOptions{})
 		Expect(apierrors.IsNotFound(err)).To(BeTrue(), "tenant-a's ClusterRole must be refused, got %v", err)
@@ -348,15 +364,24 @@ var _ = Describe("the Arc agent and its Flux operators", Label("agent"), func() 
 		ca := a.compliance(ctx, "tenant-a")
 		Expect(ca.State).To(Equal("Installed"))
 		Expect(ca.Level).To(Equal("Error"))
-		Expect(ca.OperatorMessage).To(ContainSubstring(fmt.Sprintf(`<cluster>:clusterrole/%s: clusterroles.rbac.authorization.k8s.io "%s" is forbidden: User "system:serviceaccount:%s:flux" cannot patch resource "clusterroles"`, clusterRole, clusterRole, nsA)))
-		Expect(ca.OperatorMessage).To(ContainSubstring("excluded by namespace constraints: " + nsB + ":configmap/intruder"))
-		Expect(ca.OperatorMessage).To(ContainSubstring("2 resources applied"))
+		// kubectl's client-side apply reads before it writes: the 403 is
+		// on get, in kubectl's words, wrapped by fluxd.
+		Expect(ca.OperatorMessage).To(ContainSubstring(fmt.Sprintf(`<cluster>:clusterrole/%s: running kubectl: exit status 1, stderr: Error from server (Forbidden): error when retrieving current configuration of:`, clusterRole)))
+		Expect(ca.OperatorMessage).To(ContainSubstring(fmt.Sprintf(`User "system:serviceaccount:%s:flux" cannot get resource "clusterroles"`, nsA)))
+		Expect(ca.OperatorMessage).To(ContainSubstring("excluded by namespace constraints: default:configmap/a-defaulted, " + nsB + ":configmap/intruder"))
+		Expect(ca.OperatorMessage).To(ContainSubstring("1 resources applied"))
 		cb := a.compliance(ctx, "tenant-b")
 		Expect(cb.Level).To(Equal("Information"), cb.OperatorMessage)
 		Expect(cb.OperatorMessage).To(ContainSubstring("1 resources applied"))
 		rb, err := admin.RbacV1().RoleBindings(nsA).Get(ctx, "flux", metav1.GetOptions{})
 		Expect(err).NotTo(HaveOccurred())
 		Expect(rb.RoleRef.Kind).To(Equal("Role"), "namespace scope is confined by a RoleBinding")
+
+		By("placing un-namespaced objects with --k8s-default-namespace")
+		a.put(ctx, "tenant-a", configSpec{url: httpsURL(repoA), namespace: nsA, instance: "flux", scope: "namespace", params: "--git-branch=main --k8s-default-namespace=" + nsA})
+		withinVirtual(time.Minute, 5*time.Second, func(g Gomega) {
+			g.Expect(cmValue(g, nsA, "a-defaulted")).To(Equal("in my namespace"))
+		})
 	})
 
 	It("garbage-collects what left git only with --sync-garbage-collection, and respects fluxcd.io/ignore", func(ctx SpecContext) {
@@ -453,7 +478,8 @@ var _ = Describe("the Arc agent and its Flux operators", Label("agent"), func() 
 		var pub string
 		withinVirtual(time.Minute, 5*time.Second, func(g Gomega) {
 			c := a.compliance(ctx, "keygen")
-			g.Expect(c.PublicKey).To(HavePrefix("ssh-ed25519 "))
+			// ssh-keygen's default, as fluxd runs it (no -t): RSA.
+			g.Expect(c.PublicKey).To(HavePrefix("ssh-rsa "))
 			g.Expect(c.OperatorMessage).To(ContainSubstring("git clone"))
 			pub = c.PublicKey
 		})
@@ -647,6 +673,21 @@ var _ = Describe("the Arc agent and its Flux operators", Label("agent"), func() 
 			g.Expect(c.OperatorMessage).To(ContainSubstring("fluxd: unknown flag: --git-poll-intervall"))
 		})
 		Expect(cmValue(Default, ns, "app")).To(Equal("<absent>"))
+		By("retrying every poll, with one InstallFailed event for the same error")
+		installFailed := func() int {
+			n := 0
+			for _, ev := range a.Agent.Events() {
+				if ev.Configuration == "bad" && ev.Reason == "InstallFailed" {
+					n++
+				}
+			}
+			return n
+		}
+		until := clk.Now().Add(2 * time.Minute)
+		withinVirtual(3*time.Minute, 10*time.Second, func(g Gomega) {
+			g.Expect(clk.Now()).NotTo(BeTemporally("<", until))
+		})
+		Expect(installFailed()).To(Equal(1), "one event per generation and error")
 		a.put(ctx, "bad", configSpec{url: httpsURL(repo), namespace: ns, instance: "flux", scope: "namespace", params: "--git-branch=main --git-poll-interval=1m"})
 		withinVirtual(time.Minute, 5*time.Second, func(g Gomega) {
 			g.Expect(a.compliance(ctx, "bad").State).To(Equal("Installed"))

@@ -35,7 +35,17 @@ var (
 
 func TestE2E(t *testing.T) {
 	RegisterFailHandler(Fail)
-	RunSpecs(t, "gitopsim e2e")
+	suite, reporter := GinkgoConfiguration()
+	// GITOPSIM_E2E_LABELS narrows the suite where -ginkgo.label-filter
+	// cannot be passed: "go test ./..." gives its flags to every package.
+	// make test runs the slow corpus in a second, race-free step with it.
+	if labels := os.Getenv("GITOPSIM_E2E_LABELS"); labels != "" {
+		if suite.LabelFilter != "" {
+			labels = "(" + suite.LabelFilter + ") && (" + labels + ")"
+		}
+		suite.LabelFilter = labels
+	}
+	RunSpecs(t, "gitopsim e2e", suite, reporter)
 }
 
 var _ = BeforeSuite(func(ctx SpecContext) {

@@ -108,7 +108,11 @@ func TestUpServesAndStopsCleanlyOnSIGINT(t *testing.T) {
 		!strings.HasSuffix(cc.ID, "/resourceGroups/gitopsim/providers/Microsoft.Kubernetes/connectedClusters/local") {
 		t.Errorf("local connected cluster = %+v", cc)
 	}
-	// Progress went to stderr, the summary to stdout.
+	// Progress went to stderr, the summary to stdout. The summary follows
+	// the endpoints file, so on a loaded machine it may not be there yet.
+	for deadline := time.Now().Add(30 * time.Second); !strings.Contains(out.String(), e.Cluster.Kubeconfig) && time.Now().Before(deadline); {
+		time.Sleep(20 * time.Millisecond)
+	}
 	if !strings.Contains(out.String(), path) || !strings.Contains(out.String(), e.Cluster.Kubeconfig) {
 		t.Errorf("summary on stdout does not name the endpoints file and kubeconfig:\n%s", out.String())
 	}

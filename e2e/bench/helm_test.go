@@ -54,7 +54,7 @@ spec:
 			RepositoryURL: to.Ptr(s.Git().HTTPSURL() + "/" + repo + ".git"), OperatorNamespace: to.Ptr(ns), OperatorInstanceName: to.Ptr("flux"),
 			OperatorType: to.Ptr(armkubernetesconfiguration.OperatorTypeFlux), OperatorScope: to.Ptr(armkubernetesconfiguration.OperatorScopeTypeNamespace),
 			OperatorParams: to.Ptr("--git-branch=main"), EnableHelmOperator: to.Ptr(true),
-			HelmOperatorProperties: &armkubernetesconfiguration.HelmOperatorProperties{ChartVersion: to.Ptr("1.2.0"), ChartValues: to.Ptr("--set helm.versions=v3")},
+			HelmOperatorProperties: &armkubernetesconfiguration.HelmOperatorProperties{ChartVersion: to.Ptr("1.4.4"), ChartValues: to.Ptr("--set helm.versions=v3")},
 		}}, nil)
 	if err != nil {
 		b.Fatal(err)

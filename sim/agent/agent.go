@@ -125,19 +125,15 @@ type Agent struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 
-	mu        sync.Mutex
-	started   bool
-	tickers   []clock.Ticker
-	instances map[string]*instance
-	// helmReleases are the Helm releases each configuration's Helm
-	// operator made, by HelmRelease (ns/name); they outlive operator
-	// restarts so that a HelmRelease deleted meanwhile is uninstalled.
-	helmReleases map[string]map[string]managedRelease
-	kubeVersion  string
-	armDown      bool
-	nodeCount    int
-	coreCount    int
-	nodesAt      time.Time
+	mu          sync.Mutex
+	started     bool
+	tickers     []clock.Ticker
+	instances   map[string]*instance
+	kubeVersion string
+	armDown     bool
+	nodeCount   int
+	coreCount   int
+	nodesAt     time.Time
 
 	evMu   sync.Mutex
 	events []Event
@@ -190,7 +186,7 @@ func New(opts Options) (*Agent, error) {
 		opts: opts, iv: iv, clk: opts.Clock, log: log, clusterID: opts.ClusterID,
 		armLink:   netfault.New(name+"/arm", netfault.Options{Logger: opts.Logger}),
 		gitLink:   netfault.New(name+"/git", netfault.Options{Logger: opts.Logger}),
-		instances: map[string]*instance{}, helmReleases: map[string]map[string]managedRelease{},
+		instances: map[string]*instance{},
 	}
 	sum := sha256.Sum256([]byte(strings.ToLower(opts.ClusterID)))
 	a.hash = hex.EncodeToString(sum[:8])
@@ -300,7 +296,19 @@ func (a *Agent) event(config, reason, format string, args ...any) {
 	}
 	a.events = append(a.events, Event{Time: a.clk.Now(), Configuration: config, Reason: reason, Message: msg})
 	a.evMu.Unlock()
-	a.log.Info(msg, "configuration", config, "reason", reason)
+	level := slog.LevelInfo
+	if failureReasons[reason] {
+		level = slog.LevelWarn
+	}
+	a.log.Log(a.ctx, level, msg, "configuration", config, "reason", reason)
+}
+
+// failureReasons are the events that report something not done; they
+// are logged at WARN so that a failure never hides among INFO lines.
+var failureReasons = map[string]bool{
+	"InstallFailed": true, "SyncFailed": true, "GitNotReady": true, "ProtectedSettingsExpired": true,
+	"SyncStateConflict": true, "OperatorWarning": true, "HelmReleaseFailed": true, "HelmUninstallFailed": true,
+	"HelmGitAuthError": true, "HelmOperatorWaitingForTiller": true, "ARMUnreachable": true,
 }
 
 // Events returns the events so far, oldest first (the last 10000).

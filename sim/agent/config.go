@@ -70,6 +70,17 @@ func (a *Agent) instance(name string) *instance {
 	return a.instances[name]
 }
 
+// installFailed records a failed install, which the next poll retries;
+// the event is recorded once per generation and error, not on every retry.
+func (a *Agent) installFailed(old, in *instance, err error) {
+	in.installErr = err
+	a.replace(old, in)
+	if old != nil && old.gen == in.gen && old.installErr != nil && old.installErr.Error() == err.Error() {
+		return
+	}
+	a.event(in.name, "InstallFailed", "configuration %s: %v", in.name, err)
+}
+
 // reconcile brings one configuration's operator to the desired generation.
 func (a *Agent) reconcile(ctx context.Context, d arm.DesiredConfiguration) {
 	old := a.instance(d.Name)
@@ -80,7 +91,14 @@ func (a *Agent) reconcile(ctx context.Context, d arm.DesiredConfiguration) {
 	if old != nil && old.gen == d.Generation {
 		in.reported, in.hasReported = old.reported, old.hasReported
 	}
-	creds, err := a.credentials(ctx, d)
+	params, err := parseFluxParams(d.Spec.OperatorParams, d.Spec.OperatorNamespace, strings.EqualFold(d.Spec.OperatorScope, "namespace"), a.iv)
+	if err != nil {
+		err = fmt.Errorf("fluxd: %w", err)
+	}
+	var creds *gitCreds
+	if err == nil {
+		creds, err = a.credentials(ctx, d, params)
+	}
 	switch {
 	case errors.Is(err, errSettingsExpired):
 		// Azure purged the settings before we fetched them and already
@@ -90,14 +108,8 @@ func (a *Agent) reconcile(ctx context.Context, d arm.DesiredConfiguration) {
 		a.event(d.Name, "ProtectedSettingsExpired", "configuration %s: protected settings were deleted by Azure before the agent fetched them; it stays Failed until recreated", d.Name)
 		return
 	case err != nil:
-		in.installErr = err
-		a.replace(old, in)
-		a.event(d.Name, "InstallFailed", "configuration %s: %v", d.Name, err)
+		a.installFailed(old, in, err)
 		return
-	}
-	params, err := parseFluxParams(d.Spec.OperatorParams, d.Spec.OperatorNamespace, strings.EqualFold(d.Spec.OperatorScope, "namespace"), a.iv)
-	if err != nil {
-		err = fmt.Errorf("fluxd: %w", err)
 	}
 	if err == nil {
 		err = helmReleaseName(d.Spec)
@@ -113,9 +125,7 @@ func (a *Agent) reconcile(ctx context.Context, d arm.DesiredConfiguration) {
 		a.uninstallHelmOperator(d.Spec.OperatorNamespace, d.Spec.OperatorInstanceName)
 	}
 	if err != nil {
-		in.installErr = err
-		a.replace(old, in)
-		a.event(d.Name, "InstallFailed", "configuration %s: %v", d.Name, err)
+		a.installFailed(old, in, err)
 		return
 	}
 	in.installed, in.installedAt, in.publicKey = true, a.clk.Now(), creds.publicKey

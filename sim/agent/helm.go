@@ -5,11 +5,15 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
 
 	"helm.sh/helm/v3/pkg/action"
 	"helm.sh/helm/v3/pkg/chart"
+	"helm.sh/helm/v3/pkg/chartutil"
+	"helm.sh/helm/v3/pkg/engine"
 	"helm.sh/helm/v3/pkg/storage/driver"
 	"helm.sh/helm/v3/pkg/strvals"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
@@ -17,135 +21,314 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
+	"sigs.k8s.io/yaml"
 
 	"github.com/gitopsim/gitopsim/sim/arm"
 )
 
-// HelmOperatorImage is the image of the Helm operator Deployment (never
-// run: the operator runs inside gitopsim).
-const HelmOperatorImage = "docker.io/fluxcd/helm-operator:1.4.4"
+// The Helm operator gitopsim simulates is helm-operator 1.4.x: its
+// behaviour is read from fluxcd/helm-operator at tag v1.4.4, and the 1.4.0
+// to 1.4.4 releases differ only in their dependencies. The chart versions
+// it installs are the upstream ones of that line; as upstream, a chart's
+// appVersion and image tag equal its version.
+
+// HelmOperatorImageRepository is the image repository of the Helm operator
+// Deployment (never run: the operator runs inside gitopsim); its tag is the
+// chart version.
+const HelmOperatorImageRepository = "docker.io/fluxcd/helm-operator"
 
 // DefaultHelmOperatorChartVersion is the helm-operator chart version when
-// helmOperatorProperties gives none (the az CLI's default).
-const DefaultHelmOperatorChartVersion = "1.2.0"
+// helmOperatorProperties gives none: the az CLI k8s-configuration
+// extension's default for --helm-operator-chart-version (its older
+// releases defaulted to 1.2.0, a chart Kubernetes 1.22 and later cannot
+// install).
+const DefaultHelmOperatorChartVersion = "1.4.0"
 
-// helmReleaseCRD is helmreleases.helm.fluxcd.io as the helm-operator chart
-// ships it: v1, short names hr and hrs, a status subresource, and an open
-// schema (the operator validates the spec itself).
-const helmReleaseCRD = `apiVersion: apiextensions.k8s.io/v1
-kind: CustomResourceDefinition
-metadata:
-  name: helmreleases.helm.fluxcd.io
-spec:
-  group: helm.fluxcd.io
-  names:
-    kind: HelmRelease
-    listKind: HelmReleaseList
-    plural: helmreleases
-    singular: helmrelease
-    shortNames: [hr, hrs]
-  scope: Namespaced
-  versions:
-    - name: v1
-      served: true
-      storage: true
-      subresources:
-        status: {}
-      additionalPrinterColumns:
-        - {name: Release, type: string, jsonPath: .status.releaseName, description: Release is the name of the Helm release}
-        - {name: Phase, type: string, jsonPath: .status.phase, description: Phase is the current release phase}
-        - {name: ReleaseStatus, type: string, jsonPath: .status.releaseStatus, description: ReleaseStatus is the status of the Helm release}
-        - {name: Message, type: string, jsonPath: '.status.conditions[?(@.type=="Released")].message'}
-        - {name: Age, type: date, jsonPath: .metadata.creationTimestamp}
-      schema:
-        openAPIV3Schema:
-          type: object
-          properties:
-            spec:
-              type: object
-              x-kubernetes-preserve-unknown-fields: true
-            status:
-              type: object
-              x-kubernetes-preserve-unknown-fields: true
+// HelmOperatorChartVersions are the helm-operator chart versions gitopsim
+// simulates.
+var HelmOperatorChartVersions = []string{"1.4.0", "1.4.1", "1.4.2", "1.4.3", "1.4.4"}
+
+// helmOperatorOlderCharts are the upstream chart versions before 1.4.0
+// (tags chart-0.1.0 to chart-1.3.0). They ship their CRD as
+// apiextensions.k8s.io/v1beta1.
+var helmOperatorOlderCharts = []string{"0.1.0", "0.1.1", "0.2.0", "0.2.1", "0.3.0", "0.4.0", "0.5.0", "0.6.0", "0.7.0", "1.0.0", "1.0.1", "1.0.2", "1.1.0", "1.2.0", "1.3.0"}
+
+// helmOperatorHelpers is the chart's templates/_helpers.tpl, the parts the
+// simulated templates use.
+const helmOperatorHelpers = `{{- define "helm-operator.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- define "helm-operator.fullname" -}}
+{{- if .Values.fullnameOverride -}}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- $name := default .Chart.Name .Values.nameOverride -}}
+{{- if contains $name .Release.Name -}}
+{{- .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- define "helm-operator.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- define "helm-operator.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create -}}
+    {{ default (include "helm-operator.fullname" .) .Values.serviceAccount.name }}
+{{- else -}}
+    {{ default "default" .Values.serviceAccount.name }}
+{{- end -}}
+{{- end -}}
+{{- define "helm-operator.clusterRoleName" -}}
+{{- if .Values.clusterRole.create -}}
+    {{ default (include "helm-operator.fullname" .) .Values.clusterRole.name }}
+{{- else -}}
+    {{ default "default" .Values.clusterRole.name }}
+{{- end -}}
+{{- end -}}
 `
 
-// helmOperatorDeployment is the chart's one template. Zero replicas, as
-// for fluxd: the operator runs inside gitopsim.
+// helmOperatorServiceAccount is templates/serviceaccount.yaml.
+const helmOperatorServiceAccount = `{{- if .Values.serviceAccount.create -}}
+apiVersion: v1
+kind: ServiceAccount
+metadata:
+  name: {{ template "helm-operator.serviceAccountName" . }}
+  namespace: {{ .Release.Namespace }}
+  labels:
+    app: {{ template "helm-operator.name" . }}
+    chart: {{ template "helm-operator.chart" . }}
+    release: {{ .Release.Name }}
+    heritage: {{ .Release.Service }}
+{{- end -}}
+`
+
+// helmOperatorRBAC is templates/rbac.yaml and templates/rbac-role.yaml:
+// the operator's own identity, cluster-wide unless clusterRole.create is
+// false.
+const helmOperatorRBAC = `{{- if and .Values.rbac.create (eq .Values.clusterRole.create true) -}}
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata:
+  name: {{ template "helm-operator.clusterRoleName" . }}
+  labels:
+    app: {{ template "helm-operator.name" . }}
+    chart: {{ template "helm-operator.chart" . }}
+    release: {{ .Release.Name }}
+    heritage: {{ .Release.Service }}
+rules:
+  - apiGroups: ['*']
+    resources: ['*']
+    verbs: ['*']
+  - nonResourceURLs: ['*']
+    verbs: ['*']
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata:
+  name: {{ template "helm-operator.clusterRoleName" . }}
+  labels:
+    app: {{ template "helm-operator.name" . }}
+    chart: {{ template "helm-operator.chart" . }}
+    release: {{ .Release.Name }}
+    heritage: {{ .Release.Service }}
+roleRef:
+  apiGroup: rbac.authorization.k8s.io
+  kind: ClusterRole
+  name: {{ template "helm-operator.clusterRoleName" . }}
+subjects:
+  - name: {{ template "helm-operator.serviceAccountName" . }}
+    namespace: {{ .Release.Namespace | quote }}
+    kind: ServiceAccount
+{{- end -}}
+{{- if and .Values.rbac.create (eq .Values.clusterRole.create false) -}}
+apiVersion: rbac.authorization.k8s.io/v1
+kind: Role
+metadata:
+  name: {{ template "helm-operator.fullname" . }}
+  namespace: {{ .Release.Namespace }}
+  labels:
+    app: {{ template "helm-operator.name" . }}
+    chart: {{ template "helm-operator.chart" . }}
+    release: {{ .Release.Name }}
+    heritage: {{ .Release.Service }}
+rules:
+  - apiGroups: ['*']
+    resources: ['*']
+    verbs: ['*']
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata:
+  name: {{ template "helm-operator.fullname" . }}
+  namespace: {{ .Release.Namespace }}
+  labels:
+    app: {{ template "helm-operator.name" . }}
+    chart: {{ template "helm-operator.chart" . }}
+    release: {{ .Release.Name }}
+    heritage: {{ .Release.Service }}
+roleRef:
+  apiGroup: rbac.authorization.k8s.io
+  kind: Role
+  name: {{ template "helm-operator.fullname" . }}
+subjects:
+  - name: {{ template "helm-operator.serviceAccountName" . }}
+    namespace: {{ .Release.Namespace | quote }}
+    kind: ServiceAccount
+{{- end -}}
+`
+
+// helmOperatorDeployment is templates/deployment.yaml with the arguments
+// the upstream template renders. Zero replicas, as for fluxd: the
+// operator runs inside gitopsim, and a real one must not race it.
 const helmOperatorDeployment = `apiVersion: apps/v1
 kind: Deployment
 metadata:
-  name: {{ .Release.Name }}
+  name: {{ template "helm-operator.fullname" . }}
+  namespace: {{ .Release.Namespace }}
   labels:
-    app: helm-operator
+    app: {{ template "helm-operator.name" . }}
+    chart: {{ template "helm-operator.chart" . }}
     release: {{ .Release.Name }}
+    heritage: {{ .Release.Service }}
   annotations:
     gitopsim.dev/simulated: "true"
 spec:
   replicas: 0
   selector:
-    matchLabels: {app: helm-operator, release: {{ .Release.Name }}}
+    matchLabels:
+      app: {{ template "helm-operator.name" . }}
+      release: {{ .Release.Name }}
+  strategy:
+    type: Recreate
   template:
     metadata:
-      labels: {app: helm-operator, release: {{ .Release.Name }}}
+      labels:
+        app: {{ template "helm-operator.name" . }}
+        release: {{ .Release.Name }}
     spec:
-      serviceAccountName: {{ .Values.serviceAccount.name }}
+      serviceAccountName: {{ template "helm-operator.serviceAccountName" . }}
       containers:
-        - name: flux-helm-operator
-          image: "{{ .Values.image.repository }}:{{ .Values.image.tag }}"
-          args:
-            - --enabled-helm-versions={{ .Values.helm.versions }}
-            - --charts-sync-interval={{ .Values.chartsSyncInterval }}
-            - --status-update-interval={{ .Values.statusUpdateInterval }}
-            - --workers={{ .Values.workers }}
-            - --git-timeout={{ .Values.git.timeout }}
-            {{- if .Values.allowNamespace }}
-            - --allow-namespace={{ .Values.allowNamespace }}
-            {{- end }}
+      - name: flux-helm-operator
+        image: "{{ .Values.image.repository }}:{{ .Values.image.tag }}"
+        imagePullPolicy: {{ .Values.image.pullPolicy }}
+        ports:
+        - name: http
+          containerPort: 3030
+        args:
+        {{- if .Values.helm.versions }}
+        - --enabled-helm-versions={{ .Values.helm.versions }}
+        {{- end }}
+        {{- if .Values.logFormat }}
+        - --log-format={{ .Values.logFormat }}
+        {{- end }}
+        - --git-timeout={{ .Values.git.timeout }}
+        - --git-poll-interval={{ .Values.git.pollInterval }}
+        {{- if .Values.git.defaultRef }}
+        - --git-default-ref={{ .Values.git.defaultRef }}
+        {{- end }}
+        - --charts-sync-interval={{ .Values.chartsSyncInterval }}
+        {{- if .Values.statusUpdateInterval }}
+        - --status-update-interval={{ .Values.statusUpdateInterval }}
+        {{- end }}
+        - --update-chart-deps={{ .Values.updateChartDeps }}
+        - --log-release-diffs={{ .Values.logReleaseDiffs }}
+        {{- if .Values.workers }}
+        - --workers={{ .Values.workers }}
+        {{- end }}
+        {{- if not .Values.clusterRole.create }}
+        - --allow-namespace={{ .Release.Namespace }}
+        {{- else if .Values.allowNamespace }}
+        - --allow-namespace={{ .Values.allowNamespace }}
+        {{- end }}
+        - --tiller-namespace={{ .Values.tillerNamespace }}
+        - --convert-release-storage={{ .Values.convert.releaseStorage }}
 `
 
-// helmOperatorChart builds the helm-operator chart at version v: the CRD
-// in crds/ (Helm installs it once and never deletes it) and the operator
-// Deployment.
-func helmOperatorChart(v string) *chart.Chart {
+// helmOperatorChart builds the helm-operator chart at version v as
+// upstream packs it: the HelmRelease CRD in crds/ (Helm installs it once
+// and never deletes it), the operator's ServiceAccount and RBAC, and its
+// Deployment. It fails for a version upstream never released.
+func helmOperatorChart(v string) (*chart.Chart, error) {
+	crd := helmReleaseCRD
+	kube := ">=1.16.0-0"
+	switch {
+	case slices.Contains(HelmOperatorChartVersions, v):
+	case slices.Contains(helmOperatorOlderCharts, v):
+		crd, kube = helmReleaseCRDv1beta1, ">=1.11.0-0"
+	default:
+		return nil, fmt.Errorf("chart \"helm-operator\" version %q not found (helm-operator charts: %s, %s)", v,
+			strings.Join(helmOperatorOlderCharts, ", "), strings.Join(HelmOperatorChartVersions, ", "))
+	}
 	return &chart.Chart{
 		Metadata: &chart.Metadata{
-			APIVersion: chart.APIVersionV2, Name: "helm-operator", Version: v, AppVersion: "1.4.4",
-			Description: "Flux Helm Operator (simulated by gitopsim)", Type: "application",
+			APIVersion: chart.APIVersionV1, Name: "helm-operator", Version: v, AppVersion: v, KubeVersion: kube,
+			Description: "Flux Helm Operator is a CRD controller for declarative helming (simulated by gitopsim)",
+			Home:        "https://fluxcd.io", Sources: []string{"https://github.com/fluxcd/helm-operator"},
 		},
-		Templates: []*chart.File{{Name: "templates/deployment.yaml", Data: []byte(helmOperatorDeployment)}},
-		Files:     []*chart.File{{Name: "crds/helmreleases.yaml", Data: []byte(helmReleaseCRD)}},
-		Values:    helmOperatorDefaults(),
-	}
+		Templates: []*chart.File{
+			{Name: "templates/_helpers.tpl", Data: []byte(helmOperatorHelpers)},
+			{Name: "templates/deployment.yaml", Data: []byte(helmOperatorDeployment)},
+			{Name: "templates/rbac.yaml", Data: []byte(helmOperatorRBAC)},
+			{Name: "templates/serviceaccount.yaml", Data: []byte(helmOperatorServiceAccount)},
+		},
+		Files:  []*chart.File{{Name: "crds/helmrelease.yaml", Data: []byte(crd)}},
+		Values: helmOperatorDefaults(v),
+	}, nil
 }
 
-// helmOperatorDefaults are the chart's values.yaml.
-func helmOperatorDefaults() map[string]any {
+// helmOperatorDefaults are the chart's values.yaml, the keys its
+// simulated templates read.
+func helmOperatorDefaults(v string) map[string]any {
 	return map[string]any{
-		"image":                map[string]any{"repository": "docker.io/fluxcd/helm-operator", "tag": "1.4.4"},
-		"helm":                 map[string]any{"versions": "v3"},
+		"nameOverride": "", "fullnameOverride": "",
+		"image":                map[string]any{"repository": HelmOperatorImageRepository, "tag": v, "pullPolicy": "IfNotPresent"},
+		"createCRD":            false,
+		"allowNamespace":       nil,
+		"updateChartDeps":      true,
+		"logFormat":            "fmt",
+		"logReleaseDiffs":      false,
 		"chartsSyncInterval":   "3m",
-		"statusUpdateInterval": "10s",
-		"workers":              int64(2),
-		"git":                  map[string]any{"timeout": "20s"},
-		"allowNamespace":       "",
-		"serviceAccount":       map[string]any{"name": ""},
+		"statusUpdateInterval": "30s",
+		"workers":              int64(4),
+		"helm":                 map[string]any{"versions": "v2,v3"},
+		"tillerNamespace":      "kube-system",
+		"convert":              map[string]any{"releaseStorage": "secrets", "tillerOutCluster": false},
+		"git":                  map[string]any{"pollInterval": "5m", "timeout": "20s", "defaultRef": ""},
+		"rbac":                 map[string]any{"create": true, "pspEnabled": false},
+		"serviceAccount":       map[string]any{"create": true, "annotations": map[string]any{}, "name": nil},
+		"clusterRole":          map[string]any{"create": true, "name": nil},
 	}
 }
 
-// helmSettings are the operator flags the simulation honours, read from
-// the chart's values after chartValues are applied.
+// helmSettings are the operator's command line as its Deployment carries
+// it after chartValues are applied: the simulated operator runs with
+// exactly those flags, as the identity the chart made for it.
 type helmSettings struct {
 	chartsSync     time.Duration
+	statusUpdate   time.Duration
+	gitPoll        time.Duration
+	gitTimeout     time.Duration
+	gitDefaultRef  string
+	updateDeps     bool
 	versions       []string
 	allowNamespace string
+	serviceAccount string
 }
 
 // helmOperatorValues turns chartValues (Helm --set flags) into the values
-// the operator release is installed with, over the agent's defaults.
-func helmOperatorValues(sp arm.ConfigSpec, defaultSync time.Duration) (map[string]any, helmSettings, error) {
+// the operator release is installed with, over the agent's profile, and
+// reads the operator's flags and identity from the chart rendered with
+// them, as the Deployment would start it.
+func helmOperatorValues(sp arm.ConfigSpec, iv Intervals) (map[string]any, helmSettings, error) {
+	// Arc-side values: the profile's intervals (realistic keeps the
+	// chart's), and a namespace-scoped configuration's operator watches
+	// only its namespace.
 	vals := map[string]any{
-		"chartsSyncInterval": defaultSync.String(),
-		"serviceAccount":     map[string]any{"name": sp.OperatorInstanceName},
+		"chartsSyncInterval":   iv.ChartsSync.String(),
+		"statusUpdateInterval": min(30*time.Second, iv.ChartsSync).String(),
+		"git":                  map[string]any{"pollInterval": iv.GitPoll.String()},
 	}
 	if strings.EqualFold(sp.OperatorScope, "namespace") {
 		vals["allowNamespace"] = sp.OperatorNamespace
@@ -153,27 +336,93 @@ func helmOperatorValues(sp arm.ConfigSpec, defaultSync time.Duration) (map[strin
 	if err := parseSetFlags(sp.HelmChartValues, vals); err != nil {
 		return nil, helmSettings{}, err
 	}
-	var hs helmSettings
-	merged := mergeValues(helmOperatorDefaults(), vals)
-	interval := fmt.Sprint(merged["chartsSyncInterval"])
-	d, err := time.ParseDuration(interval)
-	if err != nil || d <= 0 {
-		return nil, hs, fmt.Errorf("chartsSyncInterval %q is not a positive duration", interval)
+	version := sp.HelmChartVersion
+	if version == "" {
+		version = DefaultHelmOperatorChartVersion
 	}
-	hs.chartsSync = d
-	if h, ok := merged["helm"].(map[string]any); ok {
-		for _, v := range strings.Split(fmt.Sprint(h["versions"]), ",") {
-			if v = strings.TrimSpace(v); v != "" {
-				hs.versions = append(hs.versions, v)
-			}
+	ch, err := helmOperatorChart(version)
+	if err != nil {
+		return nil, helmSettings{}, err
+	}
+	hs, err := renderHelmSettings(ch, vals, helmOperatorRelease(sp), sp.OperatorNamespace)
+	return vals, hs, err
+}
+
+// renderHelmSettings renders the operator chart offline and parses the
+// Deployment's arguments the way helm-operator's main (pflag) reads them.
+func renderHelmSettings(ch *chart.Chart, vals map[string]any, name, ns string) (helmSettings, error) {
+	var hs helmSettings
+	rv, err := chartutil.ToRenderValues(ch, vals, chartutil.ReleaseOptions{Name: name, Namespace: ns, IsInstall: true, Revision: 1}, chartutil.DefaultCapabilities)
+	if err != nil {
+		return hs, err
+	}
+	out, err := engine.Render(ch, rv)
+	if err != nil {
+		return hs, err
+	}
+	var dep struct {
+		Spec struct {
+			Template struct {
+				Spec struct {
+					ServiceAccountName string `json:"serviceAccountName"`
+					Containers         []struct {
+						Args []string `json:"args"`
+					} `json:"containers"`
+				} `json:"spec"`
+			} `json:"template"`
+		} `json:"spec"`
+	}
+	if err := yaml.Unmarshal([]byte(out[ch.Name()+"/templates/deployment.yaml"]), &dep); err != nil || len(dep.Spec.Template.Spec.Containers) == 0 {
+		return hs, fmt.Errorf("helm-operator Deployment does not render: %v", err)
+	}
+	hs.serviceAccount = dep.Spec.Template.Spec.ServiceAccountName
+	// helm-operator's flag defaults (cmd/helm-operator/main.go).
+	flags := map[string]string{
+		"enabled-helm-versions": "v2,v3", "charts-sync-interval": "3m", "status-update-interval": "10s",
+		"git-poll-interval": "5m", "git-timeout": "20s", "git-default-ref": "master", "update-chart-deps": "true", "allow-namespace": "",
+	}
+	for _, a := range dep.Spec.Template.Spec.Containers[0].Args {
+		k, v, _ := strings.Cut(strings.TrimPrefix(a, "--"), "=")
+		if _, ok := flags[k]; ok {
+			flags[k] = v
+		}
+	}
+	for _, f := range []struct {
+		name string
+		dst  *time.Duration
+	}{{"charts-sync-interval", &hs.chartsSync}, {"status-update-interval", &hs.statusUpdate}, {"git-poll-interval", &hs.gitPoll}, {"git-timeout", &hs.gitTimeout}} {
+		d, err := time.ParseDuration(flags[f.name])
+		if err != nil {
+			return hs, fmt.Errorf("helm-operator: invalid argument %q for \"--%s\" flag: %v", flags[f.name], f.name, err)
+		}
+		if d <= 0 {
+			return hs, fmt.Errorf("helm-operator: --%s=%s: gitopsim needs a positive duration", f.name, flags[f.name])
+		}
+		*f.dst = d
+	}
+	hs.updateDeps, err = strconv.ParseBool(flags["update-chart-deps"])
+	if err != nil {
+		return hs, fmt.Errorf("helm-operator: invalid argument %q for \"--update-chart-deps\" flag: %v", flags["update-chart-deps"], err)
+	}
+	hs.gitDefaultRef, hs.allowNamespace = flags["git-default-ref"], flags["allow-namespace"]
+	// main.go adds a client per enabled version it knows, in order; the
+	// first one is the default for HelmReleases without helmVersion.
+	for _, v := range strings.Split(flags["enabled-helm-versions"], ",") {
+		if v = strings.TrimSpace(v); (v == helmV2 || v == helmV3) && !slices.Contains(hs.versions, v) {
+			hs.versions = append(hs.versions, v)
 		}
 	}
 	if len(hs.versions) == 0 {
-		return nil, hs, errors.New("helm.versions is empty")
+		return hs, fmt.Errorf("helm-operator: --enabled-helm-versions=%s names no supported Helm version (v2, v3)", flags["enabled-helm-versions"])
 	}
-	hs.allowNamespace = fmt.Sprint(merged["allowNamespace"])
-	return vals, hs, nil
+	return hs, nil
 }
+
+// Helm versions helm-operator knows.
+const (
+	helmV2 = "v2"
+	helmV3 = "v3"
+)
 
 // parseSetFlags applies Helm's --set, --set-string and --set-json flags
 // in s (the way `helm install` reads them) to vals.
@@ -243,25 +492,6 @@ func splitWords(s string) ([]string, error) {
 	return out, nil
 }
 
-// mergeValues deep-merges over onto base into a new map (Helm's rule:
-// maps merge, everything else is replaced).
-func mergeValues(base, over map[string]any) map[string]any {
-	out := make(map[string]any, len(base))
-	for k, v := range base {
-		out[k] = v
-	}
-	for k, v := range over {
-		if bm, ok := out[k].(map[string]any); ok {
-			if om, ok := v.(map[string]any); ok {
-				out[k] = mergeValues(bm, om)
-				continue
-			}
-		}
-		out[k] = v
-	}
-	return out
-}
-
 // helmOperatorRelease is the release Arc names for a configuration's
 // Helm operator.
 func helmOperatorRelease(sp arm.ConfigSpec) string {
@@ -280,11 +510,19 @@ func (a *Agent) installHelmOperator(ctx context.Context, sp arm.ConfigSpec) (hel
 	wrap := func(err error) error {
 		return fmt.Errorf("failed to install chart from path [helm-operator] for release [%s]: err [%v]", name, err)
 	}
-	vals, hs, err := helmOperatorValues(sp, a.iv.ChartsSync)
+	vals, hs, err := helmOperatorValues(sp, a.iv)
 	if err != nil {
 		return hs, wrap(err)
 	}
-	ch := helmOperatorChart(version)
+	ch, err := helmOperatorChart(version)
+	if err != nil {
+		return hs, wrap(err)
+	}
+	if !slices.Contains(HelmOperatorChartVersions, version) && a.servesV1beta1CRDs() {
+		// Charts before 1.4.0 install on this cluster, but their operator
+		// (helm-operator 1.3 and older) is not the one gitopsim simulates.
+		return hs, wrap(fmt.Errorf("gitopsim simulates helm-operator charts %s, not %s", strings.Join(HelmOperatorChartVersions, ", "), version))
+	}
 	cfg, err := a.helmConfig(a.adminREST(), sp.OperatorNamespace)
 	if err != nil {
 		return hs, wrap(err)
@@ -307,6 +545,15 @@ func (a *Agent) installHelmOperator(ctx context.Context, sp arm.ConfigSpec) (hel
 		return hs, wrap(err)
 	}
 	return hs, nil
+}
+
+// servesV1beta1CRDs reports whether the cluster still serves
+// apiextensions.k8s.io/v1beta1 (Kubernetes before 1.22). Where it does
+// not, a chart before 1.4.0 fails in Helm with Helm's own message, as it
+// does on a real cluster.
+func (a *Agent) servesV1beta1CRDs() bool {
+	_, err := a.kube.Discovery().ServerResourcesForGroupVersion("apiextensions.k8s.io/v1beta1")
+	return err == nil
 }
 
 // uninstallHelmOperator removes the Helm operator release; the CRD and

@@ -2,8 +2,11 @@ package agent
 
 import (
 	"context"
+	"crypto/ecdsa"
 	"crypto/ed25519"
+	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/rsa"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
@@ -41,8 +44,12 @@ const (
 	fieldManager       = "config-agent"
 	statusManager      = "config-agent-status"
 	// FluxImage is the image of the operator Deployment (never run: the
-	// operator runs inside gitopsim).
-	FluxImage = "docker.io/fluxcd/flux:1.16.0"
+	// operator runs inside gitopsim). Its tag is the fluxd release whose
+	// behaviour the simulated operator follows, 1.25.4, the last of Flux
+	// v1: loading, flags, sync, garbage collection and kubectl's apply
+	// are read from that tag. (Arc's own early docs showed 1.16.0, which
+	// lacks --k8s-default-namespace and sync_only, among others.)
+	FluxImage = "docker.io/fluxcd/flux:1.25.4"
 )
 
 var (
@@ -77,7 +84,7 @@ func secretName(instance string) string { return instance + "-git-deploy" }
 // credentials resolves a configuration's git credentials: protected
 // settings from Azure when it still hands them out, else the deploy-key
 // Secret written when they were fetched, else a generated key for SSH.
-func (a *Agent) credentials(ctx context.Context, d arm.DesiredConfiguration) (*gitCreds, error) {
+func (a *Agent) credentials(ctx context.Context, d arm.DesiredConfiguration, p fluxParams) (*gitCreds, error) {
 	sp := d.Spec
 	c := &gitCreds{knownHosts: a.opts.GitKnownHosts}
 	if sp.SSHKnownHostsContents != "" {
@@ -132,17 +139,13 @@ func (a *Agent) credentials(ctx context.Context, d arm.DesiredConfiguration) (*g
 		return c, nil
 	}
 	if len(c.privatePEM) == 0 {
-		// No key given: fluxd generates one (ed25519 here, RSA by default in
-		// fluxd) and the user must add its public half as a deploy key.
-		_, priv, err := ed25519.GenerateKey(rand.Reader)
-		if err != nil {
+		// No key given: fluxd has ssh-keygen make one (pkg/ssh/keygen.go,
+		// with no -t: RSA of 3072 bits), and the user must add its public
+		// half as a deploy key.
+		if c.privatePEM, err = generateKey(p.KeyType, p.KeyBits); err != nil {
 			return nil, err
 		}
-		blk, err := ssh.MarshalPrivateKey(priv, "flux")
-		if err != nil {
-			return nil, err
-		}
-		c.privatePEM, c.generated = pem.EncodeToMemory(blk), true
+		c.generated = true
 	}
 	c.signer, err = ssh.ParsePrivateKey(c.privatePEM)
 	if err != nil {
@@ -150,6 +153,32 @@ func (a *Agent) credentials(ctx context.Context, d arm.DesiredConfiguration) (*g
 	}
 	c.publicKey = strings.TrimSpace(string(ssh.MarshalAuthorizedKey(c.signer.PublicKey())))
 	return c, nil
+}
+
+// generateKey makes a deploy key as ssh-keygen -t typ -b bits would.
+func generateKey(typ string, bits int) ([]byte, error) {
+	var priv any
+	var err error
+	switch typ {
+	case "ed25519":
+		_, priv, err = ed25519.GenerateKey(rand.Reader)
+	case "ecdsa":
+		curve := map[int]elliptic.Curve{0: elliptic.P256(), 256: elliptic.P256(), 384: elliptic.P384(), 521: elliptic.P521()}[bits]
+		priv, err = ecdsa.GenerateKey(curve, rand.Reader)
+	default:
+		if bits == 0 {
+			bits = 3072
+		}
+		priv, err = rsa.GenerateKey(rand.Reader, bits)
+	}
+	if err != nil {
+		return nil, err
+	}
+	blk, err := ssh.MarshalPrivateKey(priv, "flux")
+	if err != nil {
+		return nil, err
+	}
+	return pem.EncodeToMemory(blk), nil
 }
 
 func isSSH(url string) bool {
@@ -272,8 +301,24 @@ func (a *Agent) installOperator(ctx context.Context, d arm.DesiredConfiguration,
 			"roleRef": map[string]any{"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": inst}, "subjects": subjects}); err != nil {
 			return err
 		}
-		a.deleteIgnoringMissing(ctx, gvrCRB, "", crName)
-		a.deleteIgnoringMissing(ctx, gvrClusterRole, "", crName)
+		// What a confined fluxd reads outside its namespace, as the Flux
+		// chart grants it (chart/flux/templates/rbac-role.yaml: list and
+		// watch CRDs, list namespaces), plus a get of its own namespace:
+		// fluxd reads it before it lists what to garbage-collect there
+		// (kubernetes.go, getAllowedAndExistingNamespaces). Arc's own
+		// rules are not documented.
+		rules := []any{
+			map[string]any{"apiGroups": []any{"apiextensions.k8s.io"}, "resources": []any{"customresourcedefinitions"}, "verbs": []any{"list", "watch"}},
+			map[string]any{"apiGroups": []any{""}, "resources": []any{"namespaces"}, "verbs": []any{"list"}},
+			map[string]any{"apiGroups": []any{""}, "resources": []any{"namespaces"}, "resourceNames": []any{ns}, "verbs": []any{"get"}},
+		}
+		if err := a.apply(ctx, gvrClusterRole, map[string]any{"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "metadata": meta(crName, "", labels, nil), "rules": rules}); err != nil {
+			return err
+		}
+		if err := a.apply(ctx, gvrCRB, map[string]any{"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding", "metadata": meta(crName, "", labels, nil),
+			"roleRef": map[string]any{"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": crName}, "subjects": subjects}); err != nil {
+			return err
+		}
 	}
 	data := map[string]any{}
 	put := func(k string, v []byte) {

@@ -36,22 +36,34 @@ type operator struct {
 	log    *slog.Logger
 	client *saClient
 
-	mu       sync.Mutex // held for a whole run
-	timer    clock.Timer
-	stopped  bool
-	repo     *git.Repository
-	ready    bool
-	head     plumbing.Hash
-	nextPoll time.Time
-	nextSync time.Time
-	tagRev   plumbing.Hash
-	warned   bool
+	mu      sync.Mutex // held for a whole run
+	timer   clock.Timer
+	stopped bool
+	repo    *git.Repository
+	ready   bool
+	// everReady: the repo was ready once; later it is a recovery.
+	everReady bool
+	head      plumbing.Hash
+	nextPoll  time.Time
+	nextSync  time.Time
+	tagRev    plumbing.Hash
+	warned    bool
 
 	stMu sync.Mutex
 	st   opStatus
 
 	// helm is the configuration's Helm operator, or nil.
 	helm *helmOperator
+
+	// kubectl applies and deletes as the operator's ServiceAccount.
+	kubectl *kubectl
+	// lastErrs are the IDs that failed in the last sync: fluxd applies
+	// them one by one next time.
+	lastErrs map[string]bool
+	// scopeWarned are the IDs whose kind had no scope, warned about once.
+	scopeWarned map[string]bool
+	// blocked is a sync waiting for its deletes to finish.
+	blocked *blockedSync
 }
 
 // opStatus is what the operator shows: GitConfig status and the
@@ -64,12 +76,16 @@ type opStatus struct {
 }
 
 func newOperator(a *Agent, name string, spec arm.ConfigSpec, p fluxParams, c *gitCreds) *operator {
-	return &operator{
+	o := &operator{
 		a: a, name: name, spec: spec, p: p, creds: c,
-		log:    a.log.With("configuration", name, "operator", spec.OperatorNamespace+"/"+spec.OperatorInstanceName),
-		client: newSAClient(a, spec.OperatorNamespace, spec.OperatorInstanceName),
-		st:     opStatus{phase: "Installing the operator", message: "Operator installed; cloning " + safeURL(spec.RepositoryURL), level: "Information"},
+		log:         a.log.With("configuration", name, "operator", spec.OperatorNamespace+"/"+spec.OperatorInstanceName),
+		client:      newSAClient(a, spec.OperatorNamespace, spec.OperatorInstanceName),
+		st:          opStatus{phase: "Installing the operator", message: "Operator installed; cloning " + safeURL(spec.RepositoryURL), level: "Information"},
+		lastErrs:    map[string]bool{},
+		scopeWarned: map[string]bool{},
 	}
+	o.kubectl = newKubectl(o.client.restConfig(), a.disco)
+	return o
 }
 
 func (o *operator) start() {
@@ -135,6 +151,7 @@ func (o *operator) step() (time.Duration, bool) {
 	ctx, cancel := context.WithTimeout(o.a.ctx, o.p.GitTimeout)
 	defer cancel()
 	if !o.ready {
+		prevHead := o.head
 		if err := o.prepare(ctx); err != nil {
 			changed := o.setStatus(opStatus{phase: "Installed", message: "git repo not ready: " + err.Error(), level: "Error"})
 			if changed {
@@ -143,7 +160,14 @@ func (o *operator) step() (time.Duration, bool) {
 			return o.a.iv.Retry, changed
 		}
 		o.ready = true
-		o.nextPoll, o.nextSync = now.Add(o.p.PollInterval), now
+		o.nextPoll = now.Add(o.p.PollInterval)
+		// fluxd syncs at start; after an outage, only if the branch moved
+		// meanwhile (the sync loop is woken by a changed ref, not by the
+		// repo being ready again: pkg/daemon/loop.go).
+		if !o.everReady || o.head != prevHead {
+			o.nextSync = now
+		}
+		o.everReady = true
 	} else if !now.Before(o.nextPoll) {
 		o.nextPoll = now.Add(o.p.PollInterval)
 		moved, err := o.fetch(ctx)
@@ -160,9 +184,18 @@ func (o *operator) step() (time.Duration, bool) {
 		}
 	}
 	changed := false
+	if o.blocked != nil {
+		// fluxd's sync loop is stuck in kubectl delete: nothing syncs
+		// until it returns.
+		var blocked bool
+		blocked, changed = o.checkBlocked(ctx)
+		if blocked {
+			return min(o.a.iv.Retry, o.nextPoll.Sub(now)), changed
+		}
+	}
 	if !now.Before(o.nextSync) {
 		o.nextSync = now.Add(o.p.SyncInterval)
-		changed = o.sync()
+		changed = o.sync() || changed
 	}
 	next := o.nextPoll
 	if o.nextSync.Before(next) {
@@ -263,7 +296,7 @@ func (o *operator) fetch(ctx context.Context) (bool, error) {
 
 // checkSyncTag warns once when someone else moved our sync tag.
 func (o *operator) checkSyncTag() {
-	if o.p.ReadOnly || o.tagRev.IsZero() || o.warned {
+	if o.p.ReadOnly || o.p.SyncState != "git" || o.tagRev.IsZero() || o.warned {
 		return
 	}
 	ref, err := o.repo.Reference(plumbing.NewTagReferenceName(o.p.SyncTag), true)
@@ -322,10 +355,16 @@ func (o *operator) push(ctx context.Context, specs ...gitconfig.RefSpec) error {
 // moveSyncTag points the sync tag at rev (state "git") or records rev on
 // the deploy-key Secret (state "secret").
 func (o *operator) moveSyncTag(ctx context.Context, rev plumbing.Hash) error {
-	if o.p.SyncState == "secret" {
-		return o.client.annotateSecret(ctx, secretName(o.spec.OperatorInstanceName), "flux.weave.works/sync-hwm", rev.String())
-	}
 	if rev == o.tagRev {
+		return nil
+	}
+	if o.p.SyncState == "secret" {
+		// Patched when the revision changes (pkg/sync/secret.go via
+		// loop.go, lastKnownSyncState.Update).
+		if err := o.client.annotateSecret(ctx, secretName(o.spec.OperatorInstanceName), "flux.weave.works/sync-hwm", rev.String()); err != nil {
+			return err
+		}
+		o.tagRev = rev
 		return nil
 	}
 	name := plumbing.NewTagReferenceName(o.p.SyncTag)

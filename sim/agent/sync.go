@@ -1,40 +1,24 @@
 package agent
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"crypto/sha1"
-	"crypto/sha256"
-	"encoding/base64"
 	"encoding/hex"
-	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
-	"net/http"
-	"path"
 	"slices"
 	"sort"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/go-git/go-git/v5/plumbing"
-	"github.com/go-git/go-git/v5/plumbing/object"
-	authenticationv1 "k8s.io/api/authentication/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	apimeta "k8s.io/apimachinery/pkg/api/meta"
+	"gopkg.in/yaml.v2"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
-	"k8s.io/apimachinery/pkg/types"
-	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"k8s.io/client-go/dynamic"
-	"k8s.io/client-go/rest"
-	"sigs.k8s.io/yaml"
 
-	"github.com/gitopsim/gitopsim/sim/clock"
+	"github.com/gitopsim/gitopsim/sim/agent/internal/resource"
 )
 
 // Flux's markers (spec §4.3).
@@ -42,22 +26,11 @@ const (
 	LabelGCMark      = "fluxcd.io/sync-gc-mark"
 	AnnSyncChecksum  = "fluxcd.io/sync-checksum"
 	AnnIgnore        = "fluxcd.io/ignore"
-	annIgnoreLegacy  = "flux.weave.works/ignore"
-	clusterNamespace = "<cluster>"
-	fluxManager      = "flux"
+	clusterNamespace = resource.ClusterScope
 	maxMessageErrors = 10
 )
 
-// manifest is one object from git.
-type manifest struct {
-	obj      *unstructured.Unstructured
-	source   string // file path in the repo
-	checksum string
-	id       string // set once the scope is known
-	rank     int
-}
-
-// resourceError is a per-resource apply failure.
+// resourceError is a per-resource failure.
 type resourceError struct {
 	id  string
 	err string
@@ -65,28 +38,45 @@ type resourceError struct {
 
 // syncResult is one sync's outcome.
 type syncResult struct {
-	applied  int
-	errs     []resourceError
-	skipped  []string
-	ignored  int
-	deleted  []string
-	wouldDel []string
+	applied int
+	errs    []resourceError
+	// excluded are outside --k8s-allow-namespace; noScope are of kinds
+	// the cluster does not serve (yet).
+	excluded, noScope []string
+	ignored           int
+	deleted, wouldDel []string
+	// stale were marked for deletion but changed since fluxd applied
+	// them, and are left alone.
+	stale []string
+	// terminating are deleted objects that are still there: fluxd's
+	// kubectl delete waits for them.
+	terminating []string
 }
 
 // sync applies the head revision and reports whether the status changed.
 func (o *operator) sync() bool {
-	ctx, cancel := context.WithTimeout(o.a.ctx, 2*time.Minute)
+	// fluxd bounds a sync with --sync-timeout (pkg/daemon/sync.go, Sync),
+	// but its kubectl runs without that context.
+	ctx, cancel := context.WithTimeout(o.a.ctx, max(o.p.SyncTimeout, 2*time.Minute))
 	defer cancel()
 	rev := o.head
-	short := rev.String()[:7]
 	res, err := o.applyRevision(ctx, rev)
 	if err != nil {
-		changed := o.setStatus(opStatus{phase: "Installed", message: fmt.Sprintf("sync of revision %s failed: %v", short, err), level: "Error"})
+		changed := o.setStatus(opStatus{phase: "Installed", message: fmt.Sprintf("sync of revision %s failed: %v", rev.String()[:7], err), level: "Error"})
 		if changed {
-			o.a.event(o.name, "SyncFailed", "configuration %s: sync of %s failed: %v", o.name, short, err)
+			o.a.event(o.name, "SyncFailed", "configuration %s: sync of %s failed: %v", o.name, rev.String()[:7], err)
 		}
 		return changed
 	}
+	if len(res.terminating) > 0 {
+		o.blocked = &blockedSync{rev: rev, res: res}
+		return o.setStatus(o.blocked.status())
+	}
+	return o.finishSync(ctx, rev, res)
+}
+
+// finishSync moves the sync marker and reports the sync.
+func (o *operator) finishSync(ctx context.Context, rev plumbing.Hash, res syncResult) bool {
 	if o.helm != nil && (res.applied > 0 || len(res.deleted) > 0) {
 		o.helm.kick()
 	}
@@ -94,15 +84,17 @@ func (o *operator) sync() bool {
 	if err := o.moveSyncTag(ctx, rev); err != nil {
 		tagErr = err
 	}
-	msg, level := res.summary(short)
+	msg, level := res.summary(rev.String()[:7])
 	if tagErr != nil {
 		msg += "; " + tagErr.Error()
 		level = "Error"
 	}
 	changed := o.setStatus(opStatus{phase: "Installed", message: msg, level: level, synced: rev.String()})
 	if changed {
+		// A sync with warnings (kinds without scope, excluded objects)
+		// still synced; errors mean something was not applied.
 		reason := "Synced"
-		if level != "Information" {
+		if level == "Error" {
 			reason = "SyncFailed"
 		}
 		o.a.event(o.name, reason, "configuration %s: %s", o.name, msg)
@@ -123,9 +115,17 @@ func (r syncResult) summary(short string) (string, string) {
 	if len(r.wouldDel) > 0 {
 		fmt.Fprintf(&b, ", %d would be garbage-collected (dry run: %s)", len(r.wouldDel), strings.Join(r.wouldDel, ", "))
 	}
-	if len(r.skipped) > 0 {
+	if len(r.stale) > 0 {
 		level = "Warning"
-		fmt.Fprintf(&b, "; not applying resources; excluded by namespace constraints: %s", strings.Join(r.skipped, ", "))
+		fmt.Fprintf(&b, "; resource to be synced has not been updated; skipping garbage collection of %s", strings.Join(r.stale, ", "))
+	}
+	if len(r.noScope) > 0 {
+		level = "Warning"
+		fmt.Fprintf(&b, "; cannot find scope of %s; excluded until their scope is available", strings.Join(r.noScope, ", "))
+	}
+	if len(r.excluded) > 0 {
+		level = "Warning"
+		fmt.Fprintf(&b, "; not applying resources; excluded by namespace constraints: %s", strings.Join(r.excluded, ", "))
 	}
 	if len(r.errs) > 0 {
 		level = "Error"
@@ -141,8 +141,15 @@ func (r syncResult) summary(short string) (string, string) {
 	return strings.TrimSuffix(b.String(), ";"), level
 }
 
-// applyRevision loads the manifests of rev and applies them; the error is
-// for failures that stop the whole sync (unreadable manifests).
+// stagedObject is a manifest ready for kubectl.
+type stagedObject struct {
+	id, source, kind, name string
+	payload                []byte
+}
+
+// applyRevision loads the manifests of rev and syncs them, as fluxd's
+// Daemon.Sync → Cluster.Sync does; the error is for failures that stop
+// the whole sync (manifests that do not load).
 func (o *operator) applyRevision(ctx context.Context, rev plumbing.Hash) (syncResult, error) {
 	var res syncResult
 	commit, err := o.repo.CommitObject(rev)
@@ -153,461 +160,283 @@ func (o *operator) applyRevision(ctx context.Context, rev plumbing.Hash) (syncRe
 	if err != nil {
 		return res, err
 	}
-	ms, err := loadManifests(tree, o.p.Paths)
+	co, err := newCheckout(o.repo.Storer, tree)
 	if err != nil {
-		return res, err
+		return res, fmt.Errorf("cloning repo: %w", err)
 	}
+	if o.p.ManifestGeneration {
+		if f, ok := fluxConfigFile(co, o.p.RawPaths); ok {
+			return res, fmt.Errorf("loading resources from repo: %s asks for manifest generation, which gitopsim does not simulate (its generators and updaters would run commands); drop --manifest-generation to load plain YAML", f)
+		}
+	}
+	objs, err := loadManifests(co, o.p.RawPaths)
+	if err != nil {
+		return res, fmt.Errorf("loading resources from repo: %w", err)
+	}
+	resources := o.effectiveNamespaces(ctx, objs, &res)
 	syncSet := o.syncSetName()
-	seen := map[string]string{}
-	var crdsApplied bool
-	// Ranks are known from kinds; scope needs the API's discovery, which
-	// may only learn a kind once its CRD (ranked earlier) is applied.
-	sort.SliceStable(ms, func(i, j int) bool { return ms[i].rank < ms[j].rank })
-	keep := map[string]bool{}
-	for _, m := range ms {
-		namespaced, err := o.a.namespaced(ctx, m.obj.GroupVersionKind(), crdsApplied)
+	checksums := map[string]string{}
+	var staged []stagedObject
+	for _, id := range sortedIDs(resources) {
+		m := resources[id]
+		if !o.allowed(id) {
+			res.excluded = append(res.excluded, id)
+			continue
+		}
+		// Recorded whether applied or not, so that GC spares it
+		// (pkg/cluster/kubernetes/sync.go, Sync).
+		sum := sha1.Sum(m.Bytes())
+		checksum := hex.EncodeToString(sum[:])
+		checksums[id] = checksum
+		if skip, _ := resource.Ignore(m.Annotations()); skip {
+			res.ignored++
+			continue
+		}
+		if live := o.liveObject(ctx, m); live != nil {
+			if skip, _ := resource.Ignore(live.GetAnnotations()); skip {
+				res.ignored++
+				continue
+			}
+		}
+		payload, err := applyMetadata(m, id, syncSet, checksum)
 		if err != nil {
-			id := resourceID(m.obj.GetNamespace(), m.obj.GetKind(), m.obj.GetName())
 			res.errs = append(res.errs, resourceError{id, err.Error()})
-			keep[id] = true
-			continue
+			break // as fluxd does
 		}
-		if namespaced && m.obj.GetNamespace() == "" {
-			m.obj.SetNamespace(o.p.DefaultNamespace)
+		staged = append(staged, stagedObject{id: id, source: m.Source(), kind: m.Kind(), name: m.Name(), payload: payload})
+	}
+	failed := o.kubectlEach(staged, "apply", false)
+	res.applied = len(staged) - len(failed)
+	res.errs = append(res.errs, failed...)
+	if o.p.GC || o.p.GCDry {
+		errs, err := o.collectGarbage(ctx, syncSet, checksums, &res)
+		if err != nil {
+			return res, err
 		}
-		if !namespaced {
-			m.obj.SetNamespace("")
-		}
-		ns := m.obj.GetNamespace()
-		if !namespaced {
-			ns = clusterNamespace
-		}
-		m.id = resourceID(ns, m.obj.GetKind(), m.obj.GetName())
-		if prev, dup := seen[m.id]; dup {
-			return res, fmt.Errorf("duplicate definition of '%s' (in %s and %s)", m.id, prev, m.source)
-		}
-		seen[m.id] = m.source
-		keep[m.id] = true
-		if !o.allowed(m.obj, namespaced) {
-			res.skipped = append(res.skipped, m.id)
-			continue
-		}
-		if ignored(m.obj.GetAnnotations()) {
-			res.ignored++
-			continue
-		}
-		live, err := o.client.get(ctx, m.obj, namespaced)
-		if err == nil && live != nil && ignored(live.GetAnnotations()) {
-			res.ignored++
-			continue
-		}
-		labels := m.obj.GetLabels()
-		if labels == nil {
-			labels = map[string]string{}
-		}
-		labels[LabelGCMark] = gcMark(syncSet, m.id)
-		m.obj.SetLabels(labels)
-		ann := m.obj.GetAnnotations()
-		if ann == nil {
-			ann = map[string]string{}
-		}
-		ann[AnnSyncChecksum] = m.checksum
-		m.obj.SetAnnotations(ann)
-		if err := o.client.apply(ctx, m.obj, namespaced); err != nil {
-			res.errs = append(res.errs, resourceError{m.id, err.Error()})
-			continue
-		}
-		res.applied++
-		if m.obj.GetKind() == "CustomResourceDefinition" {
-			crdsApplied = true
-			o.a.waitEstablished(ctx, m.obj.GetName())
-		}
+		res.errs = append(res.errs, errs...)
+	}
+	o.lastErrs = map[string]bool{}
+	for _, e := range res.errs {
+		o.lastErrs[e.id] = true
 	}
 	slices.SortFunc(res.errs, func(a, b resourceError) int { return strings.Compare(a.id, b.id) })
-	slices.Sort(res.skipped)
-	if o.p.GC {
-		o.collectGarbage(ctx, syncSet, keep, &res)
-	}
 	return res, nil
 }
 
-// allowed applies --k8s-allow-namespace: namespaced objects only in the
-// listed namespaces, Namespace objects only for those names, every other
-// cluster-scoped kind passes (and meets RBAC).
-func (o *operator) allowed(obj *unstructured.Unstructured, namespaced bool) bool {
-	if len(o.p.AllowNamespaces) == 0 {
-		return true
-	}
-	if namespaced {
-		return slices.Contains(o.p.AllowNamespaces, obj.GetNamespace())
-	}
-	if obj.GetKind() == "Namespace" && obj.GroupVersionKind().Group == "" {
-		return slices.Contains(o.p.AllowNamespaces, obj.GetName())
-	}
-	return true
-}
-
-func ignored(ann map[string]string) bool {
-	for _, k := range []string{AnnIgnore, annIgnoreLegacy} {
-		if v := ann[k]; v == "true" || v == "sync_only" {
-			return true
-		}
-	}
-	return false
-}
-
-// syncSetName identifies this operator's sync set: repo, branch and paths.
-func (o *operator) syncSetName() string {
-	h := sha256.New()
-	h.Write([]byte(safeURL(o.spec.RepositoryURL)))
-	h.Write([]byte(o.p.Branch))
-	for _, p := range o.p.Paths {
-		h.Write([]byte(p))
-	}
-	return base64.RawURLEncoding.EncodeToString(h.Sum(nil))
-}
-
-func gcMark(syncSet, id string) string {
-	sum := sha256.Sum256([]byte(syncSet + id))
-	return "sha256." + base64.RawURLEncoding.EncodeToString(sum[:])
-}
-
-func resourceID(ns, kind, name string) string {
-	return ns + ":" + strings.ToLower(kind) + "/" + name
-}
-
-// kindRank orders applies as fluxd does (spec §4.3); deletes run in
-// reverse.
-func kindRank(kind string) int {
-	switch kind {
-	case "Namespace":
-		return 0
-	case "CustomResourceDefinition", "ServiceAccount", "ClusterRole", "Role", "PodSecurityPolicy", "PersistentVolume", "Service":
-		return 1
-	case "ResourceQuota", "LimitRange", "Secret", "ConfigMap", "RoleBinding", "ClusterRoleBinding", "PersistentVolumeClaim", "Ingress":
-		return 2
-	case "Deployment", "DaemonSet", "StatefulSet", "ReplicaSet", "ReplicationController", "Job", "CronJob", "Pod":
-		return 3
-	}
-	return 4
-}
-
-// loadManifests reads every YAML file under the git paths, recursively,
-// like fluxd without manifest generation.
-func loadManifests(tree *object.Tree, paths []string) ([]*manifest, error) {
-	var out []*manifest
-	for _, p := range paths {
-		sub := tree
-		if p != "" {
-			t, err := tree.Tree(p)
-			if err != nil {
-				return nil, fmt.Errorf("git path %q not found in the repository", p)
-			}
-			sub = t
-		}
-		var files []*object.File
-		if err := sub.Files().ForEach(func(f *object.File) error {
-			ext := strings.ToLower(path.Ext(f.Name))
-			if (ext == ".yaml" || ext == ".yml") && path.Base(f.Name) != ".flux.yaml" {
-				files = append(files, f)
-			}
-			return nil
-		}); err != nil {
-			return nil, err
-		}
-		sort.Slice(files, func(i, j int) bool { return files[i].Name < files[j].Name })
-		for _, f := range files {
-			content, err := f.Contents()
-			if err != nil {
-				return nil, err
-			}
-			full := path.Join(p, f.Name)
-			ms, err := parseManifests(full, []byte(content))
-			if err != nil {
-				return nil, err
-			}
-			out = append(out, ms...)
-		}
-	}
-	return out, nil
-}
-
-func parseManifests(file string, content []byte) ([]*manifest, error) {
-	var out []*manifest
-	r := utilyaml.NewYAMLReader(bufio.NewReader(bytes.NewReader(content)))
-	for doc := 1; ; doc++ {
-		raw, err := r.Read()
-		if errors.Is(err, io.EOF) {
-			return out, nil
-		}
+// effectiveNamespaces gives each manifest the namespace it would be
+// applied in (manifests.go, setEffectiveNamespaces): the default
+// namespace for namespaced kinds without one, none for cluster-scoped
+// kinds. A kind the cluster does not serve and no CRD in the manifests
+// defines is left out, with a warning, until its scope is known. The
+// result is keyed by the ID after namespacing; of two manifests that
+// meet there, one silently wins, as in fluxd.
+func (o *operator) effectiveNamespaces(ctx context.Context, objs map[string]*resource.Manifest, res *syncResult) map[string]*resource.Manifest {
+	known := crdScopes(objs)
+	out := map[string]*resource.Manifest{}
+	for _, id := range sortedIDs(objs) {
+		m := objs[id]
+		namespaced, err := o.a.lookupNamespaced(m.APIVersion(), m.Kind(), known)
 		if err != nil {
-			return nil, fmt.Errorf("parsing %s: %v", file, err)
-		}
-		var m map[string]any
-		if err := yaml.Unmarshal(raw, &m); err != nil {
-			return nil, fmt.Errorf("parsing %s (document %d): %v", file, doc, err)
-		}
-		if len(m) == 0 {
-			continue
-		}
-		u := &unstructured.Unstructured{Object: m}
-		if u.GetAPIVersion() == "" || u.GetKind() == "" {
-			return nil, fmt.Errorf("parsing %s (document %d): a resource needs apiVersion and kind", file, doc)
-		}
-		items := []*unstructured.Unstructured{u}
-		if strings.HasSuffix(u.GetKind(), "List") {
-			list, err := u.ToList()
-			if err != nil {
-				return nil, fmt.Errorf("parsing %s (document %d): %v", file, doc, err)
-			}
-			items = items[:0]
-			for i := range list.Items {
-				items = append(items, &list.Items[i])
-			}
-		}
-		for _, it := range items {
-			if it.GetName() == "" {
-				return nil, fmt.Errorf("parsing %s (document %d): %s has no metadata.name", file, doc, it.GetKind())
-			}
-			b, _ := json.Marshal(it.Object)
-			sum := sha1.Sum(b)
-			out = append(out, &manifest{obj: it, source: file, checksum: hex.EncodeToString(sum[:]), rank: kindRank(it.GetKind())})
-		}
-	}
-}
-
-// namespaced tells whether a kind is namespaced, asking discovery again
-// when the kind is unknown and a CRD was just applied.
-func (a *Agent) namespaced(ctx context.Context, gvk schema.GroupVersionKind, retry bool) (bool, error) {
-	wall := clock.Real()
-	for i := 0; ; i++ {
-		m, err := a.mapper.RESTMapping(gvk.GroupKind(), gvk.Version)
-		if err == nil {
-			return m.Scope.Name() == apimeta.RESTScopeNameNamespace, nil
-		}
-		if !apimeta.IsNoMatchError(err) {
-			return false, err
-		}
-		if i == 0 || (retry && i < 50) {
-			a.mapper.Reset()
-			if i > 0 {
-				if err := wall.Sleep(ctx, 20*time.Millisecond); err != nil {
-					return false, err
-				}
+			partial := strings.ToLower(m.Kind()) + "/" + m.Name()
+			res.noScope = append(res.noScope, partial)
+			if !o.scopeWarned[id] {
+				o.scopeWarned[id] = true
+				o.log.Warn("cannot find scope of resource; it will be excluded until its scope is available", "resource", partial, "err", err)
 			}
 			continue
 		}
-		return false, fmt.Errorf("no matches for kind %q in version %q", gvk.Kind, gvk.GroupVersion().String())
-	}
-}
-
-func (a *Agent) gvr(gvk schema.GroupVersionKind) (schema.GroupVersionResource, error) {
-	m, err := a.mapper.RESTMapping(gvk.GroupKind(), gvk.Version)
-	if err != nil {
-		return schema.GroupVersionResource{}, err
-	}
-	return m.Resource, nil
-}
-
-// waitEstablished waits (wall time, bounded) for a CRD the operator
-// applied to be served, so that its objects apply in the same sync.
-func (a *Agent) waitEstablished(ctx context.Context, name string) {
-	wall := clock.Real()
-	for range 100 {
-		got, err := a.dyn.Resource(gvrCRD).Get(ctx, name, metav1.GetOptions{})
-		if err == nil && established(got) {
-			a.mapper.Reset()
-			return
+		delete(o.scopeWarned, id)
+		switch {
+		case !namespaced:
+			m.SetNamespace("")
+		case m.Namespace() == "":
+			m.SetNamespace(o.p.DefaultNamespace)
 		}
-		if wall.Sleep(ctx, 20*time.Millisecond) != nil {
-			return
-		}
-	}
-}
-
-// collectGarbage deletes objects this sync set created that are no longer
-// in git (spec §4.4), or lists them in a dry run.
-func (o *operator) collectGarbage(ctx context.Context, syncSet string, keep map[string]bool, res *syncResult) {
-	type victim struct {
-		id   string
-		rank int
-		gvr  schema.GroupVersionResource
-		ns   string
-		name string
-	}
-	var victims []victim
-	for _, r := range o.a.listableResources() {
-		namespaces := []string{""}
-		if r.namespaced && len(o.p.AllowNamespaces) > 0 {
-			namespaces = o.p.AllowNamespaces
-		}
-		if !r.namespaced && len(o.p.AllowNamespaces) > 0 && r.gvr.Resource != "namespaces" {
-			// A confined fluxd does not list cluster-scoped kinds.
-			continue
-		}
-		for _, ns := range namespaces {
-			list, err := o.client.dyn.Resource(r.gvr).Namespace(ns).List(ctx, metav1.ListOptions{LabelSelector: LabelGCMark})
-			if err != nil {
-				continue // Forbidden lists are skipped silently, as fluxd does
-			}
-			for _, it := range list.Items {
-				if len(it.GetOwnerReferences()) > 0 {
-					continue
-				}
-				itNS := it.GetNamespace()
-				if !r.namespaced {
-					itNS = clusterNamespace
-				}
-				id := resourceID(itNS, it.GetKind(), it.GetName())
-				if keep[id] || it.GetLabels()[LabelGCMark] != gcMark(syncSet, id) || ignored(it.GetAnnotations()) {
-					continue
-				}
-				victims = append(victims, victim{id, kindRank(it.GetKind()), r.gvr, it.GetNamespace(), it.GetName()})
-			}
-		}
-	}
-	sort.Slice(victims, func(i, j int) bool {
-		if victims[i].rank != victims[j].rank {
-			return victims[i].rank > victims[j].rank
-		}
-		return victims[i].id < victims[j].id
-	})
-	for _, v := range victims {
-		if o.p.GCDry {
-			res.wouldDel = append(res.wouldDel, v.id)
-			continue
-		}
-		err := o.client.dyn.Resource(v.gvr).Namespace(v.ns).Delete(ctx, v.name, metav1.DeleteOptions{})
-		if err != nil && !apierrors.IsNotFound(err) {
-			res.errs = append(res.errs, resourceError{v.id, "delete: " + err.Error()})
-			continue
-		}
-		res.deleted = append(res.deleted, v.id)
-	}
-}
-
-// apiResource is a kind the API serves with list and delete.
-type apiResource struct {
-	gvr        schema.GroupVersionResource
-	namespaced bool
-}
-
-// listableResources returns the preferred version of every resource that
-// can be listed and deleted, minus the ones fluxd never lists.
-func (a *Agent) listableResources() []apiResource {
-	lists, err := a.disco.ServerPreferredResources()
-	if err != nil && len(lists) == 0 {
-		return nil
-	}
-	var out []apiResource
-	for _, l := range lists {
-		gv, err := schema.ParseGroupVersion(l.GroupVersion)
-		if err != nil || gv.Group == "metrics.k8s.io" || gv.Group == "events.k8s.io" {
-			continue
-		}
-		for _, r := range l.APIResources {
-			if strings.Contains(r.Name, "/") || !slices.Contains(r.Verbs, "list") || !slices.Contains(r.Verbs, "delete") {
-				continue
-			}
-			if gv.Group == "" && (r.Name == "events" || r.Name == "endpoints" || r.Name == "componentstatuses") {
-				continue
-			}
-			out = append(out, apiResource{gv.WithResource(r.Name), r.Namespaced})
-		}
+		out[m.ResourceID()] = m
 	}
 	return out
 }
 
-// saClient acts as the operator's ServiceAccount, with a token from the
-// TokenRequest API, so the API server's RBAC decides what it may do.
-type saClient struct {
-	a        *Agent
-	ns, name string
-	cfg      *rest.Config
-	dyn      dynamic.Interface
-
-	mu    sync.Mutex
-	token string
-	at    time.Time // wall time the token was issued
-}
-
-// tokenRefresh is how old (wall time) a token may get before it is
-// renewed; the API server's tokens live an hour.
-const tokenRefresh = 30 * time.Minute
-
-func newSAClient(a *Agent, ns, name string) *saClient {
-	c := &saClient{a: a, ns: ns, name: name}
-	cfg := rest.AnonymousClientConfig(a.opts.Kube)
-	cfg.QPS, cfg.Burst = 1000, 2000
-	cfg.WrapTransport = func(rt http.RoundTripper) http.RoundTripper {
-		return roundTripFunc(func(req *http.Request) (*http.Response, error) {
-			tok, err := c.bearer(req.Context())
-			if err != nil {
-				return nil, err
+// lookupNamespaced asks discovery whether a kind is namespaced, falling
+// back on the scopes of CRDs in the manifests (namespacer.go,
+// lookupNamespaced). fluxd's discovery cache is refreshed when CRDs
+// change; the agent's is refreshed when a kind is not found.
+func (a *Agent) lookupNamespaced(apiVersion, kind string, known map[string]string) (bool, error) {
+	find := func() (bool, error) {
+		list, err := a.disco.ServerResourcesForGroupVersion(apiVersion)
+		if err != nil {
+			return false, fmt.Errorf("error looking up API resources for %s.%s: %s", kind, apiVersion, err)
+		}
+		for _, r := range list.APIResources {
+			if r.Kind == kind && !strings.Contains(r.Name, "/") {
+				return r.Namespaced, nil
 			}
-			req = req.Clone(req.Context())
-			req.Header.Set("Authorization", "Bearer "+tok)
-			return rt.RoundTrip(req)
-		})
+		}
+		return false, fmt.Errorf("resource not found for API %s, kind %s", apiVersion, kind)
 	}
-	c.cfg = cfg
-	c.dyn = dynamic.NewForConfigOrDie(cfg)
-	return c
-}
-
-// restConfig is a client config acting as the ServiceAccount, for the
-// Helm SDK.
-func (c *saClient) restConfig() *rest.Config { return rest.CopyConfig(c.cfg) }
-
-type roundTripFunc func(*http.Request) (*http.Response, error)
-
-func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
-
-func (c *saClient) bearer(ctx context.Context) (string, error) {
-	wall := clock.Real()
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.token != "" && wall.Since(c.at) < tokenRefresh {
-		return c.token, nil
-	}
-	tr, err := c.a.kube.CoreV1().ServiceAccounts(c.ns).CreateToken(ctx, c.name, &authenticationv1.TokenRequest{}, metav1.CreateOptions{})
+	namespaced, err := find()
 	if err != nil {
-		return "", fmt.Errorf("token for serviceaccount %s/%s: %w", c.ns, c.name, err)
+		a.disco.Invalidate()
+		namespaced, err = find()
 	}
-	c.token, c.at = tr.Status.Token, wall.Now()
-	return c.token, nil
+	if err == nil {
+		return namespaced, nil
+	}
+	if scope, ok := known[apiVersion+"/"+kind]; ok {
+		return scope == "Namespaced", nil
+	}
+	return false, err
 }
 
-func (c *saClient) resource(obj *unstructured.Unstructured, namespaced bool) (dynamic.ResourceInterface, error) {
-	gvr, err := c.a.gvr(obj.GroupVersionKind())
+// allowed is --k8s-allow-namespace (kubernetes.go, IsAllowedResource):
+// namespaced objects in the listed namespaces, Namespace objects named
+// like them, and every other cluster-scoped kind.
+func (o *operator) allowed(id string) bool {
+	if len(o.p.AllowNamespaces) == 0 {
+		return true
+	}
+	ns, rest, _ := strings.Cut(id, ":")
+	kind, name, _ := strings.Cut(rest, "/")
+	if ns == clusterNamespace {
+		if kind != "namespace" {
+			return true
+		}
+		ns = name
+	}
+	return slices.Contains(o.p.AllowNamespaces, ns)
+}
+
+// liveObject is the object as the cluster has it, for its ignore
+// annotation; fluxd looks in a listing that leaves out objects with an
+// owner (sync.go, getAllowedResourcesBySelector).
+func (o *operator) liveObject(ctx context.Context, m *resource.Manifest) *unstructured.Unstructured {
+	gvk := schema.FromAPIVersionAndKind(m.APIVersion(), m.Kind())
+	mapping, err := o.a.mapper.RESTMapping(gvk.GroupKind(), gvk.Version)
 	if err != nil {
-		return nil, err
+		return nil
 	}
-	if namespaced {
-		return c.dyn.Resource(gvr).Namespace(obj.GetNamespace()), nil
+	var ri dynamic.ResourceInterface = o.client.dyn.Resource(mapping.Resource)
+	if m.Namespace() != "" {
+		ri = o.client.dyn.Resource(mapping.Resource).Namespace(m.Namespace())
 	}
-	return c.dyn.Resource(gvr), nil
+	live, err := ri.Get(ctx, m.Name(), metav1.GetOptions{})
+	if err != nil || len(live.GetOwnerReferences()) > 0 {
+		return nil
+	}
+	return live
 }
 
-func (c *saClient) get(ctx context.Context, obj *unstructured.Unstructured, namespaced bool) (*unstructured.Unstructured, error) {
-	r, err := c.resource(obj, namespaced)
+// applyMetadata adds the gc-mark label, the checksum annotation and the
+// effective namespace to a manifest (sync.go, applyMetadata). fluxd
+// merges them in with mergo without overriding, so a value the manifest
+// already carries, copied from another object, stays.
+func applyMetadata(m *resource.Manifest, id, syncSet, checksum string) ([]byte, error) {
+	definition := map[interface{}]interface{}{}
+	if err := yaml.Unmarshal(m.Bytes(), &definition); err != nil {
+		return nil, fmt.Errorf("failed to parse yaml from %s: %w", m.Source(), err)
+	}
+	meta, _ := definition["metadata"].(map[interface{}]interface{})
+	if meta == nil {
+		meta = map[interface{}]interface{}{}
+		definition["metadata"] = meta
+	}
+	fill := func(key string, k, v string) {
+		sub, _ := meta[key].(map[interface{}]interface{})
+		if sub == nil {
+			sub = map[interface{}]interface{}{}
+			meta[key] = sub
+		}
+		if cur, ok := sub[k]; !ok || cur == nil || cur == "" {
+			sub[k] = v
+		}
+	}
+	fill("labels", LabelGCMark, gcMark(syncSet, id))
+	if ns, _, _ := strings.Cut(id, ":"); ns != clusterNamespace {
+		if cur, ok := meta["namespace"]; !ok || cur == nil || cur == "" {
+			meta["namespace"] = ns
+		}
+	}
+	fill("annotations", AnnSyncChecksum, checksum)
+	b, err := yaml.Marshal(definition)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("failed to serialize yaml after applying metadata: %w", err)
 	}
-	return r.Get(ctx, obj.GetName(), metav1.GetOptions{})
+	return b, nil
 }
 
-func (c *saClient) apply(ctx context.Context, obj *unstructured.Unstructured, namespaced bool) error {
-	r, err := c.resource(obj, namespaced)
-	if err != nil {
-		return err
+// kubectlEach runs "kubectl <cmd>" on the objects as fluxd's
+// Kubectl.apply does: in rank order (reverse for deletes), first all in
+// one multi-document run, and, if that fails, each object alone, the
+// errors of those single runs being the per-resource errors. Objects that
+// failed in the previous sync go alone from the start.
+func (o *operator) kubectlEach(objs []stagedObject, cmd string, wait bool) []resourceError {
+	if len(objs) == 0 {
+		return nil
 	}
-	_, err = r.Apply(ctx, obj.GetName(), obj, metav1.ApplyOptions{FieldManager: fluxManager, Force: true})
-	return err
+	sort.SliceStable(objs, func(i, j int) bool {
+		ri, rj := kindRank(objs[i].kind), kindRank(objs[j].kind)
+		if ri == rj {
+			return objs[i].name < objs[j].name
+		}
+		if cmd == "delete" {
+			return ri > rj
+		}
+		return ri < rj
+	})
+	args := []string{cmd}
+	if cmd == "delete" && !wait {
+		// The simulation cannot block the clock on kubectl's wait; it
+		// looks for what is left afterwards (blockedSync).
+		args = append(args, "--wait=false")
+	}
+	var multi, single []stagedObject
+	for _, obj := range objs {
+		if o.lastErrs[obj.id] {
+			single = append(single, obj)
+		} else {
+			multi = append(multi, obj)
+		}
+	}
+	if len(multi) > 0 {
+		var buf bytes.Buffer
+		for _, obj := range multi {
+			appendYAML(&buf, obj.payload)
+		}
+		if _, err := o.kubectl.run(buf.Bytes(), args...); err != nil {
+			single = append(single, multi...)
+		}
+	}
+	var errs []resourceError
+	for _, obj := range single {
+		if _, err := o.kubectl.run(obj.payload, args...); err != nil {
+			errs = append(errs, resourceError{obj.id, err.Error()})
+		}
+	}
+	return errs
 }
 
-func (c *saClient) annotateSecret(ctx context.Context, name, key, value string) error {
-	patch, _ := json.Marshal(map[string]any{"metadata": map[string]any{"annotations": map[string]string{key: value}}})
-	_, err := c.dyn.Resource(gvrSecret).Namespace(c.ns).Patch(ctx, name, types.MergePatchType, patch, metav1.PatchOptions{FieldManager: fluxManager})
-	return err
+// appendYAML is fluxd's appendYAMLToBuffer: documents joined by "---".
+func appendYAML(buf *bytes.Buffer, doc []byte) {
+	sep := "---\n"
+	if b := buf.Bytes(); len(b) > 0 && b[len(b)-1] != '\n' {
+		sep = "\n---\n"
+	}
+	buf.WriteString(sep)
+	buf.Write(doc)
+}
+
+// kindRank is fluxd's rankOfKind (sync.go): the order of applies;
+// deletes run in reverse.
+func kindRank(kind string) int {
+	switch strings.ToLower(kind) {
+	case "namespace":
+		return 0
+	case "customresourcedefinition", "serviceaccount", "clusterrole", "role", "persistentvolume", "service":
+		return 1
+	case "resourcequota", "limitrange", "secret", "configmap", "rolebinding", "clusterrolebinding", "persistentvolumeclaim", "ingress":
+		return 2
+	case "daemonset", "deployment", "replicationcontroller", "replicaset", "job", "cronjob", "statefulset":
+		return 3
+	}
+	return 4
 }

@@ -1,0 +1,214 @@
+package agent
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+
+	"github.com/spf13/cobra"
+	apimeta "k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/cli-runtime/pkg/genericiooptions"
+	"k8s.io/client-go/discovery"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/restmapper"
+	"k8s.io/client-go/tools/clientcmd"
+	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
+	"k8s.io/kubectl/pkg/cmd/apply"
+	kdelete "k8s.io/kubectl/pkg/cmd/delete"
+	cmdutil "k8s.io/kubectl/pkg/cmd/util"
+	"k8s.io/kubectl/pkg/validation"
+)
+
+// fluxd applies and deletes by running kubectl (pkg/cluster/kubernetes/
+// sync.go, Kubectl.doCommand): "kubectl apply -f -" with the manifests on
+// stdin, and the error it reports is "running kubectl: <exit status>,
+// stderr: <stderr>". The simulated fluxd runs kubectl's own commands in
+// process (k8s.io/kubectl, the code of the kubectl binary), as the
+// operator's ServiceAccount, so what is applied, how (client-side apply
+// with its last-applied annotation) and what an error says are kubectl's.
+
+// kubectl runs kubectl commands as one identity. Its factory caches
+// discovery and the OpenAPI documents between runs, as a kubectl binary
+// with a cache directory would.
+type kubectl struct {
+	factory cmdutil.Factory
+	getter  *kubectlGetter
+	mu      sync.Mutex // one command at a time: a factory is not meant for more
+}
+
+// kubectlGetter gives kubectl its connection: the ServiceAccount's REST
+// config, a discovery cache shared by the agent, and the namespace of the
+// fluxd image's kubeconfig (docker/kubeconfig: "default").
+type kubectlGetter struct {
+	cfg   *rest.Config
+	disco discovery.CachedDiscoveryInterface
+	// run is the current command's view of the cache, and mapper its
+	// RESTMapper; both are new for every command, as in a new process.
+	run    *runDiscovery
+	mapper apimeta.RESTMapper
+}
+
+func (g *kubectlGetter) ToRESTConfig() (*rest.Config, error) { return rest.CopyConfig(g.cfg), nil }
+func (g *kubectlGetter) ToDiscoveryClient() (discovery.CachedDiscoveryInterface, error) {
+	return g.run, nil
+}
+func (g *kubectlGetter) ToRESTMapper() (apimeta.RESTMapper, error) { return g.mapper, nil }
+
+// newRun starts a command's view of discovery and reports whether the
+// last command refetched it.
+func (g *kubectlGetter) newRun() bool {
+	refetched := g.run != nil && g.run.fresh
+	g.run = &runDiscovery{CachedDiscoveryInterface: g.disco}
+	g.mapper = restmapper.NewShortcutExpander(restmapper.NewDeferredDiscoveryRESTMapper(g.run), g.run, func(string) {})
+	return refetched
+}
+
+// runDiscovery is the discovery cache as one kubectl process sees its
+// disk cache: not fresh until this process refetched it. A kind the
+// cache does not know then makes kubectl's RESTMapper refetch once
+// (restmapper.DeferredDiscoveryRESTMapper: on no match, Reset unless
+// Fresh), which is how a CRD applied by one kubectl run is served to the
+// next, as fluxd's one-by-one retry relies on.
+type runDiscovery struct {
+	discovery.CachedDiscoveryInterface
+	fresh bool
+}
+
+func (r *runDiscovery) Fresh() bool { return r.fresh }
+
+func (r *runDiscovery) Invalidate() {
+	r.CachedDiscoveryInterface.Invalidate()
+	r.fresh = true
+}
+func (g *kubectlGetter) ToRawKubeConfigLoader() clientcmd.ClientConfig {
+	// Only the context's namespace is read from it; the connection is
+	// ToRESTConfig's. A cluster entry makes it usable.
+	cfg := clientcmdapi.Config{
+		Clusters:       map[string]*clientcmdapi.Cluster{"cluster": {Server: g.cfg.Host}},
+		Contexts:       map[string]*clientcmdapi.Context{"default": {Cluster: "cluster", Namespace: "default"}},
+		CurrentContext: "default",
+	}
+	return clientcmd.NewDefaultClientConfig(cfg, &clientcmd.ConfigOverrides{})
+}
+
+func newKubectl(cfg *rest.Config, disco discovery.CachedDiscoveryInterface) *kubectl {
+	g := &kubectlGetter{cfg: cfg, disco: disco}
+	g.newRun()
+	return &kubectl{factory: fluxKubectlFactory{cmdutil.NewFactory(g)}, getter: g}
+}
+
+// fresh starts a command. When the last one found kinds it did not know,
+// the factory, which keeps the OpenAPI schema it validates with, starts
+// over too, so that new CRDs' schemas are seen.
+func (k *kubectl) fresh() {
+	if k.getter.newRun() {
+		k.factory = fluxKubectlFactory{cmdutil.NewFactory(k.getter)}
+	}
+}
+
+// fluxKubectlFactory makes kubectl validate as the kubectl of the Flux
+// image does (v1.21.14, docker/kubectl.version in fluxcd/flux v1.25.4):
+// on the client, against the API server's OpenAPI schema, before anything
+// is sent. Later kubectls leave it to the server (strict field
+// validation), which refuses the same objects in other words; with this,
+// a misspelt field reads "error validating data: ValidationError(...)"
+// as on a real cluster. Commands run with --validate=warn, so that the
+// server, like a server asked by kubectl 1.21, only warns.
+type fluxKubectlFactory struct{ cmdutil.Factory }
+
+func (f fluxKubectlFactory) Validator(directive string) (validation.Schema, error) {
+	if directive == metav1.FieldValidationIgnore {
+		return validation.NullSchema{}, nil
+	}
+	return validation.ConjunctiveSchema{validation.NewSchemaValidation(f.Factory), validation.NoDoubleKeySchema{}}, nil
+}
+
+// kubectlExit is how a kubectl command ends with an error: kubectl's
+// CheckErr formats the error as the binary would print it, then calls
+// the fatal handler, which gitopsim turns into a panic of this value.
+type kubectlExit struct {
+	msg  string
+	code int
+}
+
+var fatalOnce sync.Once
+
+// run executes "kubectl <args> -f -" with stdin and returns its stdout
+// and, on failure, fluxd's error for it.
+//
+// kubectl reads "-f -" from the process's own standard input
+// (cli-runtime, FileVisitor), which a library cannot hand it; the
+// manifests go through a file, and its path is named STDIN again in what
+// kubectl says, as it would be.
+func (k *kubectl) run(stdin []byte, args ...string) (stdout string, err error) {
+	dir, err := os.MkdirTemp("", "gitopsim-kubectl-")
+	if err != nil {
+		return "", err
+	}
+	defer os.RemoveAll(dir)
+	file := filepath.Join(dir, "STDIN")
+	if err := os.WriteFile(file, stdin, 0o600); err != nil {
+		return "", err
+	}
+	args = append(args, "-f", file)
+	fatalOnce.Do(func() {
+		// kubectl's commands end with os.Exit through this handler, which
+		// is a package variable of kubectl: set once, it only panics, so
+		// every command of every operator can share it.
+		cmdutil.BehaviorOnFatal(func(msg string, code int) { panic(kubectlExit{msg, code}) })
+	})
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.fresh()
+	var out, errOut bytes.Buffer
+	streams := genericiooptions.IOStreams{In: bytes.NewReader(nil), Out: &out, ErrOut: &errOut}
+	var cmd *cobra.Command
+	switch args[0] {
+	case "apply":
+		cmd = apply.NewCmdApply("kubectl", k.factory, streams)
+		args = append(args, "--validate=warn")
+	case "delete":
+		cmd = kdelete.NewCmdDelete(k.factory, streams)
+	default:
+		return "", fmt.Errorf("kubectl %s is not simulated", args[0])
+	}
+	cmd.SetArgs(args[1:])
+	cmd.SetIn(streams.In)
+	cmd.SetOut(io.Discard)
+	cmd.SetErr(&errOut)
+	cmd.SilenceUsage, cmd.SilenceErrors = true, true
+	code := 0
+	func() {
+		defer func() {
+			if r := recover(); r != nil {
+				ex, ok := r.(kubectlExit)
+				if !ok {
+					panic(r)
+				}
+				if ex.msg != "" {
+					errOut.WriteString(ex.msg)
+					if !strings.HasSuffix(ex.msg, "\n") {
+						errOut.WriteString("\n")
+					}
+				}
+				code = ex.code
+			}
+		}()
+		if err := cmd.Execute(); err != nil {
+			// Flag errors: cobra returns them; kubectl's main prints
+			// them and exits 1.
+			fmt.Fprintf(&errOut, "error: %v\n", err)
+			code = 1
+		}
+	}()
+	if code != 0 {
+		msg := strings.ReplaceAll(errOut.String(), file, "STDIN")
+		return out.String(), fmt.Errorf("running kubectl: exit status %d, stderr: %s", code, strings.TrimSpace(msg))
+	}
+	return out.String(), nil
+}
