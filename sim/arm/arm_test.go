@@ -3,10 +3,6 @@ package arm_test
 import (
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -129,26 +125,13 @@ func (f *fixture) group(name string) {
 	}
 }
 
-func agentKey(t *testing.T) string {
-	t.Helper()
-	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	der, err := x509.MarshalPKIXPublicKey(&k.PublicKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return base64.StdEncoding.EncodeToString(der)
-}
-
 func (f *fixture) connectedCluster(rg, name string) *armhybridkubernetes.ConnectedCluster {
 	f.t.Helper()
 	poller, err := f.ccs.BeginCreate(f.t.Context(), rg, name, armhybridkubernetes.ConnectedCluster{
 		Location: to.Ptr("eastus"),
 		Identity: &armhybridkubernetes.ConnectedClusterIdentity{Type: to.Ptr(armhybridkubernetes.ResourceIdentityTypeSystemAssigned)},
 		Properties: &armhybridkubernetes.ConnectedClusterProperties{
-			AgentPublicKeyCertificate: to.Ptr(agentKey(f.t)),
+			AgentPublicKeyCertificate: to.Ptr(armtest.AgentKey()),
 			Distribution:              to.Ptr("gitopsim"),
 		},
 	}, nil)
@@ -272,7 +255,7 @@ func TestSDKLifecycle(t *testing.T) {
 			t.Errorf("delete: status %d, want %d", raw.StatusCode, want)
 		}
 	}
-	if _, err := f.configs.Get(ctx, "rg1", "Microsoft.Kubernetes", "connectedClusters", "arc1", "cfg0", nil); responseError(t, err).ErrorCode != "ResourceNotFound" {
+	if _, err := f.configs.Get(ctx, "rg1", "Microsoft.Kubernetes", "connectedClusters", "arc1", "cfg0", nil); responseError(t, err).ErrorCode != "NotFound" {
 		t.Errorf("get after delete: %v", err)
 	}
 

@@ -78,7 +78,13 @@ func connectivity(cl *cluster, now time.Time) string {
 	return "Connected"
 }
 
+// clusterJSON renders a cluster with every member gitopsim knows.
 func (s *Server) clusterJSON(cl *cluster, now time.Time) map[string]any {
+	return s.clusterJSONFor(cl, now, clusterDialect{})
+}
+
+// clusterJSONFor renders a cluster as the dialect's api-version defines it.
+func (s *Server) clusterJSONFor(cl *cluster, now time.Time, d clusterDialect) map[string]any {
 	ns, typ := clusterType(cl.Managed)
 	props := map[string]any{"provisioningState": cl.State}
 	out := map[string]any{
@@ -86,15 +92,26 @@ func (s *Server) clusterJSON(cl *cluster, now time.Time) map[string]any {
 		"name":       cl.Name,
 		"type":       ns + "/" + typ,
 		"location":   cl.Location,
-		"systemData": cl.Sys,
 		"properties": props,
 	}
 	if cl.Tags != nil {
 		out["tags"] = cl.Tags
 	}
-	marshalRaw(cl.Extra, props)
 	if cl.Managed {
+		out["systemData"] = cl.Sys
+		marshalRaw(cl.Extra, props)
 		return out
+	}
+	if d.has("systemData") {
+		out["systemData"] = cl.Sys
+	}
+	if cl.Kind != "" && d.has("kind") {
+		out["kind"] = cl.Kind
+	}
+	for k, v := range cl.Extra {
+		if d.has(k) {
+			props[k] = json.RawMessage(v)
+		}
 	}
 	out["identity"] = map[string]string{"type": cl.Identity, "principalId": cl.PrincipalID, "tenantId": s.opts.TenantID}
 	p := cl.Props
@@ -107,7 +124,7 @@ func (s *Server) clusterJSON(cl *cluster, now time.Time) map[string]any {
 	props["totalCoreCount"] = p.TotalCoreCount
 	props["offering"] = ""
 	props["connectivityStatus"] = connectivity(cl, now)
-	if p.DistributionVersion != "" {
+	if p.DistributionVersion != "" && d.has("distributionVersion") {
 		props["distributionVersion"] = p.DistributionVersion
 	}
 	if !cl.LastHeartbeat.IsZero() {
@@ -116,8 +133,11 @@ func (s *Server) clusterJSON(cl *cluster, now time.Time) map[string]any {
 	if !cl.IdentityExpires.IsZero() {
 		props["managedIdentityCertificateExpirationTime"] = cl.IdentityExpires.UTC().Format(time.RFC3339)
 	}
-	if _, ok := props["privateLinkState"]; !ok {
-		props["privateLinkState"] = "Disabled"
+	// The swaggers' defaults, written where the version defines them.
+	for k, def := range map[string]string{"privateLinkState": "Disabled", "azureHybridBenefit": "NotApplicable"} {
+		if _, ok := props[k]; !ok && d.has(k) {
+			props[k] = def
+		}
 	}
 	return out
 }
@@ -158,7 +178,7 @@ func (s *Server) listClusters(managed bool) handler {
 		var items []any
 		for _, cl := range inOrder(s.store.clusters, prefix) {
 			if cl.Managed == managed {
-				items = append(items, s.clusterJSON(cl, c.now))
+				items = append(items, s.clusterJSONFor(cl, c.now, clusterDialectOf(c.apiVersion)))
 			}
 		}
 		s.unlock()
@@ -174,7 +194,7 @@ func (s *Server) getCluster(managed bool) handler {
 		if e != nil {
 			return e
 		}
-		writeJSON(c.w, http.StatusOK, s.clusterJSON(cl, c.now))
+		writeJSON(c.w, http.StatusOK, s.clusterJSONFor(cl, c.now, clusterDialectOf(c.apiVersion)))
 		return nil
 	}
 }
@@ -183,7 +203,7 @@ func (s *Server) getCluster(managed bool) handler {
 var (
 	clusterReadOnly = []string{"provisioningState", "agentVersion", "connectivityStatus", "kubernetesVersion",
 		"lastConnectivityTime", "managedIdentityCertificateExpirationTime", "offering", "totalCoreCount",
-		"totalNodeCount", "miscellaneousProperties"}
+		"totalNodeCount", "miscellaneousProperties", "inboundConnectivityState"}
 	// clusterVerbatim are properties of newer api-versions that the
 	// simulator stores and returns without interpreting them.
 	clusterVerbatim = []string{"privateLinkState", "privateLinkScopeResourceId", "azureHybridBenefit", "aadProfile",
@@ -201,8 +221,12 @@ func (s *Server) putConnectedCluster(c *call) *Error {
 	if e != nil {
 		return e
 	}
-	if _, _, e := o.str("kind"); e != nil {
-		return e
+	d := clusterDialectOf(c.apiVersion)
+	var kind string
+	if d.has("kind") {
+		if kind, _, e = o.str("kind"); e != nil {
+			return e
+		}
 	}
 	idObj, hasID, e := o.obj("identity", "ConnectedClusterIdentity")
 	if e != nil {
@@ -241,14 +265,21 @@ func (s *Server) putConnectedCluster(c *call) *Error {
 	var p clusterProps
 	extra := map[string][]byte{}
 	for _, k := range clusterVerbatim {
+		if !d.has(k) {
+			continue // left for props.unknown to refuse
+		}
 		if v, ok := props.get(k); ok {
-			extra[k] = v
+			extra[k] = dropReadOnly(k, v)
 		}
 	}
-	for field, dst := range map[string]*string{
+	fields := map[string]*string{
 		"agentPublicKeyCertificate": &p.AgentPublicKeyCertificate, "distribution": &p.Distribution,
-		"distributionVersion": &p.DistributionVersion, "infrastructure": &p.Infrastructure,
-	} {
+		"infrastructure": &p.Infrastructure,
+	}
+	if d.has("distributionVersion") {
+		fields["distributionVersion"] = &p.DistributionVersion
+	}
+	for field, dst := range fields {
 		v, _, e := props.str(field)
 		if e != nil {
 			return e
@@ -284,7 +315,7 @@ func (s *Server) putConnectedCluster(c *call) *Error {
 	}
 	agent := cl.Props
 	p.KubernetesVersion, p.AgentVersion, p.TotalNodeCount, p.TotalCoreCount = agent.KubernetesVersion, agent.AgentVersion, agent.TotalNodeCount, agent.TotalCoreCount
-	cl.Location, cl.Tags, cl.Identity, cl.Props, cl.Extra = normalizeLocation(loc), tags, identity, p, extra
+	cl.Location, cl.Tags, cl.Identity, cl.Props, cl.Extra, cl.Kind = normalizeLocation(loc), tags, identity, p, extra, kind
 	cl.Sys.touch(c.who, c.now)
 	if !exists {
 		cl.State = "Provisioning"
@@ -297,7 +328,7 @@ func (s *Server) putConnectedCluster(c *call) *Error {
 	}
 	c.w.Header().Set("Azure-AsyncOperation", s.opURL(op, "operationStatuses", c.apiVersion))
 	c.w.Header().Set("retry-after-ms", retryAfterMs)
-	writeJSON(c.w, status, s.clusterJSON(cl, c.now))
+	writeJSON(c.w, status, s.clusterJSONFor(cl, c.now, clusterDialectOf(c.apiVersion)))
 	return nil
 }
 
@@ -323,7 +354,10 @@ func principalFor(id string) string {
 // public key (PKIX or PKCS#1 RSA, as az connectedk8s sends) or of a
 // certificate.
 func ParseAgentPublicKey(b64 string) (any, error) {
-	der, err := base64.StdEncoding.DecodeString(strings.TrimSpace(b64))
+	// The service decodes with .NET's Convert.FromBase64String, which
+	// skips white space anywhere (a PEM body pasted with its line breaks,
+	// or wrapped by a tool); Go's decoder skips only CR and LF.
+	der, err := base64.StdEncoding.DecodeString(strings.Join(strings.Fields(b64), ""))
 	if err != nil {
 		return nil, err
 	}
@@ -387,7 +421,7 @@ func (s *Server) putManagedCluster(c *call) *Error {
 	if e := s.commitLocked(); e != nil {
 		return e
 	}
-	writeJSON(c.w, status, s.clusterJSON(cl, c.now))
+	writeJSON(c.w, status, s.clusterJSONFor(cl, c.now, clusterDialectOf(c.apiVersion)))
 	return nil
 }
 
@@ -415,19 +449,36 @@ func (s *Server) patchCluster(managed bool) handler {
 		if e := o.unknown(); e != nil {
 			return e
 		}
-		updates := map[string]string{}
+		updates := map[string][]byte{}
 		if hasProps {
-			for _, f := range []string{"distribution", "distributionVersion", "azureHybridBenefit"} {
+			allowed := []string{"distribution", "distributionVersion", "azureHybridBenefit"}
+			if !managed {
+				allowed = clusterDialectOf(c.apiVersion).patchable()
+			}
+			for _, f := range allowed {
+				if f == "gateway" {
+					if v, ok := props.get(f); ok {
+						updates[f] = v
+					}
+					continue
+				}
 				v, ok, e := props.str(f)
 				if e != nil {
 					return e
 				}
 				if ok {
-					updates[f] = v
+					updates[f], _ = json.Marshal(v)
 				}
 			}
 			if e := props.unknown(); e != nil {
 				return e
+			}
+		}
+		if v, ok := updates["agentPublicKeyCertificate"]; ok {
+			var cert string
+			_ = json.Unmarshal(v, &cert)
+			if _, err := ParseAgentPublicKey(cert); err != nil {
+				return invalidParam("properties.agentPublicKeyCertificate", "The 'properties.agentPublicKeyCertificate' value is not a base64 DER public key or certificate: %v.", err)
 			}
 		}
 		s.lock(c.now)
@@ -440,21 +491,27 @@ func (s *Server) patchCluster(managed bool) handler {
 			cl.Tags = tags
 		}
 		for f, v := range updates {
+			var str string
+			_ = json.Unmarshal(v, &str)
 			switch f {
 			case "distribution":
-				cl.Props.Distribution = v
+				cl.Props.Distribution = str
 			case "distributionVersion":
-				cl.Props.DistributionVersion = v
+				cl.Props.DistributionVersion = str
+			case "agentPublicKeyCertificate":
+				cl.Props.AgentPublicKeyCertificate = str
 			default:
-				b, _ := json.Marshal(v)
-				cl.Extra[f] = b
+				if cl.Extra == nil {
+					cl.Extra = map[string][]byte{}
+				}
+				cl.Extra[f] = v
 			}
 		}
 		cl.Sys.touch(c.who, c.now)
 		if e := s.commitLocked(); e != nil {
 			return e
 		}
-		writeJSON(c.w, http.StatusOK, s.clusterJSON(cl, c.now))
+		writeJSON(c.w, http.StatusOK, s.clusterJSONFor(cl, c.now, clusterDialectOf(c.apiVersion)))
 		return nil
 	}
 }

@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"net/url"
 	"regexp"
-	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -27,15 +26,7 @@ const (
 	ComplianceInstalled = "Installed"
 	ComplianceFailed    = "Failed"
 	pendingMessage      = `{"OperatorMessage":null,"ClusterState":null}`
-	pendingLevel        = "3"
 )
-
-// Keys of configurationProtectedSettings that Arc knows.
-var protectedKeys = []string{"sshPrivateKey", "httpsUser", "httpsKey"}
-
-// zeroTime is how the real service wrote lastConfigApplied before the first
-// report: no zone, year 1.
-const zeroTime = "0001-01-01T00:00:00"
 
 var (
 	dnsLabelRE   = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`)
@@ -92,7 +83,7 @@ type Compliance struct {
 }
 
 func pendingCompliance() Compliance {
-	return Compliance{State: CompliancePending, Message: pendingMessage, Level: pendingLevel}
+	return Compliance{State: CompliancePending, Message: pendingMessage, Level: "Information"}
 }
 
 // ComplianceMessage renders the JSON-in-a-string message of the real
@@ -124,19 +115,23 @@ type helmPropsJSON struct {
 }
 
 type configPropsJSON struct {
-	RepositoryURL                  string            `json:"repositoryUrl"`
-	OperatorNamespace              string            `json:"operatorNamespace"`
-	OperatorInstanceName           string            `json:"operatorInstanceName"`
-	OperatorType                   string            `json:"operatorType"`
-	OperatorParams                 string            `json:"operatorParams"`
-	ConfigurationProtectedSettings map[string]string `json:"configurationProtectedSettings"`
-	OperatorScope                  string            `json:"operatorScope"`
-	RepositoryPublicKey            string            `json:"repositoryPublicKey"`
-	SSHKnownHostsContents          string            `json:"sshKnownHostsContents"`
-	EnableHelmOperator             bool              `json:"enableHelmOperator"`
-	HelmOperatorProperties         *helmPropsJSON    `json:"helmOperatorProperties,omitempty"`
-	ProvisioningState              string            `json:"provisioningState"`
-	ComplianceStatus               complianceJSON    `json:"complianceStatus"`
+	RepositoryURL        string `json:"repositoryUrl"`
+	OperatorNamespace    string `json:"operatorNamespace"`
+	OperatorInstanceName string `json:"operatorInstanceName"`
+	OperatorType         string `json:"operatorType"`
+	OperatorParams       string `json:"operatorParams"`
+	// ConfigurationProtectedSettings is always an empty object (never
+	// what is stored); absent where the response model has no such member.
+	ConfigurationProtectedSettings *struct{}      `json:"configurationProtectedSettings,omitempty"`
+	OperatorScope                  string         `json:"operatorScope"`
+	RepositoryPublicKey            string         `json:"repositoryPublicKey"`
+	SSHKnownHostsContents          *string        `json:"sshKnownHostsContents"` // null when unset, as the service writes it
+	EnableHelmOperator             bool           `json:"enableHelmOperator"`
+	HelmOperatorProperties         *helmPropsJSON `json:"helmOperatorProperties,omitempty"`
+	ProvisioningState              string         `json:"provisioningState"`
+	ComplianceStatus               complianceJSON `json:"complianceStatus"`
+	CreationTime                   string         `json:"creationTime,omitempty"`
+	LastModifiedTime               string         `json:"lastModifiedTime,omitempty"`
 }
 
 type configJSON struct {
@@ -149,30 +144,34 @@ type configJSON struct {
 
 const configType = "Microsoft.KubernetesConfiguration/sourceControlConfigurations"
 
-// configJSONOf renders a configuration for the ARM API. Protected settings
-// are always an empty object, whatever is stored.
-func configJSONOf(cfg *configuration) configJSON {
+// configJSONOf renders a configuration for the ARM API in the dialect of
+// the request's api-version. Protected settings are never written.
+func configJSONOf(cfg *configuration, d configDialect) configJSON {
 	sp := cfg.Spec
-	last := zeroTime
-	if !cfg.Compliance.LastConfigApplied.IsZero() {
-		last = cfg.Compliance.LastConfigApplied.UTC().Format(time.RFC3339)
-	}
 	p := configPropsJSON{
-		RepositoryURL:                  sp.RepositoryURL,
-		OperatorNamespace:              sp.OperatorNamespace,
-		OperatorInstanceName:           sp.OperatorInstanceName,
-		OperatorType:                   sp.OperatorType,
-		OperatorParams:                 sp.OperatorParams,
-		ConfigurationProtectedSettings: map[string]string{},
-		OperatorScope:                  sp.OperatorScope,
-		RepositoryPublicKey:            cfg.PublicKey,
-		SSHKnownHostsContents:          sp.SSHKnownHostsContents,
-		EnableHelmOperator:             sp.EnableHelmOperator,
-		ProvisioningState:              cfg.State,
+		RepositoryURL:        sp.RepositoryURL,
+		OperatorNamespace:    sp.OperatorNamespace,
+		OperatorInstanceName: sp.OperatorInstanceName,
+		OperatorType:         sp.OperatorType,
+		OperatorParams:       sp.OperatorParams,
+		OperatorScope:        sp.OperatorScope,
+		RepositoryPublicKey:  cfg.PublicKey,
+		EnableHelmOperator:   sp.EnableHelmOperator,
+		ProvisioningState:    cfg.State,
 		ComplianceStatus: complianceJSON{
-			ComplianceState: cfg.Compliance.State, LastConfigApplied: last,
-			Message: cfg.Compliance.Message, MessageLevel: cfg.Compliance.Level,
+			ComplianceState:   cfg.Compliance.State,
+			LastConfigApplied: d.lastConfigApplied(cfg.Compliance.LastConfigApplied),
+			Message:           cfg.Compliance.Message,
+			MessageLevel:      d.level(cfg.Compliance),
 		},
+	}
+	if sp.SSHKnownHostsContents != "" {
+		p.SSHKnownHostsContents = &sp.SSHKnownHostsContents
+	}
+	if d.createForm {
+		p.CreationTime, p.LastModifiedTime = d.timestamp(cfg.Sys.CreatedAt), d.timestamp(cfg.Sys.LastModifiedAt)
+	} else {
+		p.ConfigurationProtectedSettings = &struct{}{}
 	}
 	if sp.HasHelmProperties || sp.EnableHelmOperator {
 		p.HelmOperatorProperties = &helmPropsJSON{ChartVersion: sp.HelmChartVersion, ChartValues: sp.HelmChartValues}
@@ -209,16 +208,18 @@ func (s *Server) listConfigs(c *call) *Error {
 	prefix := key(parent.ID + "/providers/" + configType + "/")
 	var items []any
 	for _, cfg := range inOrder(s.store.configs, prefix) {
-		items = append(items, configJSONOf(cfg))
+		items = append(items, configJSONOf(cfg, configDialectOf(c.apiVersion)))
 	}
 	s.unlock()
 	return s.writePage(c, items)
 }
 
+// configNotFound is the provider's own 404 for a configuration that does
+// not exist under an existing cluster, as the service words it. The code
+// is not ResourceNotFound: the k8s-configuration extension reads that
+// code as "the cluster is missing" (its show command's hint).
 func (s *Server) configNotFound(c *call) *Error {
-	return errorf(http.StatusNotFound, CodeResourceNotFound,
-		"The Resource '%s/%s' under resource group '%s' was not found. For more details please go to https://aka.ms/ARMResourceNotFoundFix",
-		configType, c.vars["name"], c.vars["rg"])
+	return errorf(http.StatusNotFound, CodeNotFound, "SourceControlConfiguration with name '%s' not found.", c.vars["name"])
 }
 
 func (s *Server) getConfig(c *call) *Error {
@@ -232,7 +233,7 @@ func (s *Server) getConfig(c *call) *Error {
 	if !ok {
 		return s.configNotFound(c)
 	}
-	writeJSON(c.w, http.StatusOK, configJSONOf(cfg))
+	writeJSON(c.w, http.StatusOK, configJSONOf(cfg, configDialectOf(c.apiVersion)))
 	return nil
 }
 
@@ -312,7 +313,7 @@ func (s *Server) putConfig(c *call) *Error {
 	if e := s.commitLocked(); e != nil {
 		return e
 	}
-	writeJSON(c.w, status, configJSONOf(cfg))
+	writeJSON(c.w, status, configJSONOf(cfg, configDialectOf(c.apiVersion)))
 	return nil
 }
 
@@ -451,11 +452,12 @@ func validateSpec(sp *ConfigSpec, protected map[string]string, name string) *Err
 				"Invalid value '%s' for %s: it must be at most %d characters of lower-case letters, digits and '-', starting and ending with a letter or digit.", f.v, f.field, f.max)
 		}
 	}
-	if sp.OperatorType == "" {
-		sp.OperatorType = "Flux"
-	} else if !strings.EqualFold(sp.OperatorType, "Flux") {
+	// The service stores the enum's spelling: the CLI sends "flux" and
+	// reads back "Flux".
+	if sp.OperatorType != "" && !strings.EqualFold(sp.OperatorType, "Flux") {
 		return invalidParam(p+"operatorType", "Invalid value '%s' for operatorType: the only supported operator type is 'Flux'.", sp.OperatorType)
 	}
+	sp.OperatorType = "Flux"
 	switch strings.ToLower(sp.OperatorScope) {
 	case "":
 		sp.OperatorScope = "cluster"
@@ -473,17 +475,10 @@ func validateSpec(sp *ConfigSpec, protected map[string]string, name string) *Err
 			"Invalid repositoryUrl '%s': %v. Use http[s]://server/repo[.git], git://server/repo[.git], ssh://user@server/repo[.git] or user@server:repo[.git].", sp.RepositoryURL, err)
 	}
 
+	// The swagger allows any key (additionalProperties: string); the agent
+	// reads sshPrivateKey, httpsUser and httpsKey, and keeps the others
+	// as secret as those.
 	const ps = p + "configurationProtectedSettings."
-	var unknown []string
-	for k := range protected {
-		if !slices.Contains(protectedKeys, k) {
-			unknown = append(unknown, k)
-		}
-	}
-	if len(unknown) > 0 {
-		slices.Sort(unknown)
-		return invalidParam(ps+unknown[0], "Unknown protected setting '%s': the known keys are %s.", unknown[0], strings.Join(protectedKeys, ", "))
-	}
 	sshKey, hasKey := protected["sshPrivateKey"]
 	_, hasUser := protected["httpsUser"]
 	_, hasToken := protected["httpsKey"]
@@ -514,7 +509,7 @@ func validateSpec(sp *ConfigSpec, protected map[string]string, name string) *Err
 			return e
 		}
 	}
-	sp.OperatorParams = impliedReadOnly(sp.OperatorParams)
+	sp.OperatorParams = impliedReadOnly(strings.TrimSpace(sp.OperatorParams))
 	return nil
 }
 

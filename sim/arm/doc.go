@@ -5,13 +5,20 @@
 //
 // It serves, on one listener:
 //   - a token issuer for one tenant (OIDC discovery and a v2 token endpoint
-//     for the client-credentials grant), so azidentity credentials work;
-//   - ARM: subscriptions, resource groups, provider registration reads,
+//     for the client-credentials grant), so azidentity credentials work,
+//     and the same issuer as an ADFS authority under /adfs, which the
+//     Azure CLI's MSAL accepts without asking login.microsoftonline.com;
+//   - ARM: subscriptions, tenants, locations, resource groups, provider
+//     registration reads, tags, the /resources catalog (catalog.go),
 //     /metadata/endpoints, Microsoft.Kubernetes/connectedClusters (a
 //     long-running PUT and DELETE), a minimal
 //     Microsoft.ContainerService/managedClusters, and
 //     Microsoft.KubernetesConfiguration/sourceControlConfigurations under
 //     either parent, validated as the spec describes.
+//
+// Each api-version answers in its own shape: clusterDialect and
+// configDialect say which members and values a version has, and the
+// conformance package checks every version against its swagger.
 //
 // Layers, outermost first: the HTTP server (TLS, request log with secrets
 // redacted, fault hooks, panic recovery), authentication, the router (ARM

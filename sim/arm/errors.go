@@ -34,6 +34,8 @@ const (
 	CodeOperationNotFound          = "OperationNotFound"
 	CodeUnsupportedGrantType       = "unsupported_grant_type"
 	CodeInvalidRequestOAuth        = "invalid_request"
+	// CodeInvalidFilter answers a $filter that ARM cannot evaluate.
+	CodeInvalidFilter = "InvalidFilterInQueryString"
 )
 
 // Error is an ARM error: an HTTP status and the body's code and message.
@@ -45,6 +47,10 @@ type Error struct {
 	Target string
 	// oauth marks token-endpoint errors, which use the OAuth 2.0 shape.
 	oauth bool
+	// local marks a resource provider's error in its swagger's own
+	// ErrorResponse, {error: {code, message}}, which api-versions older
+	// than common-types v2 declare.
+	local bool
 }
 
 func (e *Error) Error() string { return fmt.Sprintf("%d %s: %s", e.Status, e.Code, e.Message) }
@@ -86,6 +92,10 @@ func writeError(w http.ResponseWriter, e *Error) {
 	w.Header().Set("x-ms-error-code", e.Code)
 	if e.Status == http.StatusUnauthorized {
 		w.Header().Set("WWW-Authenticate", `Bearer authorization_uri="https://login.microsoftonline.com/common", error="invalid_token", error_description="`+e.Code+`"`)
+	}
+	if e.local {
+		writeJSON(w, e.Status, map[string]any{"error": map[string]string{"code": e.Code, "message": e.Message}})
+		return
 	}
 	writeJSON(w, e.Status, envelope{Error: envelopeError{
 		Code: e.Code, Message: e.Message, Target: e.Target,

@@ -97,19 +97,40 @@ func (i *issuer) discovery(c *call) *Error {
 		return oauthError(http.StatusBadRequest, CodeInvalidRequestOAuth, fmt.Sprintf("AADSTS90002: Tenant '%s' not found. This may happen if there are no active subscriptions for the tenant.", t))
 	}
 	base := i.s.URL() + "/" + t
-	writeJSON(c.w, http.StatusOK, map[string]any{
-		"token_endpoint":                        base + "/oauth2/v2.0/token",
-		"authorization_endpoint":                base + "/oauth2/v2.0/authorize",
-		"issuer":                                i.s.URL() + "/" + i.s.opts.TenantID + "/v2.0",
-		"jwks_uri":                              base + "/discovery/v2.0/keys",
+	writeJSON(c.w, http.StatusOK, i.discoveryDoc(base+"/oauth2/v2.0", base+"/discovery/v2.0/keys"))
+	return nil
+}
+
+// adfsDiscovery serves the same issuer as an ADFS authority
+// (<base>/adfs). MSAL Python, and so the Azure CLI, asks
+// login.microsoftonline.com to validate every authority it does not know,
+// which fails offline, but trusts an authority whose path is /adfs without
+// asking anyone (msal/authority.py: is_adfs skips instance discovery).
+// MSAL reads the tenant from the first path segment of token_endpoint and
+// later versions check that the discovered issuer shares the authority's
+// scheme and host, which i.issuerURL() does.
+func (i *issuer) adfsDiscovery(c *call) *Error {
+	base := i.s.URL() + "/adfs"
+	writeJSON(c.w, http.StatusOK, i.discoveryDoc(base+"/oauth2", base+"/discovery/keys"))
+	return nil
+}
+
+// discoveryDoc is the OpenID configuration for endpoints under oauth (the
+// authorize and token URLs) and the key set at jwks. Both doors issue the
+// same tokens, so both name the same issuer.
+func (i *issuer) discoveryDoc(oauth, jwks string) map[string]any {
+	return map[string]any{
+		"token_endpoint":                        oauth + "/token",
+		"authorization_endpoint":                oauth + "/authorize",
+		"issuer":                                i.issuerURL(),
+		"jwks_uri":                              jwks,
 		"token_endpoint_auth_methods_supported": []string{"client_secret_post", "client_secret_basic"},
 		"response_types_supported":              []string{"code", "id_token", "code id_token", "token id_token", "token"},
 		"subject_types_supported":               []string{"pairwise"},
 		"id_token_signing_alg_values_supported": []string{"ES256"},
 		"grant_types_supported":                 []string{"client_credentials"},
 		"tenant_region_scope":                   "NA",
-	})
-	return nil
+	}
 }
 
 func (i *issuer) keys(c *call) *Error {
@@ -128,11 +149,16 @@ func b64(n *big.Int, size int) string {
 
 func (i *issuer) kid() string { return "gitopsim-" + b64(i.key.PublicKey.X, 32)[:8] }
 
-// token serves the client-credentials grant.
+// token serves the client-credentials grant, for both doors. Form fields
+// it does not need are ignored, as Entra ID ignores them: MSAL Python adds
+// client_info=1 and claims={"access_token":{"xms_cc":...}} (the client's
+// CAE capability).
 func (i *issuer) token(c *call) *Error {
 	r := c.r
-	if !i.tenantMatches(c.vars["tenant"]) {
-		return oauthError(http.StatusBadRequest, CodeInvalidRequestOAuth, fmt.Sprintf("AADSTS90002: Tenant '%s' not found.", c.vars["tenant"]))
+	// The ADFS door (/adfs/oauth2/token) has no tenant in its path: ADFS
+	// serves one directory, as this issuer does.
+	if t, ok := c.vars["tenant"]; ok && !i.tenantMatches(t) {
+		return oauthError(http.StatusBadRequest, CodeInvalidRequestOAuth, fmt.Sprintf("AADSTS90002: Tenant '%s' not found.", t))
 	}
 	if err := r.ParseForm(); err != nil {
 		return oauthError(http.StatusBadRequest, CodeInvalidRequestOAuth, "AADSTS900144: The request body must be form-encoded.")
@@ -145,7 +171,13 @@ func (i *issuer) token(c *call) *Error {
 		id, secret = bid, bsecret
 	}
 	if id != i.s.opts.ClientID {
-		return oauthError(http.StatusBadRequest, "unauthorized_client", fmt.Sprintf("AADSTS700016: Application with identifier '%s' was not found in the directory '%s'.", id, i.s.opts.TenantID))
+		// Entra ID names the identifier it could not find; a secret passed
+		// as the client id by mistake is not repeated back.
+		shown := id
+		if subtle.ConstantTimeCompare([]byte(id), []byte(i.s.opts.ClientSecret)) == 1 {
+			shown = "<redacted>"
+		}
+		return oauthError(http.StatusBadRequest, "unauthorized_client", fmt.Sprintf("AADSTS700016: Application with identifier '%s' was not found in the directory '%s'.", shown, i.s.opts.TenantID))
 	}
 	if subtle.ConstantTimeCompare([]byte(secret), []byte(i.s.opts.ClientSecret)) != 1 {
 		return oauthError(http.StatusUnauthorized, CodeInvalidClient, fmt.Sprintf("AADSTS7000215: Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID, for a secret added to app '%s'.", id))

@@ -25,8 +25,8 @@ func TestProvidersMetadataAndManagedClusterParent(t *testing.T) {
 		t.Errorf("provider register: %d %s", status, body)
 	}
 	status, body = f.raw(http.MethodGet, f.srv.URL()+"/metadata/endpoints?api-version=2022-09-01", "", "")
-	var md map[string]any
-	if status != 200 || json.Unmarshal(body, &md) != nil || md["resourceManager"] != f.srv.URL()+"/" {
+	var md []map[string]any // 2019-05-01 and later: an array of clouds
+	if status != 200 || json.Unmarshal(body, &md) != nil || len(md) != 1 || md[0]["resourceManager"] != f.srv.URL()+"/" {
 		t.Errorf("metadata: %d %s", status, body)
 	}
 	status, body = f.raw(http.MethodGet, f.srv.URL()+"/"+f.srv.TenantID()+"/v2.0/.well-known/openid-configuration", "", "")

@@ -29,6 +29,9 @@ func (s *Server) routes() {
 	pub(add("oidcDiscovery", "{tenant}/v2.0/.well-known/openid-configuration", nil, map[string]handler{http.MethodGet: s.issuer.discovery}))
 	pub(add("token", "{tenant}/oauth2/v2.0/token", nil, map[string]handler{http.MethodPost: s.issuer.token}))
 	pub(add("jwks", "{tenant}/discovery/v2.0/keys", nil, map[string]handler{http.MethodGet: s.issuer.keys}))
+	pub(add("adfsDiscovery", "adfs/.well-known/openid-configuration", nil, map[string]handler{http.MethodGet: s.issuer.adfsDiscovery}))
+	pub(add("adfsToken", "adfs/oauth2/token", nil, map[string]handler{http.MethodPost: s.issuer.token}))
+	pub(add("adfsJwks", "adfs/discovery/keys", nil, map[string]handler{http.MethodGet: s.issuer.keys}))
 	pub(add("metadataEndpoints", "metadata/endpoints", metadataVersions, map[string]handler{http.MethodGet: s.metadataEndpoints}))
 
 	add("subscriptions", "subscriptions", subscriptionVersions, map[string]handler{http.MethodGet: s.listSubscriptions})
@@ -58,14 +61,15 @@ func (s *Server) routes() {
 	add("operationResult", "subscriptions/{sub}/providers/{namespace}/locations/{location}/operationResults/{op}", nil,
 		map[string]handler{http.MethodGet: s.operationResult})
 
-	add("sourceControlConfigurations", scc, configVersions, map[string]handler{http.MethodGet: s.listConfigs})
+	add("sourceControlConfigurations", scc, configVersions, map[string]handler{http.MethodGet: configErrors(s.listConfigs)})
 	add("sourceControlConfiguration", scc+"/{name}", configVersions, map[string]handler{
-		http.MethodGet: s.getConfig, http.MethodPut: s.putConfig, http.MethodDelete: s.deleteConfig,
+		http.MethodGet: configErrors(s.getConfig), http.MethodPut: configErrors(s.putConfig), http.MethodDelete: configErrors(s.deleteConfig),
 	})
-	add("kubernetesConfigurationOperations", "providers/Microsoft.KubernetesConfiguration/operations", operationsVersions,
-		map[string]handler{http.MethodGet: s.rpOperations("Microsoft.KubernetesConfiguration")})
-	add("kubernetesOperations", "providers/Microsoft.Kubernetes/operations", operationsVersions,
-		map[string]handler{http.MethodGet: s.rpOperations("Microsoft.Kubernetes")})
+	add("kubernetesConfigurationOperations", "providers/Microsoft.KubernetesConfiguration/operations", configVersions,
+		map[string]handler{http.MethodGet: configErrors(s.rpOperations(configOperations))})
+	add("kubernetesOperations", "providers/Microsoft.Kubernetes/operations", connectedClusterVersions,
+		map[string]handler{http.MethodGet: s.rpOperations(clusterOperations)})
+	s.catalogRoutes(add)
 	s.agentRoutes()
 }
 
@@ -76,24 +80,56 @@ func (s *Server) healthz(c *call) *Error {
 	return nil
 }
 
-// metadataEndpoints answers az's cloud discovery with this server as the
-// resource manager and the issuer as the active directory.
+// metadataEndpoints answers cloud discovery with this server as the
+// resource manager and the issuer's ADFS door as the login endpoint: an
+// authority ending in /adfs is the one MSAL Python (and so az) uses
+// without asking login.microsoftonline.com to validate it.
+//
+// The shape depends on the api-version, as ARM's does. Up to 2018-01-01 it
+// is one object (Azure Stack's form, which az cloud register reads through
+// msrestazure: galleryEndpoint, graphEndpoint, authentication.loginEndpoint
+// and audiences[0]). From 2019-05-01 on it is an array of clouds, each with
+// name, resourceManager, authentication{loginEndpoint, audiences, tenant,
+// identityProvider} and suffixes, which az reads from
+// ARM_CLOUD_METADATA_URL (azure/cli/core/cloud.py _arm_to_cli_mapper
+// indexes name, authentication and suffixes directly).
 func (s *Server) metadataEndpoints(c *call) *Error {
 	base := s.URL()
-	writeJSON(c.w, http.StatusOK, map[string]any{
-		"galleryEndpoint": base + "/",
-		"graphEndpoint":   base + "/",
-		"portalEndpoint":  base + "/",
+	login := base + "/adfs"
+	audiences := []string{"https://management.core.windows.net/", "https://management.azure.com/"}
+	// gitopsim serves no Graph API; the Graph resource id is Azure's, the
+	// one az cloud register --endpoint-active-directory-graph-resource-id
+	// is given in the README, so both ways of registering agree.
+	const graph = "https://graph.windows.net/"
+	if c.apiVersion < "2019-05-01" {
+		writeJSON(c.w, http.StatusOK, map[string]any{
+			"galleryEndpoint": base + "/",
+			"graphEndpoint":   graph,
+			"portalEndpoint":  base + "/",
+			"authentication":  map[string]any{"loginEndpoint": login, "audiences": audiences},
+		})
+		return nil
+	}
+	writeJSON(c.w, http.StatusOK, []map[string]any{{
+		"name":            "gitopsim",
+		"resourceManager": base + "/",
+		"portal":          base + "/",
+		"gallery":         base + "/",
+		"graph":           graph,
+		"graphAudience":   graph,
 		"authentication": map[string]any{
-			"loginEndpoint": base + "/",
-			"audiences":     []string{"https://management.core.windows.net/", "https://management.azure.com/"},
+			"loginEndpoint":    login,
+			"audiences":        audiences,
+			"tenant":           "adfs",
+			"identityProvider": "ADFS",
 		},
-		"name":                      "gitopsim",
-		"resourceManager":           base + "/",
-		"activeDirectory":           base,
-		"activeDirectoryResourceId": "https://management.core.windows.net/",
-		"suffixes":                  map[string]string{"keyVaultDns": "vault.gitopsim.local", "storage": "core.gitopsim.local"},
-	})
+		"suffixes": map[string]string{
+			"storage":           "core.gitopsim.local",
+			"keyVaultDns":       "vault.gitopsim.local",
+			"acrLoginServer":    "azurecr.gitopsim.local",
+			"sqlServerHostname": "database.gitopsim.local",
+		},
+	}})
 	return nil
 }
 
@@ -110,6 +146,11 @@ func (s *Server) subscriptionJSON(sub *subscription) map[string]any {
 			"locationPlacementId": "Public_2014-09-01", "quotaId": "Internal_2014-09-01", "spendingLimit": "Off",
 		},
 		"authorizationSource": "RoleBased",
+		// Real ARM sends both (az prints managedByTenants: null when it
+		// is missing); gitopsim has no other tenants and no subscription
+		// tags.
+		"managedByTenants": []any{},
+		"tags":             map[string]string{},
 	}
 }
 
@@ -185,7 +226,7 @@ func (s *Server) providerJSON(sub, ns string) map[string]any {
 	}
 	var types []map[string]any
 	for _, t := range providerTypes[strings.ToLower(ns)] {
-		types = append(types, map[string]any{"resourceType": t, "locations": []string{"East US", "West Europe"}, "apiVersions": s.versionsFor(name, t)})
+		types = append(types, map[string]any{"resourceType": t, "locations": []string{"East US", "West Europe"}, "apiVersions": newestFirst(s.versionsFor(name, t))})
 	}
 	if types == nil {
 		types = []map[string]any{}
@@ -238,35 +279,17 @@ func (s *Server) getProvider(c *call) *Error {
 	return nil
 }
 
-func (s *Server) rpOperations(ns string) handler {
-	return func(c *call) *Error {
-		var items []any
-		add := func(op, resource, desc string) {
-			items = append(items, map[string]any{
-				"name":         ns + "/" + op,
-				"display":      map[string]string{"provider": ns, "resource": resource, "operation": desc, "description": desc},
-				"isDataAction": false,
-				"origin":       "user,system",
-			})
-		}
-		if ns == "Microsoft.KubernetesConfiguration" {
-			add("sourceControlConfigurations/read", "sourceControlConfigurations", "Read Source Control Configuration")
-			add("sourceControlConfigurations/write", "sourceControlConfigurations", "Create or update Source Control Configuration")
-			add("sourceControlConfigurations/delete", "sourceControlConfigurations", "Delete Source Control Configuration")
-		} else {
-			add("connectedClusters/read", "connectedClusters", "Read connected cluster")
-			add("connectedClusters/write", "connectedClusters", "Create or update connected cluster")
-			add("connectedClusters/delete", "connectedClusters", "Delete connected cluster")
-		}
-		return s.writePage(c, items)
-	}
-}
-
 // ---- paging
 
 // writePage answers a LIST with one page of items and an absolute nextLink
 // that carries the api-version and an opaque $skiptoken.
 func (s *Server) writePage(c *call, items []any) *Error {
+	return s.writePageOf(c, items, s.opts.PageSize, nil)
+}
+
+// writePageOf is writePage with a page size and the query parameters the
+// next page must repeat ($filter, $expand, $top), as ARM's nextLink does.
+func (s *Server) writePageOf(c *call, items []any, size int, keep url.Values) *Error {
 	offset := 0
 	if tok, ok := queryValue(c.r.URL.Query(), "$skiptoken"); ok {
 		n, err := decodeSkipToken(tok)
@@ -275,10 +298,13 @@ func (s *Server) writePage(c *call, items []any) *Error {
 		}
 		offset = n
 	}
-	end := min(offset+s.opts.PageSize, len(items))
+	end := min(offset+size, len(items))
 	page := map[string]any{"value": append([]any{}, items[offset:end]...)}
 	if end < len(items) {
 		q := url.Values{}
+		for k, v := range keep {
+			q[k] = v
+		}
 		q.Set("api-version", c.apiVersion)
 		q.Set("$skiptoken", encodeSkipToken(end))
 		page["nextLink"] = s.URL() + c.r.URL.EscapedPath() + "?" + q.Encode()
@@ -342,7 +368,13 @@ func (s *Server) groupLocked(sub, name string) (*resourceGroup, *Error) {
 	return g, nil
 }
 
+// listGroups answers ResourceGroups_List, with the $filter on tags that
+// az group list --tag sends and $top.
 func (s *Server) listGroups(c *call) *Error {
+	q, e := parseListQuery(c, groupFilterFields, false)
+	if e != nil {
+		return e
+	}
 	s.lock(c.now)
 	if _, e := s.subscriptionLocked(c.vars["sub"]); e != nil {
 		s.unlock()
@@ -351,10 +383,12 @@ func (s *Server) listGroups(c *call) *Error {
 	prefix := key("/subscriptions/" + c.vars["sub"] + "/")
 	var items []any
 	for _, g := range inOrder(s.store.groups, prefix) {
-		items = append(items, s.groupJSON(g))
+		if q.filter.match(groupFacts(g)) {
+			items = append(items, s.groupJSON(g))
+		}
 	}
 	s.unlock()
-	return s.writePage(c, items)
+	return s.writePageOf(c, items, q.pageSize(s.opts.PageSize), q.keep)
 }
 
 func (s *Server) getGroup(c *call) *Error {

@@ -73,17 +73,20 @@ func (rt *router) add(r *route) { rt.routes = append(rt.routes, r) }
 
 // splitPath turns an escaped URL path into unescaped segments, so that an
 // encoded "/" stays inside its segment (and fails name validation) rather
-// than adding one. A trailing slash is ignored, as ARM ignores it.
+// than adding one. Empty segments are dropped, as ARM drops them: a
+// trailing slash is ignored, and so is the "//" that az resource show -g
+// RG -n NAME --resource-type NS/TYPE sends for the empty parent path
+// (.../providers/Microsoft.Kubernetes//connectedClusters/NAME).
 func splitPath(escaped string) []string {
-	escaped = strings.Trim(escaped, "/")
-	if escaped == "" {
-		return nil
-	}
-	segs := strings.Split(escaped, "/")
-	for i, s := range segs {
-		if u, err := url.PathUnescape(s); err == nil {
-			segs[i] = u
+	var segs []string
+	for s := range strings.SplitSeq(escaped, "/") {
+		if s == "" {
+			continue
 		}
+		if u, err := url.PathUnescape(s); err == nil {
+			s = u
+		}
+		segs = append(segs, s)
 	}
 	return segs
 }

@@ -387,9 +387,12 @@ func (s *Server) serve(c *call) *Error {
 	return h(c)
 }
 
-// issuerPath lets unmatched paths under the issuer's tenant prefix fail
-// with 404 rather than 401.
+// issuerPath lets unmatched paths under the issuer's tenant prefix, or
+// under its ADFS door, fail with 404 rather than 401.
 func issuerPath(segs []string) bool {
+	if len(segs) >= 1 && strings.EqualFold(segs[0], "adfs") {
+		return true
+	}
 	return len(segs) >= 2 && (strings.EqualFold(segs[1], "v2.0") || strings.EqualFold(segs[1], "oauth2"))
 }
 

@@ -70,6 +70,7 @@ type cluster struct {
 	Sys       systemData
 	Props     clusterProps
 	Extra     map[string][]byte // properties of newer api-versions, kept verbatim
+	Kind      string            // kind (2023-11-01-preview on: ProvisionedCluster, AWS, ...)
 	State     string            // provisioningState
 	CreatedAt time.Time
 	// Agent-reported and identity state.

@@ -4,12 +4,18 @@ package arm
 // sorted; a request with any other version gets 400
 // InvalidApiVersionParameter listing these.
 var (
-	// sourceControlConfigurations: every version whose swagger or examples
-	// define the type (spec §1.2). The schema is the same in all of them.
+	// sourceControlConfigurations: every version that a tag of the spec's
+	// readme publishes for the type (specification/kubernetesconfiguration/
+	// resource-manager/Microsoft.KubernetesConfiguration/legacy/readme.md
+	// and sourceControlConfigurations/readme.md). Folders that no tag
+	// names were never published: 2021-10-01-preview (superseded by
+	// 2021-11-01-preview), 2022-04-01, and 2022-01-15-preview, whose tag
+	// takes the type from 2022-01-01-preview. The schema is the same in
+	// all of them; configDialect has what their answers differ in.
 	configVersions = []string{
 		"2019-11-01-preview", "2020-07-01-preview", "2020-10-01-preview", "2021-03-01",
-		"2021-05-01-preview", "2021-11-01-preview", "2022-01-01-preview", "2022-01-15-preview",
-		"2022-03-01", "2022-04-01", "2022-07-01", "2022-11-01", "2023-05-01", "2024-11-01",
+		"2021-05-01-preview", "2021-11-01-preview", "2022-01-01-preview",
+		"2022-03-01", "2022-07-01", "2022-11-01", "2023-05-01", "2024-11-01",
 	}
 	// connectedClusters (spec §2.4).
 	connectedClusterVersions = []string{
@@ -37,6 +43,3 @@ var (
 	// /metadata/endpoints, as az asks it (spec §6.2).
 	metadataVersions = []string{"2015-01-01", "2018-01-01", "2019-05-01", "2020-06-01", "2022-09-01"}
 )
-
-// operationsVersions serves the RP operations lists of both providers.
-var operationsVersions = append(append([]string{}, configVersions...), connectedClusterVersions...)

@@ -5,8 +5,11 @@
 package armtest
 
 import (
+	"crypto/ecdsa"
 	"crypto/ed25519"
+	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/x509"
 	"encoding/base64"
 	"encoding/pem"
 	"strings"
@@ -97,9 +100,6 @@ func ValidationCases() []ValidationCase {
 		{"private key not PEM", "c", with(func(p *armkubernetesconfiguration.SourceControlConfigurationProperties) {
 			p.ConfigurationProtectedSettings = map[string]*string{"sshPrivateKey": b64("-----BEGIN NOTHING-----\nAAAA\n-----END NOTHING-----\n")}
 		}), "InvalidParameter", "not a valid PEM"},
-		{"unknown protected key", "c", with(func(p *armkubernetesconfiguration.SourceControlConfigurationProperties) {
-			p.ConfigurationProtectedSettings = map[string]*string{"password": b64("x")}
-		}), "InvalidParameter", "known keys"},
 		{"known hosts not base64", "c", with(func(p *armkubernetesconfiguration.SourceControlConfigurationProperties) {
 			p.SSHKnownHostsContents = to.Ptr("@@not base64@@")
 		}), "InvalidParameter", "base64"},
@@ -133,4 +133,18 @@ func KnownHostsLine() string {
 		panic(err)
 	}
 	return "[127.0.0.1]:2222 " + strings.TrimSpace(string(ssh.MarshalAuthorizedKey(sp))) + "\n"
+}
+
+// AgentKey is a new agentPublicKeyCertificate: a base64 DER public key, as
+// az connectedk8s sends it.
+func AgentKey() string {
+	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		panic(err)
+	}
+	der, err := x509.MarshalPKIXPublicKey(&k.PublicKey)
+	if err != nil {
+		panic(err)
+	}
+	return base64.StdEncoding.EncodeToString(der)
 }
