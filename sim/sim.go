@@ -20,6 +20,7 @@ import (
 	"github.com/gitopsim/gitopsim/sim/helmrepo"
 	"github.com/gitopsim/gitopsim/sim/internal/azclient"
 	"github.com/gitopsim/gitopsim/sim/internal/pki"
+	"github.com/gitopsim/gitopsim/sim/policy"
 )
 
 // ErrWorkdirInUse means another simulator holds the work dir.
@@ -56,6 +57,10 @@ type Options struct {
 	// starts (see agent.ProfileIntervals); Onboard can override them.
 	AgentProfile   string
 	AgentIntervals agent.Intervals
+	// PolicyTiming is how long Azure Policy takes to evaluate and deploy;
+	// nil is policy.DefaultTiming (the documented delays), and
+	// policy.ImmediateTiming() is the test mode.
+	PolicyTiming *policy.Timing
 }
 
 // LocalCluster names the connected cluster Start onboards.
@@ -80,6 +85,7 @@ type Sim struct {
 	log     *slog.Logger
 	cluster cluster.Backend
 	arm     *arm.Server
+	policy  *policy.Provider
 	git     *gitserver.Server
 	helm    *helmrepo.Server
 	caFile  string
@@ -156,6 +162,15 @@ func New(opts Options) (*Sim, error) {
 	if err != nil {
 		return nil, err
 	}
+	// Azure Policy and RBAC are a provider of their own, hosted by the ARM
+	// server before it starts so that their state is restored with it.
+	policyProvider, err := policy.New(policy.Options{ARM: armServer, Clock: aopts.Clock, Logger: aopts.Logger, Timing: opts.PolicyTiming})
+	if err != nil {
+		return nil, err
+	}
+	if err := armServer.Host(policyProvider); err != nil {
+		return nil, fmt.Errorf("sim: %w", err)
+	}
 	gitServer, err := gitserver.New(gopts)
 	if err != nil {
 		return nil, err
@@ -170,7 +185,7 @@ func New(opts Options) (*Sim, error) {
 	if _, err := agent.ProfileIntervals(opts.AgentProfile); err != nil {
 		return nil, fmt.Errorf("sim: %w", err)
 	}
-	return &Sim{workdir: wd, clock: opts.Clock, log: opts.Logger, cluster: backend, arm: armServer, git: gitServer, helm: helmServer, caFile: caFile, opts: opts}, nil
+	return &Sim{workdir: wd, clock: opts.Clock, log: opts.Logger, cluster: backend, arm: armServer, policy: policyProvider, git: gitServer, helm: helmServer, caFile: caFile, opts: opts}, nil
 }
 
 // Available reports, before anything starts, why the simulator cannot run
@@ -206,6 +221,10 @@ func (s *Sim) Start(ctx context.Context) (err error) {
 		return fmt.Errorf("start ARM provider: %w", err)
 	}
 	s.running = append(s.running, component{"arm", s.arm.Stop})
+	if err := s.policy.Start(ctx); err != nil {
+		return fmt.Errorf("start Azure Policy: %w", err)
+	}
+	s.running = append(s.running, component{"policy", func(context.Context) error { s.policy.Stop(); return nil }})
 	if err := s.git.Start(ctx); err != nil {
 		return fmt.Errorf("start git server: %w", err)
 	}
@@ -290,6 +309,10 @@ func (s *Sim) Cluster() cluster.Backend { return s.cluster }
 
 // ARM is the ARM provider.
 func (s *Sim) ARM() *arm.Server { return s.arm }
+
+// Policy returns the Microsoft.Authorization provider (policy and RBAC)
+// hosted by the ARM server.
+func (s *Sim) Policy() *policy.Provider { return s.policy }
 
 // Git is the git server.
 func (s *Sim) Git() *gitserver.Server { return s.git }

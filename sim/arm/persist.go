@@ -35,6 +35,8 @@ type snapshot struct {
 	Ops           []*operation     `json:"ops"`
 	OpSeq         int              `json:"opSeq"`
 	GenSeq        int64            `json:"genSeq"`
+	// Providers are the snapshots of hosted providers, by name.
+	Providers map[string]json.RawMessage `json:"providers,omitempty"`
 }
 
 func stateKeyPath(workdir string) string { return filepath.Join(workdir, "arm", "state.key") }
@@ -118,6 +120,9 @@ func (s *Server) loadState() error {
 	}
 	st.opSeq = snap.OpSeq
 	st.genSeq = snap.GenSeq
+	for name, raw := range snap.Providers {
+		s.providerState[name] = raw
+	}
 	for _, c := range snap.Configs {
 		st.genSeq = max(st.genSeq, c.Generation)
 	}
@@ -149,6 +154,25 @@ func (s *Server) writeStateLocked() error {
 		Clusters:      inOrder(st.clusters, ""),
 		Configs:       inOrder(st.configs, ""),
 		Ops:           inOrder(st.ops, ""),
+	}
+	for name, p := range s.providers {
+		raw, err := p.Snapshot()
+		if err != nil {
+			return fmt.Errorf("snapshot of %s: %w", name, err)
+		}
+		if snap.Providers == nil {
+			snap.Providers = map[string]json.RawMessage{}
+		}
+		snap.Providers[name] = raw
+	}
+	// A provider not hosted in this run keeps the state it had.
+	for name, raw := range s.providerState {
+		if _, hosted := s.providers[name]; !hosted {
+			if snap.Providers == nil {
+				snap.Providers = map[string]json.RawMessage{}
+			}
+			snap.Providers[name] = raw
+		}
 	}
 	plain, err := json.Marshal(snap)
 	if err != nil {

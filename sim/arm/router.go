@@ -24,6 +24,9 @@ type route struct {
 	versions []string
 	// public routes need no bearer token.
 	public bool
+	// anyVersion routes require an api-version but accept any (hosted
+	// providers that list none).
+	anyVersion bool
 }
 
 func newRoute(name, pattern string, versions []string, methods map[string]handler) *route {
@@ -91,13 +94,23 @@ func splitPath(escaped string) []string {
 	return segs
 }
 
+// find returns the route that matches with the most literal segments,
+// so that a hosted provider's literal path wins over a pattern that
+// captures the same segment.
 func (rt *router) find(segs []string) (*route, map[string]string) {
+	var best *route
+	var bestVars map[string]string
+	bestLit := -1
 	for _, r := range rt.routes {
-		if vars, ok := r.match(segs); ok {
-			return r, vars
+		vars, ok := r.match(segs)
+		if !ok {
+			continue
+		}
+		if lit := len(r.segments) - len(vars); lit > bestLit {
+			best, bestVars, bestLit = r, vars, lit
 		}
 	}
-	return nil, nil
+	return best, bestVars
 }
 
 // notFound explains an unmatched path the way ARM does: an unknown type
@@ -127,11 +140,14 @@ func methodNotAllowed(r *route, method string) *Error {
 
 // checkAPIVersion validates the api-version query parameter of a route.
 func checkAPIVersion(r *route, version string, present bool) *Error {
-	if r.versions == nil {
+	if r.versions == nil && !r.anyVersion {
 		return nil
 	}
 	if !present || version == "" {
 		return badRequest(CodeMissingAPIVersion, "The api-version query parameter (?api-version=) is required for all requests.")
+	}
+	if r.anyVersion {
+		return nil
 	}
 	if !slices.Contains(r.versions, strings.ToLower(version)) {
 		return badRequest(CodeInvalidAPIVersion, "The api-version '%s' is invalid. The supported versions are '%s'.", version, strings.Join(r.versions, ","))

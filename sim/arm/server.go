@@ -92,6 +92,14 @@ type Server struct {
 	store  *store
 	faults faults
 	aead   cipher.AEAD // encrypts the state file; nil without a state dir
+	// providers are the hosted providers, by name; providerState holds
+	// their snapshots as loaded, until each is hosted. Both under
+	// store.mu.
+	providers     map[string]Provider
+	providerState map[string]json.RawMessage
+
+	watchMu  sync.Mutex
+	watchers []func(ResourceChange)
 
 	reqLogMu sync.Mutex
 	reqLog   io.Writer
@@ -167,6 +175,9 @@ func New(opts Options) (*Server, error) {
 		clock: opts.Clock,
 		wall:  wall,
 		store: newStore(opts.SubscriptionID),
+
+		providers:     map[string]Provider{},
+		providerState: map[string]json.RawMessage{},
 	}
 	s.issuer = &issuer{s: s, key: key}
 	s.routes()
@@ -330,9 +341,15 @@ type call struct {
 
 // ServeHTTP runs the layers: recovery, request log, faults, auth, router.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	s.serveAs(w, r, nil)
+}
+
+// serveAs serves a request; a non-nil as is the principal of an
+// in-process call (Dispatch), which carries no token.
+func (s *Server) serveAs(w http.ResponseWriter, r *http.Request, as *principal) {
 	began := s.wall.Now()
 	rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
-	c := &call{s: s, w: rec, r: r, now: s.clock.Now()}
+	c := &call{s: s, w: rec, r: r, now: s.clock.Now(), who: as}
 	defer func() {
 		if p := recover(); p != nil {
 			s.log.Error("handler panic", "method", r.Method, "path", r.URL.Path, "panic", fmt.Sprint(p))
@@ -344,6 +361,12 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}()
 	if e := s.serve(c); e != nil {
 		writeError(rec, e)
+	}
+	if c.route != nil && rec.status >= 200 && rec.status < 300 {
+		switch r.Method {
+		case http.MethodPut, http.MethodPatch, http.MethodDelete:
+			s.notify(ResourceChange{ID: "/" + strings.Join(splitPath(r.URL.EscapedPath()), "/"), Method: r.Method, Time: c.now})
+		}
 	}
 }
 
@@ -367,7 +390,7 @@ func (s *Server) serve(c *call) *Error {
 	if e := s.faults.check(c, rt.name); e != nil {
 		return e
 	}
-	if !rt.public {
+	if !rt.public && c.who == nil {
 		who, e := s.issuer.authenticate(c.r, c.now)
 		if e != nil {
 			return e

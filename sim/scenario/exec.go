@@ -13,19 +13,16 @@ import (
 	"io"
 	"net/http"
 	"regexp"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
-	"github.com/go-git/go-git/v5/plumbing"
 	gossh "golang.org/x/crypto/ssh"
 	"golang.org/x/tools/txtar"
 
 	"github.com/gitopsim/gitopsim/sim"
 	"github.com/gitopsim/gitopsim/sim/agent"
-	"github.com/gitopsim/gitopsim/sim/arm"
 	"github.com/gitopsim/gitopsim/sim/clock"
 	"github.com/gitopsim/gitopsim/sim/cluster"
 	"github.com/gitopsim/gitopsim/sim/gitserver"
@@ -399,101 +396,8 @@ func (r *run) try(s *Step, id string) bool {
 // summary is a one-line description of what a step does, for the
 // timeline and the transcript. It never contains secrets.
 func (r *run) summary(s *Step) string {
-	switch {
-	case s.ARM != nil:
-		return fmt.Sprintf("%s %s", strings.ToUpper(s.ARM.Method), s.ARM.Path)
-	case s.Configuration != nil:
-		c := s.Configuration
-		return fmt.Sprintf("PUT configuration %s/%s", c.Cluster, c.Name)
-	case s.DeleteConfiguration != nil:
-		return fmt.Sprintf("DELETE configuration %s/%s", s.DeleteConfiguration.Cluster, s.DeleteConfiguration.Name)
-	case s.DeleteCluster != nil:
-		return "DELETE connected cluster " + s.DeleteCluster.Name
-	case s.Git != nil:
-		g := s.Git
-		var parts []string
-		if g.Fixture != "" {
-			parts = append(parts, "fixture "+g.Fixture)
-		}
-		if len(g.Files) > 0 {
-			names := make([]string, 0, len(g.Files))
-			for k := range g.Files {
-				names = append(names, k)
-			}
-			sort.Strings(names)
-			parts = append(parts, strings.Join(names, ", "))
-		}
-		if len(g.Delete) > 0 {
-			parts = append(parts, "delete "+strings.Join(g.Delete, ", "))
-		}
-		return fmt.Sprintf("git push %s %s: %s", g.Repo, r.branch(g.Repo, g.Branch), strings.Join(parts, "; "))
-	case s.SetRef != nil:
-		if s.SetRef.To == "" {
-			return fmt.Sprintf("git delete %s %s", s.SetRef.Repo, s.SetRef.Ref)
-		}
-		return fmt.Sprintf("git set %s %s -> %s", s.SetRef.Repo, s.SetRef.Ref, s.SetRef.To)
-	case s.DeployKey != nil:
-		d := s.DeployKey
-		who := "key " + d.Key
-		if d.FromConfiguration != nil {
-			who = fmt.Sprintf("repositoryPublicKey of %s/%s", d.FromConfiguration.Cluster, d.FromConfiguration.Name)
-		}
-		access := "read-only"
-		if d.Write {
-			access = "read-write"
-		}
-		return fmt.Sprintf("deploy %s on %s (%s)", who, d.Repo, access)
-	case s.RevokeKey != nil:
-		return "revoke key " + s.RevokeKey.Key
-	case s.ExpireToken != nil:
-		return "expire token " + s.ExpireToken.Token
-	case s.Network != nil:
-		n := s.Network
-		link := n.Link
-		if link == "" {
-			link = "all"
-		}
-		var what []string
-		if n.Offline != nil {
-			what = append(what, map[bool]string{true: "offline", false: "online"}[*n.Offline])
-		}
-		if n.Delay != nil {
-			what = append(what, "delay "+fmtDur(n.Delay.D()))
-		}
-		if n.Flaky != nil {
-			what = append(what, fmt.Sprintf("flaky 1/%d", *n.Flaky))
-		}
-		return fmt.Sprintf("network %s %s links: %s", n.Cluster, link, strings.Join(what, ", "))
-	case s.GitServer != nil:
-		g := s.GitServer
-		var what []string
-		if g.Down != nil {
-			what = append(what, map[bool]string{true: "down", false: "up"}[*g.Down])
-		}
-		if g.Latency != nil {
-			what = append(what, "latency "+fmtDur(g.Latency.D()))
-		}
-		target := "git server"
-		if g.Repo != "" {
-			target += " repo " + g.Repo
-		}
-		return target + " " + strings.Join(what, ", ")
-	case s.ARMFault != nil:
-		a := s.ARMFault
-		if a.Clear {
-			return "ARM faults cleared"
-		}
-		route := a.Route
-		if route == "" {
-			route = "every route"
-		}
-		return fmt.Sprintf("ARM fault on %s: %d %s", route, a.Status, a.Code)
-	case s.Advance != nil:
-		return "advance " + fmtDur(s.Advance.D())
-	case s.Expect != nil:
-		return r.expectSummary(s.Expect)
-	case s.Try != nil:
-		return "try"
+	if k, ok := stepKinds[r.kindOf(s)]; ok {
+		return k.summary(r, s)
 	}
 	return ""
 }
@@ -512,160 +416,11 @@ func (r *run) branch(repo, b string) string {
 
 // do performs a step's action; detail goes to the timeline.
 func (r *run) do(s *Step) (string, error) {
-	git := r.env.sim.Git()
-	switch {
-	case s.ARM != nil:
-		a := s.ARM
-		var body []byte
-		if a.Body != nil {
-			b, err := json.Marshal(r.expandAny(jsonable(a.Body)))
-			if err != nil {
-				return "", failf("body: %v", err)
-			}
-			body = b
-		}
-		ver := a.APIVersion
-		if ver == "" {
-			ver = configAPIVersion
-		}
-		return r.armCall(strings.ToUpper(a.Method), r.expand(a.Path), ver, body, a.Expect)
-	case s.Configuration != nil:
-		return r.putConfiguration(s.Configuration)
-	case s.DeleteConfiguration != nil:
-		d := s.DeleteConfiguration
-		return r.armCall(http.MethodDelete, r.configPath(d.Cluster, d.Name), configAPIVersion, nil, d.Expect)
-	case s.DeleteCluster != nil:
-		return r.armCall(http.MethodDelete, r.clusterPath(s.DeleteCluster.Name), clusterAPIVersion, nil, s.DeleteCluster.Expect)
-	case s.Git != nil:
-		g := s.Git
-		files, volatile, err := r.files(g.Repo, g.Fixture, g.Files, g.Delete)
-		if err != nil {
-			return "", err
-		}
-		msg := g.Message
-		if msg == "" {
-			msg = s.Name
-		}
-		if msg == "" {
-			msg = "scenario " + r.sc.Metadata.Name
-		}
-		h, err := git.Commit(g.Repo, r.branch(g.Repo, g.Branch), msg, files)
-		if err != nil {
-			return "", failf("git push: %v", err)
-		}
-		// Once a commit held this run's URLs, every later hash on the repo
-		// varies too.
-		volatile = volatile || r.volatile[g.Repo]
-		r.volatile[g.Repo] = volatile
-		if volatile {
-			// Reports stay reproducible: the hash depends on this run's ports.
-			return "committed (with this run's URLs)", nil
-		}
-		return "commit " + h.String()[:7], nil
-	case s.SetRef != nil:
-		sr := s.SetRef
-		ref := sr.Ref
-		if !strings.HasPrefix(ref, "refs/") {
-			if _, err := git.Ref(sr.Repo, "refs/tags/"+ref); err == nil {
-				ref = "refs/tags/" + ref
-			}
-		}
-		to := plumbing.ZeroHash
-		if sr.To != "" {
-			h, err := git.Ref(sr.Repo, sr.To)
-			if err != nil {
-				return "", failf("setRef: %v", err)
-			}
-			to = h
-		}
-		if err := git.SetRef(sr.Repo, ref, to); err != nil {
-			return "", failf("setRef: %v", err)
-		}
-		return "", nil
-	case s.DeployKey != nil:
-		d := s.DeployKey
-		if d.FromConfiguration != nil {
-			pk, err := r.repositoryPublicKey(d.FromConfiguration.Cluster, d.FromConfiguration.Name)
-			if err != nil {
-				return "", err
-			}
-			if _, err := git.AddDeployKey(d.Repo, pk, d.Write); err != nil {
-				return "", failf("deploy key: %v", err)
-			}
-			return "", nil
-		}
-		return "", r.deploy(r.keys[d.Key], d.Repo, d.Write)
-	case s.RevokeKey != nil:
-		kp := r.keys[s.RevokeKey.Key]
-		if len(kp.deployed) == 0 {
-			return "", failf("key %s is not deployed anywhere", s.RevokeKey.Key)
-		}
-		for _, fp := range kp.deployed {
-			git.RevokeKey(fp)
-		}
-		kp.deployed = nil
-		return "", nil
-	case s.ExpireToken != nil:
-		if !git.ExpireToken(r.tokens[s.ExpireToken.Token].secret) {
-			return "", failf("token %s is unknown to the git server", s.ExpireToken.Token)
-		}
-		return "", nil
-	case s.Network != nil:
-		n := s.Network
-		ag := r.clusters[n.Cluster].Agent
-		var targets []linkSetter
-		if n.Link == "" || n.Link == "all" || n.Link == "arm" {
-			targets = append(targets, ag.ARMLink())
-		}
-		if n.Link == "" || n.Link == "all" || n.Link == "git" {
-			targets = append(targets, ag.GitLink())
-		}
-		for _, l := range targets {
-			if n.Offline != nil {
-				l.SetOffline(*n.Offline)
-			}
-			if n.Delay != nil {
-				l.SetDelay(n.Delay.D())
-			}
-			if n.Flaky != nil {
-				l.SetFlaky(*n.Flaky)
-			}
-		}
-		return "", nil
-	case s.GitServer != nil:
-		g := s.GitServer
-		if g.Down != nil {
-			if g.Repo != "" {
-				git.SetRepoDown(g.Repo, *g.Down)
-			} else {
-				git.SetDown(*g.Down)
-			}
-		}
-		if g.Latency != nil {
-			if g.Repo != "" {
-				git.SetRepoLatency(g.Repo, g.Latency.D())
-			} else {
-				git.SetLatency(g.Latency.D())
-			}
-		}
-		return "", nil
-	case s.ARMFault != nil:
-		a := s.ARMFault
-		if a.Clear {
-			r.env.sim.ARM().ClearFaults()
-			return "", nil
-		}
-		if a.Route != "" && !containsFold(r.env.sim.ARM().RouteNames(), a.Route) {
-			return "", failf("no ARM route %q (routes: %s)", a.Route, strings.Join(r.env.sim.ARM().RouteNames(), ", "))
-		}
-		r.env.sim.ARM().InjectFault(arm.Fault{Route: a.Route, Method: strings.ToUpper(a.Method), Status: a.Status, Code: a.Code, Message: a.Message, Times: a.Times})
-		return "", nil
-	case s.Advance != nil:
-		return "", r.advance(s.Advance.D())
-	case s.Expect != nil:
-		return r.expect(s.Expect)
+	k, ok := stepKinds[r.kindOf(s)]
+	if !ok || k.do == nil {
+		return "", failf("step has no action")
 	}
-	return "", failf("step has no action")
+	return k.do(r, s)
 }
 
 type linkSetter interface {
