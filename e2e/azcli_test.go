@@ -68,15 +68,32 @@ func (a *azCLI) run(ctx context.Context, args ...string) (string, string, error)
 func (a *azCLI) ok(ctx context.Context, args ...string) string {
 	GinkgoHelper()
 	stdout, stderr, err := a.run(ctx, args...)
-	Expect(err).NotTo(HaveOccurred(), "az %s\n%s", strings.Join(args, " "), stderr)
+	Expect(err).NotTo(HaveOccurred(), "az %s\n%s", shownArgs(args), stderr)
 	return stdout
+}
+
+// shownArgs is a command line for a failure message, with the password
+// replaced: test output is a report, and secrets stay out of reports.
+func shownArgs(args []string) string {
+	out := make([]string, len(args))
+	for i, a := range args {
+		switch {
+		case strings.HasPrefix(a, "--password=") || strings.HasPrefix(a, "-p="):
+			out[i] = a[:strings.Index(a, "=")+1] + "[redacted]"
+		case i > 0 && (args[i-1] == "--password" || args[i-1] == "-p"):
+			out[i] = "[redacted]"
+		default:
+			out[i] = a
+		}
+	}
+	return strings.Join(out, " ")
 }
 
 // json runs az with JSON output and decodes it into v.
 func (a *azCLI) json(ctx context.Context, v any, args ...string) {
 	GinkgoHelper()
 	out := a.ok(ctx, append(args, "--output", "json")...)
-	Expect(json.Unmarshal([]byte(out), v)).To(Succeed(), "az %s printed:\n%s", strings.Join(args, " "), out)
+	Expect(json.Unmarshal([]byte(out), v)).To(Succeed(), "az %s printed:\n%s", shownArgs(args), out)
 }
 
 func (a *azCLI) transcript() string {
@@ -140,14 +157,16 @@ var _ = Describe("the Azure CLI, unmodified", Label("azcli"), Ordered, func() {
 
 	It("refuses a wrong secret with a clear message, then logs in with the service principal", func(ctx SpecContext) {
 		_, stderr, err := cli.run(ctx, "login", "--service-principal", "--username", ep.ARM.ClientID,
-			"--password", "not-the-secret-e2e", "--tenant", ep.ARM.TenantID)
+			"--password=not-the-secret-e2e", "--tenant", ep.ARM.TenantID)
 		Expect(err).To(HaveOccurred())
 		Expect(stderr).To(ContainSubstring("AADSTS7000215: Invalid client secret provided"))
 		Expect(stderr).NotTo(ContainSubstring("not-the-secret-e2e"))
 
 		var subs []map[string]any
 		cli.json(ctx, &subs, "login", "--service-principal", "--username", ep.ARM.ClientID,
-			"--password", ep.ARM.ClientSecret, "--tenant", ep.ARM.TenantID)
+			// The = form: a secret may start with '-', which az would
+			// take for an option.
+			"--password="+ep.ARM.ClientSecret, "--tenant", ep.ARM.TenantID)
 		Expect(subs).NotTo(BeEmpty())
 
 		var account map[string]any

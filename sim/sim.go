@@ -171,6 +171,9 @@ func New(opts Options) (*Sim, error) {
 	if err := armServer.Host(policyProvider); err != nil {
 		return nil, fmt.Errorf("sim: %w", err)
 	}
+	if err := armServer.Host(policyProvider.Insights(policy.InsightsOptions{})); err != nil {
+		return nil, fmt.Errorf("sim: %w", err)
+	}
 	gitServer, err := gitserver.New(gopts)
 	if err != nil {
 		return nil, err

@@ -2,6 +2,7 @@ package policy
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"regexp"
@@ -10,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/gitopsim/gitopsim/sim/arm"
+	"github.com/gitopsim/gitopsim/sim/policy/engine"
 )
 
 const (
@@ -259,6 +261,16 @@ func (p *Provider) putDefinition(r *arm.Request) *arm.Error {
 		if _, ok := lookupParam(d.props.Parameters, m[1]); !ok {
 			return badRequest(CodeInvalidPolicyParameters, "A function or parameter in policy '%s' could not be validated. If using template functions, try following the tips in: https://aka.ms/policy-avoiding-template-failures. The inner exception 'The policy '%s' has undefined parameter '%s' which is used in the policy rule. Please either define it in policy definition or remove the reference in policy rule.'.", name, name, m[1])
 		}
+	}
+	// What the evaluator will run must compile: unknown operators,
+	// aliases, effects and expressions are refused now, as Azure refuses
+	// them, not discovered at the first evaluation.
+	if _, err := engine.ParseDefinition(name, raw); err != nil {
+		var ee *engine.Error
+		if errors.As(err, &ee) {
+			return &arm.Error{Status: http.StatusBadRequest, Code: ee.Code, Message: ee.Message, Target: ee.Path}
+		}
+		return badRequest(CodeInvalidPolicyRule, "The policy definition '%s' is invalid: %v.", name, err)
 	}
 	p.mu.Lock()
 	old := p.st.Definitions[key(id)]

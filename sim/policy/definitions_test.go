@@ -167,6 +167,9 @@ func TestDefinitionValidation(t *testing.T) {
 		{"no policyRule", "x", customDef(nil, nil), 400, "InvalidPolicyRule"},
 		{"rule without then", "x", customDef(map[string]any{"if": map[string]any{"field": "type", "equals": "a"}}, nil), 400, "InvalidPolicyRule"},
 		{"rule not an object", "x", customDef("deny", nil), 400, "InvalidPolicyRule"},
+		// Refused by the engine the evaluator runs: an operator Azure has not.
+		{"unknown operator", "x", customDef(map[string]any{"if": map[string]any{"field": "type", "equalz": "a"}, "then": map[string]any{"effect": "audit"}}, nil), 400, "InvalidPolicyRule"},
+		{"unknown alias", "x", customDef(map[string]any{"if": map[string]any{"field": "Microsoft.KubernetesConfiguration/sourceControlConfigurations/nope", "equals": "a"}, "then": map[string]any{"effect": "audit"}}, nil), 400, "InvalidPolicyAlias"},
 		{"undefined parameter in rule", "x", customDef(customRule(), map[string]*armpolicy.ParameterDefinitionsValue{}), 400, "InvalidPolicyParameters"},
 		{"default not allowed", "x", customDef(customRule(), map[string]*armpolicy.ParameterDefinitionsValue{
 			"effect": {Type: str, AllowedValues: []any{"Audit"}, DefaultValue: "Deny"}}), 400, "PolicyParameterAllowedAndDefaultValuesMismatch"},

@@ -61,6 +61,9 @@ func start(t *testing.T, f *fixture) *fixture {
 	if err := srv.Host(p); err != nil {
 		t.Fatal(err)
 	}
+	if err := srv.Host(p.Insights(policy.InsightsOptions{PageSize: 2})); err != nil {
+		t.Fatal(err)
+	}
 	if err := srv.Start(t.Context()); err != nil {
 		t.Fatal(err)
 	}
@@ -188,9 +191,10 @@ func (f *fixture) listRoles(scope, filter string) []string {
 	f.t.Helper()
 	var opts *armauthorization.RoleAssignmentsClientListForScopeOptions
 	if filter != "" {
-		// armauthorization puts $filter into the URL unencoded; Azure's
-		// front door takes the spaces, the ARM server's HTTP/1.1 parser
-		// does not (see the report), so spaces go in encoded.
+		// armauthorization puts $filter into the URL unencoded, spaces
+		// and all; Azure's front door takes that, the ARM server's
+		// HTTP/1.1 parser does not (README, Differences), so spaces go in
+		// encoded.
 		filter = strings.ReplaceAll(filter, " ", "%20")
 		opts = &armauthorization.RoleAssignmentsClientListForScopeOptions{Filter: &filter}
 	}
