@@ -2,6 +2,7 @@ package agent
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -14,6 +15,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 	"k8s.io/client-go/discovery"
+	openapiclient "k8s.io/client-go/openapi"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/restmapper"
 	"k8s.io/client-go/tools/clientcmd"
@@ -120,6 +122,16 @@ func (k *kubectl) fresh() {
 // as on a real cluster. Commands run with --validate=warn, so that the
 // server, like a server asked by kubectl 1.21, only warns.
 type fluxKubectlFactory struct{ cmdutil.Factory }
+
+// errNoOpenAPIV3 makes kubectl apply build its strategic merge patches
+// from OpenAPI v2, as kubectl 1.21 (fluxd's) does; kubectl 1.27+ would
+// fetch and parse the group's OpenAPI v3 document for every object it
+// patches (apply.go, ToOptions: "Will fall back to OpenAPI V2").
+var errNoOpenAPIV3 = errors.New("kubectl 1.21 patches with OpenAPI v2")
+
+func (f fluxKubectlFactory) OpenAPIV3Client() (openapiclient.Client, error) {
+	return nil, errNoOpenAPIV3
+}
 
 func (f fluxKubectlFactory) Validator(directive string) (validation.Schema, error) {
 	if directive == metav1.FieldValidationIgnore {
