@@ -110,8 +110,13 @@ func TestUpServesAndStopsCleanlyOnSIGINT(t *testing.T) {
 	}
 	// Progress went to stderr, the summary to stdout. The summary follows
 	// the endpoints file, so on a loaded machine it may not be there yet.
-	for deadline := time.Now().Add(30 * time.Second); !strings.Contains(out.String(), e.Cluster.Kubeconfig) && time.Now().Before(deadline); {
-		time.Sleep(20 * time.Millisecond)
+	for deadline := time.After(30 * time.Second); !strings.Contains(out.String(), e.Cluster.Kubeconfig); {
+		select {
+		case <-deadline:
+		case <-time.After(20 * time.Millisecond):
+			continue
+		}
+		break
 	}
 	if !strings.Contains(out.String(), path) || !strings.Contains(out.String(), e.Cluster.Kubeconfig) {
 		t.Errorf("summary on stdout does not name the endpoints file and kubeconfig:\n%s", out.String())

@@ -186,7 +186,7 @@ func (e *evaluator) evaluateAssignment(id string) {
 // (changed is its time; zero for a plain evaluation) it deploys where the
 // cluster is non-compliant, for assignments in effect at that time.
 func (e *evaluator) evaluateResource(id string, changed time.Time) {
-	cl, ok := e.get(id, clusterAPIVersion(id))
+	cl, ok := e.get(id, clusterAPIVersion)
 	if !ok {
 		return
 	}
@@ -339,7 +339,7 @@ func (e *evaluator) clustersIn(scope string) []engine.Resource {
 		}
 		for _, v := range page.Value {
 			if t := strings.ToLower(v.Type); t == typeConnectedCluster || t == typeManagedCluster {
-				if r, ok := e.get(v.ID, clusterAPIVersion(v.ID)); ok {
+				if r, ok := e.get(v.ID, clusterAPIVersion); ok {
 					out = append(out, r)
 				}
 			}
@@ -444,9 +444,10 @@ func resourceGroupOf(id string) string {
 	return "/subscriptions/" + sub + "/resourceGroups/" + rg
 }
 
-// clusterAPIVersion reads clusters in an api-version whose shape the
-// GitOps rules need (type, location, properties).
-func clusterAPIVersion(string) string { return "2024-01-01" }
+// clusterAPIVersion is the api-version clusters are read in for
+// evaluation: one that both cluster types accept and whose shape has what
+// the GitOps rules read (type, location, properties).
+const clusterAPIVersion = "2024-01-01"
 
 func roleIDs(def *engine.Definition) []string {
 	if def.Rule == nil || def.Rule.Details == nil {
