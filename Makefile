@@ -78,10 +78,11 @@ bench: tools deps ## Benchmarks against same-run baselines, summarised by benchs
 	$(GO) test -run '^$$' -bench HelmReleaseDeploy -benchtime 20x -count $(BENCH_COUNT) ./e2e/bench/ | tee -a out/bench.txt
 	$(GO) test -run '^$$' -bench CredentialExpiry -benchtime 5x -count $(BENCH_COUNT) ./e2e/bench/ | tee -a out/bench.txt
 	$(GO) test -run '^$$' -bench ScenarioLibrary -benchtime 1x -count $(BENCH_COUNT) -timeout 30m ./e2e/bench/ | tee -a out/bench.txt
+	$(GO) test -run '^$$' -bench PolicyFleet -benchtime 1x -count $(BENCH_COUNT) -timeout 30m ./e2e/bench/ | tee -a out/bench.txt
 	$(GO) tool benchstat out/bench.txt
 
 .PHONY: fuzz
-fuzz: deps ## Fuzz the ARM router and bodies, git pkt-lines, requests and pack decoding (FUZZ_TIME each; seeds run in make test)
+fuzz: deps ## Fuzz the ARM router and bodies, git pkt-lines, requests and pack decoding, policy rules, OData filters, remediation requests and scenario files (FUZZ_TIME each; seeds run in make test)
 	$(GO) test -run '^$$' -fuzz '^FuzzRouter$$' -fuzztime $(FUZZ_TIME) ./sim/arm/
 	$(GO) test -run '^$$' -fuzz '^FuzzConfigBody$$' -fuzztime $(FUZZ_TIME) ./sim/arm/
 	$(GO) test -run '^$$' -fuzz '^FuzzPktLine$$' -fuzztime $(FUZZ_TIME) ./sim/gitserver/
@@ -92,6 +93,11 @@ fuzz: deps ## Fuzz the ARM router and bodies, git pkt-lines, requests and pack d
 	$(GO) test -run '^$$' -fuzz '^FuzzEntryHeader$$' -fuzztime $(FUZZ_TIME) ./sim/gitserver/internal/odb/
 	$(GO) test -run '^$$' -fuzz '^FuzzInflate$$' -fuzztime $(FUZZ_TIME) ./sim/gitserver/internal/odb/
 	$(GO) test -run '^$$' -fuzz '^FuzzObjectLinks$$' -fuzztime $(FUZZ_TIME) ./sim/gitserver/internal/odb/
+	$(GO) test -run '^$$' -fuzz '^FuzzExpression$$' -fuzztime $(FUZZ_TIME) ./sim/policy/engine/
+	$(GO) test -run '^$$' -fuzz '^FuzzParseDefinition$$' -fuzztime $(FUZZ_TIME) ./sim/policy/engine/
+	$(GO) test -run '^$$' -fuzz '^FuzzODataFilter$$' -fuzztime $(FUZZ_TIME) ./sim/policy/
+	$(GO) test -run '^$$' -fuzz '^FuzzRemediationRequest$$' -fuzztime $(FUZZ_TIME) ./sim/policy/
+	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZ_TIME) ./sim/scenario/
 
 # Random repositories for the git server's differential suite (make test
 # runs a fixed handful); SOAK_SEED repeats a run, e.g. make soak SOAK_SEEDS=1 SOAK_SEED=123.

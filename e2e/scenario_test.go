@@ -36,6 +36,28 @@ var _ = Describe("Scenarios from a Ginkgo suite", Label("envtest"), func() {
 		Expect(sm.Object(stack.Cluster().AdminConfig(), "v1", "ConfigMap", "library-use", "absent")).NotTo(sm.Exist())
 	})
 
+	It("runs a policy scenario on the suite's simulator and reports its milestones", Label("policy"), func(ctx SpecContext) {
+		res, err := scenario.Run(ctx, stack, "testdata/library-policy.yaml", GinkgoWriter)
+		Expect(err).NotTo(HaveOccurred())
+		Expect(res).To(sm.Pass())
+
+		cm := sm.Object(stack.Cluster().AdminConfig(), "v1", "ConfigMap", "library-policy", "from-policy")
+		withinVirtual(10*time.Minute, 30*time.Second, func(g Gomega) {
+			g.Expect(cm).To(sm.HaveData("from", "policy"))
+		})
+		// The suite's simulator keeps the documented timing: in effect
+		// after 5 minutes, deployed 10 minutes after the cluster connected
+		// (at 5m), Compliant 15 minutes after the deployment.
+		Expect(res.Policy).To(HaveLen(1))
+		m := res.Policy[0]
+		Expect(m.Effective).To(Equal("00:05:00"))
+		Expect(m.Deployments).To(HaveLen(1))
+		Expect(m.Deployments[0].By).To(Equal("automatic"))
+		Expect(m.Deployments[0].First).To(Equal("00:15:00"))
+		Expect(m.AllCompliant).NotTo(BeEmpty())
+		Expect(res.Timeline).To(ContainSubstring("last cluster Compliant"))
+	})
+
 	It("reports a broken scenario file with its position instead of running it", func(ctx SpecContext) {
 		_, err := scenario.Run(ctx, stack, "../sim/scenario/testdata/invalid/bad-duration.yaml", nil)
 		Expect(err).To(MatchError(ContainSubstring(`bad-duration.yaml:9:16: spec.steps[0].advance: invalid duration "5 minutes"`)))

@@ -229,8 +229,8 @@ func (p *Provider) definitionParamsLocked(id string) (map[string]paramDef, strin
 	if id == "" {
 		return nil, "", badRequest(arm.CodeInvalidRequestContent, "The policy assignment request is invalid: the property 'policyDefinitionId' is required.")
 	}
-	if strings.Contains(strings.ToLower(id), "/policysetdefinitions/") {
-		s := p.st.SetDefinitions[key(id)]
+	if isSetDefinitionID(id) {
+		s := p.setDefinitionByIDLocked(id)
 		if s == nil {
 			return nil, "", notFound(CodePolicySetDefinitionNotFound, "The policy assignment create request is invalid. The policy set definition '%s' could not be found.", id)
 		}
@@ -480,4 +480,18 @@ func (p *Provider) listAssignments(r *arm.Request) *arm.Error {
 		items[i] = a
 	}
 	return page(r, items)
+}
+
+// isSetDefinitionID reports whether a policyDefinitionId names an
+// initiative.
+func isSetDefinitionID(id string) bool {
+	return strings.Contains(strings.ToLower(id), "/policysetdefinitions/")
+}
+
+// setDefinitionByIDLocked returns an initiative by id, or nil; p.mu held.
+func (p *Provider) setDefinitionByIDLocked(id string) *setDefinition {
+	if !isSetDefinitionID(id) {
+		return nil
+	}
+	return p.st.SetDefinitions[key(id)]
 }

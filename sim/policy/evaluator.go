@@ -33,18 +33,49 @@ type Timing struct {
 	// Cycle is the standard evaluation cycle of every assignment; 0
 	// turns it off.
 	Cycle time.Duration
+	// RemediationStart is how long a remediation task takes from
+	// creation to its first deployments (discovery of the non-compliant
+	// resources; with ReEvaluateCompliance also their evaluation).
+	RemediationStart time.Duration
+	// RemediationDeployment is how long one deployment of a remediation
+	// takes; parallelDeployments of them run at once.
+	RemediationDeployment time.Duration
 }
 
 // DefaultTiming is the documented timing: 5 minutes for an assignment,
 // 15 for a changed resource, 10 for a deployment, a full cycle every 24
-// hours.
+// hours. A remediation task starts deploying after 2 minutes and each
+// deployment takes 1 (inferred: the docs say a remediation "typically
+// takes 10 to 20 minutes", use-azure-policy.md; with these, 50 clusters
+// at the default parallelism of 10 are deployed after 7 minutes and
+// evaluated Compliant 15 minutes after their deployment).
 func DefaultTiming() Timing {
-	return Timing{Assignment: 5 * time.Minute, Resource: 15 * time.Minute, Deploy: 10 * time.Minute, Cycle: 24 * time.Hour}
+	return Timing{Assignment: 5 * time.Minute, Resource: 15 * time.Minute, Deploy: 10 * time.Minute, Cycle: 24 * time.Hour,
+		RemediationStart: 2 * time.Minute, RemediationDeployment: time.Minute}
+}
+
+// Timing profiles by name, for flags and scenario files.
+const (
+	TimingDocumented = "documented"
+	TimingImmediate  = "immediate"
+)
+
+// TimingProfile returns the timing a profile names: documented
+// (DefaultTiming) or immediate (ImmediateTiming).
+func TimingProfile(name string) (Timing, error) {
+	switch name {
+	case TimingDocumented:
+		return DefaultTiming(), nil
+	case TimingImmediate:
+		return ImmediateTiming(), nil
+	}
+	return Timing{}, fmt.Errorf("unknown policy timing %q: valid values are %s, %s", name, TimingDocumented, TimingImmediate)
 }
 
 // ImmediateTiming is the test mode: everything happens at the next tick
-// of the clock, and there is no daily cycle.
-func ImmediateTiming() Timing { return Timing{} }
+// of the clock. The daily cycle stays, so that states stay within the
+// one-day window queries default to.
+func ImmediateTiming() Timing { return Timing{Cycle: 24 * time.Hour} }
 
 // State is one policy state: the latest evaluation of one resource
 // against one assignment (policyStates' latest record).
@@ -57,6 +88,11 @@ type State struct {
 	SubscriptionID     string
 	PolicyAssignmentID string
 	PolicyDefinitionID string
+	// PolicySetDefinitionID and PolicyDefinitionReferenceID name the
+	// initiative and the definition's place in it; "" for a plain
+	// assignment.
+	PolicySetDefinitionID       string
+	PolicyDefinitionReferenceID string
 	// PolicyDefinitionAction is the effect, lower-case
 	// ("deployifnotexists").
 	PolicyDefinitionAction string
@@ -67,14 +103,21 @@ type State struct {
 
 // Deployment is what one DeployIfNotExists action did for one resource.
 type Deployment struct {
+	// Name is the deployment's name, PolicyDeployment_<n>.
+	Name               string
 	Time               time.Time
 	PolicyAssignmentID string
 	ResourceID         string
+	// Remediation is the remediation task's id, "" for an automatic
+	// deployment after a resource write.
+	Remediation string
 	// DeployedIDs are the resources it PUT.
 	DeployedIDs []string
 	// Error is why it failed ("" when it succeeded): a missing role, or
 	// the ARM error of a PUT.
 	Error string
+	// Code is the error's ARM code ("" when it succeeded).
+	Code string
 }
 
 // evaluator runs Azure Policy's evaluation on the clock: it reacts to
@@ -88,6 +131,10 @@ type evaluator struct {
 	mu          sync.Mutex
 	states      map[string]*State // by lower-case assignment id + "|" + resource id
 	deployments []Deployment
+	// history is every evaluation's state, oldest first, for
+	// policyStates/default.
+	history []State
+	seq     int // deployments made, for their names
 	// effective is when each assignment (lower-case id) took effect: a
 	// resource event before that deploys nothing for it.
 	effective map[string]time.Time
@@ -161,10 +208,14 @@ func (e *evaluator) cycle() {
 func (e *evaluator) evaluateAssignment(id string) {
 	a, ok := e.p.assignmentByID(id)
 	e.mu.Lock()
-	if _, known := e.effective[strings.ToLower(id)]; ok && !known {
+	_, known := e.effective[strings.ToLower(id)]
+	if ok && !known {
 		e.effective[strings.ToLower(id)] = e.p.clk.Now()
 	}
 	e.mu.Unlock()
+	if ok && !known {
+		e.p.ev.emit(Event{Time: e.p.clk.Now(), Kind: EventAssignmentEffective, AssignmentID: a.ID})
+	}
 	if !ok {
 		e.mu.Lock()
 		delete(e.effective, strings.ToLower(id))
@@ -205,89 +256,134 @@ func (e *evaluator) evaluateResource(id string, changed time.Time) {
 	}
 }
 
-// evaluate evaluates one cluster against one assignment and records the
-// state; with deploy, a non-compliant DINE rule deploys.
+// evaluate evaluates one cluster against one assignment (every member
+// definition of an initiative) and records the states; with deploy, a
+// non-compliant DINE rule deploys.
 func (e *evaluator) evaluate(a Assignment, cl engine.Resource, deploy bool) {
 	if !covers(a, cl.ID()) {
 		return
 	}
-	def, params, err := e.p.compiled(a)
+	members, err := e.p.compiled(a)
 	if err != nil {
 		e.p.log.Warn("policy evaluation failed", "assignment", a.ID, "resource", cl.ID(), "err", err)
 		return
 	}
-	in := engine.Input{Resource: cl, Related: e.related}
-	res, err := e.eng.Evaluate(def, params, in)
-	if err != nil {
-		e.p.log.Warn("policy evaluation failed", "assignment", a.ID, "resource", cl.ID(), "err", err)
-		return
+	for _, m := range members {
+		res, ok := e.evaluateMember(a, m, cl)
+		if ok && deploy && res.Effect == "deployifnotexists" && res.ComplianceState == engine.NonCompliant && a.EnforcementMode != "DoNotEnforce" {
+			e.deploy(a, m, cl, "")
+		}
 	}
-	k := strings.ToLower(a.ID) + "|" + strings.ToLower(cl.ID())
+}
+
+// evaluateMember evaluates one definition of an assignment for a cluster
+// and records the state; ok is false when the rule does not apply or
+// could not be evaluated.
+func (e *evaluator) evaluateMember(a Assignment, m evalMember, cl engine.Resource) (*engine.Result, bool) {
+	res, err := e.eng.Evaluate(m.def, m.params, engine.Input{Resource: cl, Related: e.related})
+	if err != nil {
+		e.p.log.Warn("policy evaluation failed", "assignment", a.ID, "definition", m.definitionID, "resource", cl.ID(), "err", err)
+		return nil, false
+	}
+	k := stateKey(a.ID, m.referenceID, cl.ID())
 	if !res.Applicable {
 		e.mu.Lock()
 		delete(e.states, k)
 		e.mu.Unlock()
-		return
+		return res, false
 	}
-	sub, rg := scopeParts(cl.ID())
+	sub, rg := ScopeParts(cl.ID())
 	st := &State{
 		Timestamp: e.p.clk.Now(), ResourceID: cl.ID(), ResourceType: cl.Type(), ResourceLocation: cl.Location(),
-		ResourceGroup: rg, SubscriptionID: sub, PolicyAssignmentID: a.ID, PolicyDefinitionID: a.PolicyDefinitionID,
+		ResourceGroup: rg, SubscriptionID: sub, PolicyAssignmentID: a.ID, PolicyDefinitionID: m.definitionID,
+		PolicySetDefinitionID: m.setID, PolicyDefinitionReferenceID: m.referenceID,
 		PolicyDefinitionAction: res.Effect, ComplianceState: res.ComplianceState, IfNotExistsDetails: res.IfNotExistsDetails,
 	}
 	e.mu.Lock()
+	old := e.states[k]
 	e.states[k] = st
-	e.mu.Unlock()
-	if deploy && res.Effect == "deployifnotexists" && res.ComplianceState == engine.NonCompliant && a.EnforcementMode != "DoNotEnforce" {
-		e.deploy(a, def, params, in)
+	e.history = append(e.history, *st)
+	// Azure keeps states for 90 days; the simulator drops older ones in
+	// chunks so that the history does not grow without bound.
+	if cut := st.Timestamp.Add(-retention); len(e.history) > 0 && e.history[0].Timestamp.Before(cut.Add(-24*time.Hour)) {
+		e.history = slices.DeleteFunc(e.history, func(h State) bool { return h.Timestamp.Before(cut) })
 	}
+	e.mu.Unlock()
+	if old == nil || old.ComplianceState != st.ComplianceState {
+		e.p.ev.emit(Event{Time: st.Timestamp, Kind: EventCompliance, AssignmentID: a.ID, ResourceID: cl.ID(), State: string(st.ComplianceState)})
+	}
+	return res, true
+}
+
+func stateKey(assignmentID, referenceID, resourceID string) string {
+	return strings.ToLower(assignmentID) + "|" + strings.ToLower(referenceID) + "|" + strings.ToLower(resourceID)
 }
 
 // deploy runs a DeployIfNotExists deployment as the assignment's managed
 // identity, which must hold every role the rule names at the resource's
-// scope (Azure grants none by itself: §3.4).
-func (e *evaluator) deploy(a Assignment, def *engine.Definition, params map[string]any, in engine.Input) {
-	d := Deployment{Time: e.p.clk.Now(), PolicyAssignmentID: a.ID, ResourceID: in.Resource.ID()}
+// scope (Azure grants none by itself: §3.4). remediation names the task
+// it runs for, "" for an automatic deployment.
+func (e *evaluator) deploy(a Assignment, m evalMember, cl engine.Resource, remediation string) (d Deployment) {
+	e.mu.Lock()
+	e.seq++
+	d = Deployment{Name: fmt.Sprintf("PolicyDeployment_%d", e.seq), Time: e.p.clk.Now(), PolicyAssignmentID: a.ID, ResourceID: cl.ID(), Remediation: remediation}
+	e.mu.Unlock()
 	defer func() {
 		e.mu.Lock()
 		e.deployments = append(e.deployments, d)
 		e.mu.Unlock()
+		e.p.ev.emit(Event{Time: d.Time, Kind: EventDeployment, AssignmentID: a.ID, ResourceID: d.ResourceID, Remediation: remediation, Error: d.Error})
 		if d.Error != "" {
-			e.p.log.Warn("policy deployment failed", "assignment", a.ID, "resource", d.ResourceID, "err", d.Error)
+			e.p.log.Warn("policy deployment failed", "assignment", a.ID, "resource", d.ResourceID, "remediation", remediation, "err", d.Error)
 		} else {
-			e.p.log.Info("policy deployment succeeded", "assignment", a.ID, "resource", d.ResourceID, "deployed", d.DeployedIDs)
+			e.p.log.Info("policy deployment succeeded", "assignment", a.ID, "resource", d.ResourceID, "remediation", remediation, "deployed", d.DeployedIDs)
 		}
 	}()
 	if a.PrincipalID == "" {
 		d.Error = fmt.Sprintf("The policy assignment '%s' has no managed identity to deploy with.", a.ID)
-		return
+		return d
 	}
-	for _, role := range roleIDs(def) {
-		if !e.p.HasRole(a.PrincipalID, role, in.Resource.ID()) {
-			// The error a deployment without the role gets from ARM.
-			d.Error = fmt.Sprintf("The client '%s' with object id '%s' does not have authorization to perform action 'Microsoft.Resources/deployments/write' over scope '%s' or the scope is invalid. If access was recently granted, please refresh your credentials.",
-				a.PrincipalID, a.PrincipalID, resourceGroupOf(in.Resource.ID()))
-			return
+	for _, role := range roleIDs(m.def) {
+		if !e.p.HasRole(a.PrincipalID, role, cl.ID()) {
+			// The error a deployment without the role gets from ARM
+			// (Azure/manage-azure-policy#23): its validation is refused.
+			d.Error = fmt.Sprintf("The client '%s' with object id '%s' does not have authorization to perform action 'Microsoft.Resources/deployments/validate/action' over scope '%s' or the scope is invalid. If access was recently granted, please refresh your credentials.",
+				a.PrincipalID, a.PrincipalID, resourceGroupOf(cl.ID())+"/providers/Microsoft.Resources/deployments/"+d.Name)
+			d.Code = "AuthorizationFailed"
+			return d
 		}
 	}
-	dep, err := e.eng.Deployment(def, params, in)
+	dep, err := e.eng.Deployment(m.def, m.params, engine.Input{Resource: cl, Related: e.related})
 	if err != nil {
 		d.Error = err.Error()
-		return
+		d.Code = "InvalidTemplate"
+		return d
 	}
 	for _, r := range dep.Resources {
 		body, err := json.Marshal(r.Body)
 		if err != nil {
-			d.Error = err.Error()
-			return
+			d.Error, d.Code = err.Error(), "InvalidTemplate"
+			return d
 		}
 		code, out := e.p.srv.Dispatch(context.Background(), http.MethodPut, r.ID+"?api-version="+url.QueryEscape(r.APIVersion), body, a.PrincipalID)
 		if code >= 300 {
-			d.Error = fmt.Sprintf("PUT %s: %d %s", r.ID, code, out)
-			return
+			d.Error, d.Code = fmt.Sprintf("PUT %s: %d %s", r.ID, code, out), armCode(out)
+			return d
 		}
 		d.DeployedIDs = append(d.DeployedIDs, r.ID)
 	}
+	return d
+}
+
+// armCode is the code of an ARM error envelope, or "DeploymentFailed".
+func armCode(body []byte) string {
+	var env struct {
+		Error struct{ Code string } `json:"error"`
+	}
+	if json.Unmarshal(body, &env) == nil && env.Error.Code != "" {
+		return env.Error.Code
+	}
+	return "DeploymentFailed"
 }
 
 // related reads the resources a rule's existence condition looks at.
@@ -314,7 +410,7 @@ func (e *evaluator) get(id, apiVersion string) (engine.Resource, bool) {
 
 // clustersIn lists the clusters of a scope.
 func (e *evaluator) clustersIn(scope string) []engine.Resource {
-	sub, rg := scopeParts(scope)
+	sub, rg := ScopeParts(scope)
 	path := "/subscriptions/" + sub + "/resources"
 	if rg != "" {
 		path = "/subscriptions/" + sub + "/resourceGroups/" + rg + "/resources"
@@ -362,6 +458,19 @@ func (e *evaluator) forget(resourceID string) {
 			delete(e.states, k)
 		}
 	}
+}
+
+// retention is how long policy states are kept (get-compliance-data.md:
+// 90 days).
+const retention = 90 * 24 * time.Hour
+
+// History returns every evaluation's state of the last 90 days, oldest
+// first: what policyStates/default reports.
+func (p *Provider) History() []State {
+	e := p.eval
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return slices.Clone(e.history)
 }
 
 // States returns the latest policy states, ordered by assignment and
@@ -422,7 +531,7 @@ func resourceType(id string) string {
 }
 
 // scopeParts returns the subscription and resource group of an id.
-func scopeParts(id string) (sub, rg string) {
+func ScopeParts(id string) (sub, rg string) {
 	segs := strings.Split(strings.Trim(id, "/"), "/")
 	for i := 0; i+1 < len(segs); i++ {
 		switch strings.ToLower(segs[i]) {
@@ -440,7 +549,7 @@ func scopeParts(id string) (sub, rg string) {
 }
 
 func resourceGroupOf(id string) string {
-	sub, rg := scopeParts(id)
+	sub, rg := ScopeParts(id)
 	return "/subscriptions/" + sub + "/resourceGroups/" + rg
 }
 
@@ -466,35 +575,115 @@ func (p *Provider) assignmentByID(id string) (Assignment, bool) {
 	return Assignment{}, false
 }
 
-// compiled parses an assignment's definition with the engine and resolves
-// its parameters.
-func (p *Provider) compiled(a Assignment) (*engine.Definition, map[string]any, error) {
-	p.mu.Lock()
-	d := p.definitionByIDLocked(a.PolicyDefinitionID)
-	var raw json.RawMessage
-	var name string
-	if d != nil {
-		raw, name = d.Properties, d.Name
-	}
-	p.mu.Unlock()
-	if d == nil {
-		return nil, nil, fmt.Errorf("definition %s not found (policy set definitions are not evaluated yet)", a.PolicyDefinitionID)
-	}
-	def, err := engine.ParseDefinition(name, raw)
-	if err != nil {
-		return nil, nil, err
-	}
-	values := map[string]any{}
+// evalMember is one policy definition an assignment evaluates: the assigned
+// definition itself, or one definition of an assigned initiative.
+type evalMember struct {
+	definitionID string
+	// setID and referenceID name the initiative and the definition's
+	// reference in it; "" for a plain assignment.
+	setID, referenceID string
+	def                *engine.Definition
+	params             map[string]any
+}
+
+// compiled parses the definitions an assignment evaluates with the engine
+// and resolves their parameters: for an initiative the set's parameters
+// (assigned values and the set's defaults) feed each member's.
+func (p *Provider) compiled(a Assignment) ([]evalMember, error) {
+	assigned := map[string]any{}
 	for k, v := range a.Parameters {
 		var x any
 		if err := json.Unmarshal(v, &x); err != nil {
-			return nil, nil, fmt.Errorf("parameter %s: %w", k, err)
+			return nil, fmt.Errorf("parameter %s: %w", k, err)
 		}
-		values[k] = x
+		assigned[k] = x
 	}
-	params, err := def.ResolveParameters(a.ID, values)
+	p.mu.Lock()
+	set := p.setDefinitionByIDLocked(a.PolicyDefinitionID)
+	if set == nil {
+		d := p.definitionByIDLocked(a.PolicyDefinitionID)
+		p.mu.Unlock()
+		if d == nil {
+			return nil, fmt.Errorf("definition %s not found", a.PolicyDefinitionID)
+		}
+		m, err := compileMember(a.ID, d.Name, a.PolicyDefinitionID, d.Properties, assigned)
+		if err != nil {
+			return nil, err
+		}
+		return []evalMember{m}, nil
+	}
+	type raw struct {
+		ref, id, name string
+		props         json.RawMessage
+		values        map[string]paramValue
+	}
+	var raws []raw
+	for _, mem := range set.Properties.PolicyDefinitions {
+		d := p.definitionByIDLocked(mem.PolicyDefinitionID)
+		if d == nil {
+			p.mu.Unlock()
+			return nil, fmt.Errorf("definition %s of initiative %s not found", mem.PolicyDefinitionID, set.ID)
+		}
+		raws = append(raws, raw{ref: mem.PolicyDefinitionReferenceID, id: mem.PolicyDefinitionID, name: d.Name, props: d.Properties, values: mem.Parameters})
+	}
+	setParams := map[string]any{}
+	for name, pd := range set.Properties.Parameters {
+		if _, v, ok := lookupFold(assigned, name); ok {
+			setParams[name] = v
+		} else if len(pd.DefaultValue) > 0 {
+			var x any
+			if json.Unmarshal(pd.DefaultValue, &x) == nil {
+				setParams[name] = x
+			}
+		}
+	}
+	setID := set.ID
+	p.mu.Unlock()
+	var out []evalMember
+	for _, r := range raws {
+		values := map[string]any{}
+		for k, v := range r.values {
+			var x any
+			if err := json.Unmarshal(v.Value, &x); err != nil {
+				return nil, fmt.Errorf("initiative %s member %s parameter %s: %w", setID, r.ref, k, err)
+			}
+			values[k] = x
+		}
+		resolved, err := engine.MemberParameters(values, setParams)
+		if err != nil {
+			return nil, fmt.Errorf("initiative %s member %s: %w", setID, r.ref, err)
+		}
+		m, err := compileMember(a.ID, r.name, r.id, r.props, resolved)
+		if err != nil {
+			return nil, fmt.Errorf("initiative %s member %s: %w", setID, r.ref, err)
+		}
+		m.setID, m.referenceID = setID, r.ref
+		out = append(out, m)
+	}
+	return out, nil
+}
+
+func compileMember(assignmentID, name, id string, props json.RawMessage, values map[string]any) (evalMember, error) {
+	def, err := engine.ParseDefinition(name, props)
 	if err != nil {
-		return nil, nil, err
+		return evalMember{}, err
 	}
-	return def, params, nil
+	params, err := def.ResolveParameters(assignmentID, values)
+	if err != nil {
+		return evalMember{}, err
+	}
+	return evalMember{definitionID: id, def: def, params: params}, nil
+}
+
+// lookupFold finds a map entry by a case-insensitive name.
+func lookupFold(m map[string]any, name string) (string, any, bool) {
+	if v, ok := m[name]; ok {
+		return name, v, true
+	}
+	for k, v := range m {
+		if strings.EqualFold(k, name) {
+			return k, v, true
+		}
+	}
+	return "", nil, false
 }

@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/gitopsim/gitopsim/sim/arm"
 	"github.com/gitopsim/gitopsim/sim/policy/engine"
@@ -52,6 +53,8 @@ type Insights struct {
 
 	mu    sync.Mutex
 	scans map[string]*scan // by lower-case operation id
+	// remediations are the remediation tasks, by lower-case id.
+	remediations map[string]*storedRemediation
 }
 
 // scan is an on-demand evaluation of a scope.
@@ -69,17 +72,42 @@ func (p *Provider) Insights(opts InsightsOptions) *Insights {
 	if opts.RetryAfter <= 0 {
 		opts.RetryAfter = 1
 	}
-	return &Insights{p: p, pageSize: opts.PageSize, retryAfter: opts.RetryAfter, scans: map[string]*scan{}}
+	in := &Insights{p: p, pageSize: opts.PageSize, retryAfter: opts.RetryAfter, scans: map[string]*scan{}, remediations: map[string]*storedRemediation{}}
+	p.insights = in
+	return in
 }
 
 // Name implements arm.Provider.
 func (in *Insights) Name() string { return InsightsProviderName }
 
-// Snapshot implements arm.Provider: there is nothing to persist.
-func (in *Insights) Snapshot() (json.RawMessage, error) { return json.RawMessage(`{}`), nil }
+// insightsState is what Snapshot persists: the remediation tasks. Policy
+// states are the evaluator's, and scans in progress are not kept.
+type insightsState struct {
+	Remediations map[string]*storedRemediation `json:"remediations"`
+}
 
-// Restore implements arm.Provider.
-func (in *Insights) Restore(json.RawMessage) error { return nil }
+// Snapshot implements arm.Provider.
+func (in *Insights) Snapshot() (json.RawMessage, error) {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	return json.Marshal(insightsState{Remediations: in.remediations})
+}
+
+// Restore implements arm.Provider; unfinished tasks go on when the
+// Provider starts.
+func (in *Insights) Restore(raw json.RawMessage) error {
+	var st insightsState
+	if err := json.Unmarshal(raw, &st); err != nil {
+		return fmt.Errorf("policy insights: restore: %w", err)
+	}
+	if st.Remediations == nil {
+		st.Remediations = map[string]*storedRemediation{}
+	}
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	in.remediations = st.Remediations
+	return nil
+}
 
 // Routes implements arm.Provider. Any api-version is accepted: the SDK
 // sends 2024-10-01, az and the docs 2019-10-01.
@@ -103,6 +131,7 @@ func (in *Insights) Routes() []arm.Route {
 		routes = append(routes, arm.Route{Name: "policyStatesTriggerEvaluation@" + scope, Pattern: scope + pi + "policyStates/latest/triggerEvaluation",
 			Methods: map[string]arm.Handler{http.MethodPost: in.triggerEvaluation}})
 	}
+	routes = append(routes, in.remediationRoutes()...)
 	routes = append(routes, arm.Route{Name: "policyInsightsAsyncOperationResults", Pattern: sub + pi + "asyncOperationResults/{op}",
 		Methods: map[string]arm.Handler{http.MethodGet: in.operationResult}})
 	return routes
@@ -117,6 +146,9 @@ const (
 	propDefinitionAction = "policyDefinitionAction"
 	propIsCompliant      = "isCompliant"
 	propComplianceState  = "complianceState"
+	// An initiative's definitions carry these; "" for a plain assignment.
+	propSetDefinitionID       = "policySetDefinitionId"
+	propDefinitionReferenceID = "policyDefinitionReferenceId"
 )
 
 // stateProps are the properties of a record that queries may name.
@@ -124,6 +156,7 @@ var stateProps = []string{
 	propTimestamp, propResourceID, "resourceType", "resourceLocation", "resourceGroup", "subscriptionId",
 	propAssignmentID, "policyAssignmentName", "policyAssignmentScope", "policyAssignmentParameters",
 	propDefinitionID, "policyDefinitionName", propDefinitionAction, propIsCompliant, propComplianceState,
+	propSetDefinitionID, "policySetDefinitionName", propDefinitionReferenceID,
 }
 
 // filterSchema leaves out the timestamp: comparing it needs datetime
@@ -178,10 +211,19 @@ func (in *Insights) records(r *arm.Request) ([]record, *arm.Error) {
 			return nil, badRequest(CodeInvalidFilterInQuery, "Invalid $filter '%s': %v.", raw, trimOData(err))
 		}
 	}
-	ctx := metadataURL(r) + "#latest/$entity"
+	from, to, e := window(r)
+	if e != nil {
+		return nil, e
+	}
+	kind := "latest"
+	states := in.p.States()
+	if strings.EqualFold(r.Var("kind"), "default") {
+		kind, states = "default", in.p.History()
+	}
+	ctx := metadataURL(r) + "#" + kind + "/$entity"
 	var out []record
-	for _, s := range in.p.States() {
-		if !match(s) {
+	for _, s := range states {
+		if !match(s) || s.Timestamp.Before(from) || s.Timestamp.After(to) {
 			continue
 		}
 		rec := stateRecord(s, byAssignment[key(s.PolicyAssignmentID)])
@@ -218,7 +260,16 @@ func stateRecord(s State, a Assignment) record {
 		propDefinitionID: s.PolicyDefinitionID, "policyDefinitionName": lastSegment(s.PolicyDefinitionID),
 		propDefinitionAction: s.PolicyDefinitionAction, propIsCompliant: s.ComplianceState == engine.Compliant,
 		propComplianceState: string(s.ComplianceState),
+		propSetDefinitionID: s.PolicySetDefinitionID, "policySetDefinitionName": setName(s.PolicySetDefinitionID),
+		propDefinitionReferenceID: s.PolicyDefinitionReferenceID,
 	}
+}
+
+func setName(id string) string {
+	if id == "" {
+		return ""
+	}
+	return lastSegment(id)
 }
 
 func lastSegment(id string) string { return id[strings.LastIndex(id, "/")+1:] }
@@ -229,8 +280,9 @@ func trimOData(err error) string {
 }
 
 // queryResults answers policyStates/{latest|default}/queryResults (POST
-// for the first page, GET for the nextLink). default is the same as
-// latest: the simulator keeps only the latest state of each resource.
+// for the first page, GET for the nextLink): latest has the newest state
+// of each resource and assignment, default every evaluation, both within
+// the $from-$to window.
 func (in *Insights) queryResults(r *arm.Request) *arm.Error {
 	if e := stateKind(r, true); e != nil {
 		return e
@@ -415,7 +467,7 @@ func summarizeRecords(recs []record) summaryResults {
 	}
 	res, _ := worst(func(r record) string { return r[propResourceID].(string) })
 	pol, _ := worst(func(r record) string {
-		return r[propAssignmentID].(string) + "|" + r[propDefinitionID].(string)
+		return r[propAssignmentID].(string) + "|" + r[propDefinitionID].(string) + "|" + r[propDefinitionReferenceID].(string)
 	})
 	out := summaryResults{PolicyGroupDetails: []complianceCount{}}
 	out.ResourceDetails, out.NonCompliantResources = counts(res)
@@ -470,11 +522,11 @@ func (in *Insights) summarize(r *arm.Request) *arm.Error {
 	for _, k := range order {
 		group := byAssignment[k]
 		as := assignmentSummary{PolicyAssignmentID: group[0][propAssignmentID].(string), Results: summarizeRecords(group),
-			PolicyDefinitions: []definitionSummary{}, PolicyGroups: []any{}}
+			PolicySetDefinitionID: group[0][propSetDefinitionID].(string), PolicyDefinitions: []definitionSummary{}, PolicyGroups: []any{}}
 		byDef := map[string][]record{}
 		var defs []string
 		for _, rec := range group {
-			d := key(rec[propDefinitionID].(string))
+			d := key(rec[propDefinitionID].(string)) + "|" + key(rec[propDefinitionReferenceID].(string))
 			if _, ok := byDef[d]; !ok {
 				defs = append(defs, d)
 			}
@@ -483,7 +535,8 @@ func (in *Insights) summarize(r *arm.Request) *arm.Error {
 		for _, d := range defs {
 			g := byDef[d]
 			as.PolicyDefinitions = append(as.PolicyDefinitions, definitionSummary{
-				PolicyDefinitionID: g[0][propDefinitionID].(string), Effect: g[0][propDefinitionAction].(string),
+				PolicyDefinitionID: g[0][propDefinitionID].(string), PolicyDefinitionReferenceID: g[0][propDefinitionReferenceID].(string),
+				Effect:                     g[0][propDefinitionAction].(string),
 				PolicyDefinitionGroupNames: []string{""}, Results: summarizeRecords(g),
 			})
 		}
@@ -575,6 +628,36 @@ func (in *Insights) operationResult(r *arm.Request) *arm.Error {
 }
 
 func scopeSub(scope string) string {
-	sub, _ := scopeParts(scope)
+	sub, _ := ScopeParts(scope)
 	return sub
+}
+
+// window is the time range of a states query: $to defaults to the
+// request's time and $from to a day before $to (azure-policy-spec §2.6).
+// Both take RFC 3339, and the "2019-10-05 18:00:00Z" spelling of the
+// service's own queryResultsUri.
+func window(r *arm.Request) (from, to time.Time, e *arm.Error) {
+	parse := func(name string, def time.Time) (time.Time, *arm.Error) {
+		raw, ok := r.Query(name)
+		if !ok || strings.TrimSpace(raw) == "" {
+			return def, nil
+		}
+		raw = strings.TrimSpace(raw)
+		for _, layout := range []string{time.RFC3339Nano, "2006-01-02 15:04:05Z07:00", "2006-01-02T15:04:05", "2006-01-02"} {
+			if t, err := time.Parse(layout, raw); err == nil {
+				return t, nil
+			}
+		}
+		return time.Time{}, badRequest(CodeInvalidQueryOption, "Invalid %s '%s': expected an ISO 8601 date and time.", name, raw)
+	}
+	if to, e = parse("$to", r.Now()); e != nil {
+		return
+	}
+	if from, e = parse("$from", to.Add(-24*time.Hour)); e != nil {
+		return
+	}
+	if from.After(to) {
+		e = badRequest(CodeInvalidQueryOption, "Invalid time range: $from '%s' is after $to '%s'.", from.Format(time.RFC3339), to.Format(time.RFC3339))
+	}
+	return
 }

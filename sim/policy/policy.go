@@ -64,6 +64,10 @@ type Provider struct {
 	st state
 
 	eval *evaluator
+	ev   events
+	// insights is the Microsoft.PolicyInsights provider made by Insights,
+	// whose remediation tasks go on when p starts.
+	insights *Insights
 }
 
 // state is what Snapshot persists; maps are keyed by lower-cased id.
@@ -114,6 +118,9 @@ func (p *Provider) Start(ctx context.Context) error {
 		return err
 	}
 	p.eval.start()
+	if p.insights != nil {
+		p.insights.resume()
+	}
 	return nil
 }
 

@@ -20,6 +20,7 @@ import (
 
 	"github.com/gitopsim/gitopsim/sim"
 	"github.com/gitopsim/gitopsim/sim/agent"
+	"github.com/gitopsim/gitopsim/sim/policy"
 )
 
 // diagnosticKinds are dumped for every namespace a scenario touches.
@@ -96,7 +97,33 @@ func writeDiagnostics(ctx context.Context, dir, workdir string, s *sim.Sim, sc *
 	}
 	errs = append(errs, os.WriteFile(filepath.Join(dir, "git-refs.txt"), refs.Bytes(), 0o644))
 	errs = append(errs, dumpObjects(ctx, filepath.Join(dir, "cluster-objects.yaml"), s, sc))
+	if p := s.Policy(); p != nil && len(p.Events()) > 0 {
+		errs = append(errs, os.WriteFile(filepath.Join(dir, "policy.txt"), policyDump(p), 0o644))
+	}
 	return errors.Join(errs...)
+}
+
+// policyDump lists what Azure Policy did (events, with deployment
+// errors) and the latest compliance states.
+func policyDump(p *policy.Provider) []byte {
+	var b bytes.Buffer
+	ts := func(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05Z") }
+	fmt.Fprintf(&b, "# events\n")
+	for _, e := range p.Events() {
+		fmt.Fprintf(&b, "%s %-20s %-14s %s %s", ts(e.Time), e.Kind, e.State, e.AssignmentID, e.ResourceID)
+		if e.Remediation != "" {
+			fmt.Fprintf(&b, " remediation=%s", e.Remediation)
+		}
+		if e.Error != "" {
+			fmt.Fprintf(&b, " error=%q", e.Error)
+		}
+		b.WriteString("\n")
+	}
+	fmt.Fprintf(&b, "# latest states\n")
+	for _, st := range p.States() {
+		fmt.Fprintf(&b, "%s %-12s %s %s\n", ts(st.Timestamp), st.ComplianceState, st.PolicyAssignmentID, st.ResourceID)
+	}
+	return b.Bytes()
 }
 
 // namespaces lists the namespaces a scenario names (operator namespaces
@@ -115,6 +142,11 @@ func namespaces(sc *Scenario) []string {
 				set[ns] = true
 			case st.Expect != nil && st.Expect.Object != nil && st.Expect.Object.Namespace != "":
 				set[st.Expect.Object.Namespace] = true
+			case st.AssignPolicy != nil:
+				// What the policy deploys installs an operator there.
+				if ns, ok := st.AssignPolicy.Parameters["operatorNamespace"].(string); ok && ns != "" {
+					set[ns] = true
+				}
 			case st.Try != nil:
 				walk(st.Try.Steps)
 				walk(st.Try.Catch)

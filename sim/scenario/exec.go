@@ -57,11 +57,20 @@ type run struct {
 	wall  clock.Clock
 	rg    string
 
-	az       *azclient.Clients
+	az *azclient.Clients
+	// decls are the declared clusters by name, groups their members by
+	// group name; clusters those onboarded so far.
+	decls    map[string]*clusterDecl
+	groups   map[string][]*clusterDecl
 	clusters map[string]*sim.Connected
-	keys     map[string]*keyPair
-	tokens   map[string]*tokenInfo
-	stepAt   map[string]time.Time // step name -> virtual start
+	// assignments and remediations are what policy steps created, by the
+	// name the scenario gave them.
+	assignments  map[string]*assignmentRef
+	assignOrder  []string
+	remediations map[string]string // name -> id
+	keys         map[string]*keyPair
+	tokens       map[string]*tokenInfo
+	stepAt       map[string]time.Time // step name -> virtual start
 	// volatile marks repos whose commits hold this run's URLs (ports), so
 	// their hashes are left out of reproducible reports.
 	volatile map[string]bool
@@ -89,6 +98,7 @@ func failf(format string, args ...any) error { return &stepError{fmt.Sprintf(for
 func execute(ctx context.Context, e env, sc *Scenario) *Result {
 	r := &run{
 		ctx: ctx, sc: sc, env: e, start: e.clk.Now(), wall: clock.Real(),
+		decls: map[string]*clusterDecl{}, groups: map[string][]*clusterDecl{}, assignments: map[string]*assignmentRef{}, remediations: map[string]string{},
 		clusters: map[string]*sim.Connected{}, keys: map[string]*keyPair{}, tokens: map[string]*tokenInfo{}, stepAt: map[string]time.Time{}, volatile: map[string]bool{},
 		res: &Result{Name: sc.Metadata.Name, File: sc.Pos.File, Passed: true},
 	}
@@ -96,6 +106,12 @@ func execute(ctx context.Context, e env, sc *Scenario) *Result {
 	r.rg = sc.Spec.ResourceGroup
 	if r.rg == "" {
 		r.rg = "scenario-" + sc.Metadata.Name
+	}
+	for _, d := range clusterDecls(&sc.Spec, r.rg) {
+		r.decls[d.Name] = d
+		if d.Group != "" {
+			r.groups[d.Group] = append(r.groups[d.Group], d)
+		}
 	}
 	wallStart := r.wall.Now()
 	defer func() {
@@ -111,6 +127,7 @@ func execute(ctx context.Context, e env, sc *Scenario) *Result {
 	// Offsets count from the first step: on a wall clock, setup took time.
 	r.start = e.clk.Now()
 	r.steps(sc.Spec.Steps, "", false)
+	r.policyReport()
 	return r.res
 }
 
@@ -209,31 +226,26 @@ func (r *run) setup() error {
 		}
 		r.tokens[t.Name] = &tokenInfo{user: t.Name, secret: secret}
 	}
-	for _, c := range r.sc.Spec.Clusters {
-		o := sim.OnboardOptions{Name: c.Name, ResourceGroup: r.rg, Profile: c.Profile, Intervals: agent.Intervals{
-			Heartbeat: c.Intervals.Heartbeat.D(), ConfigPoll: c.Intervals.ConfigPoll.D(), GitPoll: c.Intervals.GitPoll.D(),
-			Sync: c.Intervals.Sync.D(), Retry: c.Intervals.Retry.D(),
-		}}
-		if c.Profile == "" {
-			o.Profile = "realistic"
+	// Resource groups first, so that assignments can be scoped to those
+	// whose clusters join later.
+	made := map[string]bool{}
+	for _, d := range clusterDecls(&r.sc.Spec, r.rg) {
+		if made[strings.ToLower(d.ResourceGroup)] {
+			continue
 		}
-		if c.Backend == "dedicated" {
-			if r.env.newBackend == nil {
-				return fmt.Errorf("cluster %s: backend dedicated is not available here", c.Name)
-			}
-			if o.Backend, err = r.env.newBackend(r.ctx, c.Name); err != nil {
-				return fmt.Errorf("cluster %s: %w", c.Name, err)
-			}
+		made[strings.ToLower(d.ResourceGroup)] = true
+		body, _ := json.Marshal(map[string]string{"location": d.Location})
+		if _, err := r.armCall(http.MethodPut, "/subscriptions/"+r.az.SubscriptionID+"/resourcegroups/"+d.ResourceGroup, "2021-04-01", body, ARMStatus{}); err != nil {
+			return fmt.Errorf("resource group %s: %w", d.ResourceGroup, err)
 		}
-		conn, err := r.env.sim.Onboard(r.ctx, o)
-		if err != nil {
-			return fmt.Errorf("cluster %s: %w", c.Name, err)
+	}
+	for _, d := range clusterDecls(&r.sc.Spec, r.rg) {
+		if d.later() {
+			continue
 		}
-		if c.Offline {
-			conn.Agent.ARMLink().SetOffline(true)
-			conn.Agent.GitLink().SetOffline(true)
+		if err := r.onboard(d); err != nil {
+			return err
 		}
-		r.clusters[c.Name] = conn
 	}
 	r.kube = newKubeClients()
 	return nil
@@ -448,8 +460,47 @@ func (r *run) advance(d time.Duration) error {
 	return r.env.clk.Sleep(r.ctx, d)
 }
 
+// onboard connects a declared cluster and starts its agent.
+func (r *run) onboard(d *clusterDecl) error {
+	c := d.Entry
+	o := sim.OnboardOptions{Name: d.Name, ResourceGroup: d.ResourceGroup, Location: d.Location, Profile: c.Profile, Intervals: agent.Intervals{
+		Heartbeat: c.Intervals.Heartbeat.D(), ConfigPoll: c.Intervals.ConfigPoll.D(), GitPoll: c.Intervals.GitPoll.D(),
+		Sync: c.Intervals.Sync.D(), Retry: c.Intervals.Retry.D(),
+	}}
+	if c.Profile == "" {
+		o.Profile = "realistic"
+	}
+	if c.Backend == "dedicated" {
+		if r.env.newBackend == nil {
+			return fmt.Errorf("cluster %s: backend dedicated is not available here", d.Name)
+		}
+		var err error
+		if o.Backend, err = r.env.newBackend(r.ctx, d.Name); err != nil {
+			return fmt.Errorf("cluster %s: %w", d.Name, err)
+		}
+	}
+	conn, err := r.env.sim.Onboard(r.ctx, o)
+	if err != nil {
+		return fmt.Errorf("cluster %s: %w", d.Name, err)
+	}
+	if c.Offline {
+		conn.Agent.ARMLink().SetOffline(true)
+		conn.Agent.GitLink().SetOffline(true)
+	}
+	r.clusters[d.Name] = conn
+	return nil
+}
+
+// clusterRG is a declared cluster's resource group.
+func (r *run) clusterRG(name string) string {
+	if d, ok := r.decls[name]; ok {
+		return d.ResourceGroup
+	}
+	return r.rg
+}
+
 func (r *run) clusterPath(name string) string {
-	return fmt.Sprintf("/subscriptions/%s/resourceGroups/%s/providers/Microsoft.Kubernetes/connectedClusters/%s", r.az.SubscriptionID, r.rg, name)
+	return fmt.Sprintf("/subscriptions/%s/resourceGroups/%s/providers/Microsoft.Kubernetes/connectedClusters/%s", r.az.SubscriptionID, r.clusterRG(name), name)
 }
 
 func (r *run) configPath(clusterName, name string) string {
@@ -524,15 +575,28 @@ func (r *run) putConfiguration(c *Configuration) (string, error) {
 // armCall sends one request through the public ARM API with a token from
 // gitopsim's issuer, as any client does, and checks the answer.
 func (r *run) armCall(method, path, apiVersion string, body []byte, want ARMStatus) (string, error) {
-	status, resp, err := r.armDo(method, path, apiVersion, body)
+	detail, _, err := r.armCallBody(method, path, apiVersion, body, want)
+	return detail, err
+}
+
+// armCallBody is armCall that also returns the answer's body.
+func (r *run) armCallBody(method, path, apiVersion string, body []byte, want ARMStatus) (string, []byte, error) {
+	resp, err := r.armRequest(method, path, apiVersion, body)
 	if err != nil {
-		return "", err
+		return "", nil, err
 	}
+	detail, err := judgeARM(method, path, resp.status, resp.body, want)
+	return detail, resp.body, err
+}
+
+// judgeARM checks an ARM answer against a step's expectation (default:
+// any 2xx) and returns the step's detail: the status and error code.
+func judgeARM(method, path string, status int, body []byte, want ARMStatus) (string, error) {
 	detail := fmt.Sprintf("%d", status)
 	var env struct {
 		Error struct{ Code, Message string }
 	}
-	_ = json.Unmarshal(resp, &env)
+	_ = json.Unmarshal(body, &env)
 	got := strconv.Itoa(status)
 	if env.Error.Code != "" {
 		detail += " " + env.Error.Code
@@ -552,11 +616,31 @@ func (r *run) armCall(method, path, apiVersion string, body []byte, want ARMStat
 }
 
 func (r *run) armDo(method, path, apiVersion string, body []byte) (int, []byte, error) {
+	resp, err := r.armRequest(method, path, apiVersion, body)
+	if err != nil {
+		return 0, nil, err
+	}
+	return resp.status, resp.body, nil
+}
+
+// armResponse is an ARM answer read whole.
+type armResponse struct {
+	status int
+	header http.Header
+	body   []byte
+}
+
+// armRequest sends one request to path (or to an absolute URL on the ARM
+// server, such as a Location header's) with a token.
+func (r *run) armRequest(method, path, apiVersion string, body []byte) (*armResponse, error) {
 	tok, err := r.az.Credential.GetToken(r.ctx, policy.TokenRequestOptions{Scopes: []string{azclient.Audience + "/.default"}})
 	if err != nil {
-		return 0, nil, fmt.Errorf("token: %w", err)
+		return nil, fmt.Errorf("token: %w", err)
 	}
-	u := r.env.sim.ARM().URL() + path
+	u := path
+	if strings.HasPrefix(path, "/") {
+		u = r.env.sim.ARM().URL() + path
+	}
 	if apiVersion != "" && !strings.Contains(path, "api-version=") {
 		sep := "?"
 		if strings.Contains(path, "?") {
@@ -566,7 +650,7 @@ func (r *run) armDo(method, path, apiVersion string, body []byte) (int, []byte, 
 	}
 	req, err := http.NewRequestWithContext(r.ctx, method, u, bytes.NewReader(body))
 	if err != nil {
-		return 0, nil, err
+		return nil, err
 	}
 	req.Header.Set("Authorization", "Bearer "+tok.Token)
 	req.Header.Set("User-Agent", "gitopsim-scenario/"+r.sc.Metadata.Name)
@@ -575,11 +659,11 @@ func (r *run) armDo(method, path, apiVersion string, body []byte) (int, []byte, 
 	}
 	resp, err := r.az.HTTPClient.Do(req)
 	if err != nil {
-		return 0, nil, fmt.Errorf("%s %s: %w", method, path, err)
+		return nil, fmt.Errorf("%s %s: %w", method, path, err)
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
-	return resp.StatusCode, b, err
+	return &armResponse{status: resp.StatusCode, header: resp.Header, body: b}, err
 }
 
 func (r *run) repositoryPublicKey(clusterName, name string) (string, error) {
@@ -640,10 +724,26 @@ func (r *run) variable(name string) (string, bool) {
 	}
 	switch kind {
 	case "cluster":
-		if field == "id" {
-			if _, ok := r.clusters[obj]; ok {
+		if _, ok := r.decls[obj]; ok {
+			switch field {
+			case "id":
 				return r.clusterPath(obj), true
+			case "resourceGroup":
+				return r.clusterRG(obj), true
 			}
+		}
+	case "assignment":
+		if a, ok := r.assignments[obj]; ok {
+			switch field {
+			case "id":
+				return a.id, true
+			case "principalId":
+				return a.principalID, true
+			}
+		}
+	case "remediation":
+		if id, ok := r.remediations[obj]; ok && field == "id" {
+			return id, true
 		}
 	case "repo":
 		switch field {

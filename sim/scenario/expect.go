@@ -107,73 +107,61 @@ func (r *run) stepTo(deadline time.Time, q time.Duration) error {
 	return r.env.clk.Sleep(r.ctx, max(min(time.Second, deadline.Sub(r.env.clk.Now())), time.Millisecond))
 }
 
+// expectKind checks one kind of expectation: each check field of Expect
+// (its YAML key) has a row in expectKinds, so a new kind is a new row and
+// its functions, not another case in a switch.
+type expectKind struct {
+	// summary describes the check for the timeline, without the window.
+	summary func(r *run, e *Expect) string
+	// check builds the check, evaluated once or over a window.
+	check func(r *run, e *Expect) check
+}
+
+// expectKinds maps an expectation's check to how it runs.
+var expectKinds = map[string]expectKind{
+	"compliance":       {summaryCompliance, func(r *run, e *Expect) check { return r.checkCompliance(e.Compliance) }},
+	"connectivity":     {summaryConnectivity, checkConnectivity},
+	"arm":              {summaryARMExpect, checkARMExpect},
+	"object":           {summaryObject, func(r *run, e *Expect) check { return r.checkObject(e.Object) }},
+	"gitRef":           {summaryGitRef, func(r *run, e *Expect) check { return r.checkGitRef(e.GitRef) }},
+	"event":            {summaryEvent, func(r *run, e *Expect) check { return r.checkEvent(e.Event) }},
+	"policyCompliance": {summaryPolicyCompliance, checkPolicyCompliance},
+	"policySummary":    {summaryPolicySummary, checkPolicySummary},
+	"remediation":      {summaryRemediation, checkRemediation},
+	"policyDeployment": {summaryPolicyDeployment, checkPolicyDeployment},
+}
+
+// expectChecks lists Expect's check fields by YAML name, in declaration
+// order.
+func expectChecks() []string {
+	var out []string
+	t := reflect.TypeFor[Expect]()
+	for i := range t.NumField() {
+		name, _, _ := strings.Cut(t.Field(i).Tag.Get("yaml"), ",")
+		if t.Field(i).Type.Kind() == reflect.Pointer && name != "within" && name != "during" {
+			out = append(out, name)
+		}
+	}
+	return out
+}
+
+// expectKindOf is the expectation's check, its first non-empty check
+// field.
+func expectKindOf(e *Expect) string {
+	rv := reflect.ValueOf(e).Elem()
+	for i := range rv.NumField() {
+		name, _, _ := strings.Cut(rv.Type().Field(i).Tag.Get("yaml"), ",")
+		if rv.Field(i).Kind() == reflect.Pointer && !rv.Field(i).IsNil() && name != "within" && name != "during" {
+			return name
+		}
+	}
+	return ""
+}
+
 func (r *run) expectSummary(e *Expect) string {
 	var s string
-	switch {
-	case e.Compliance != nil:
-		c := e.Compliance
-		s = fmt.Sprintf("compliance %s/%s", c.Cluster, c.Configuration)
-		if c.State != "" {
-			s += " " + c.State
-		}
-		if c.MessageLevel != "" {
-			s += " level " + c.MessageLevel
-		}
-		if c.Message != "" {
-			s += fmt.Sprintf(" message ~ %q", c.Message)
-		}
-		if c.RepositoryPublicKey != "" {
-			s += " repositoryPublicKey " + c.RepositoryPublicKey
-		}
-	case e.Connectivity != nil:
-		s = fmt.Sprintf("connectivity %s %s", e.Connectivity.Cluster, e.Connectivity.Status)
-	case e.ARM != nil:
-		status := e.ARM.Status
-		if status == 0 {
-			status = http.StatusOK
-		}
-		s = fmt.Sprintf("GET %s %d", e.ARM.Path, status)
-		if e.ARM.Match != nil || len(e.ARM.Fields) > 0 {
-			s += " matching"
-		}
-	case e.Object != nil:
-		o := e.Object
-		state := o.State
-		if state == "" {
-			state = "present"
-		}
-		s = fmt.Sprintf("%s %s on %s %s", o.Kind, nsName(o.Namespace, o.Name), o.Cluster, state)
-		if o.As != "" {
-			s += " as " + o.As
-		}
-		if o.Match != nil {
-			s += " matching"
-		}
-	case e.GitRef != nil:
-		g := e.GitRef
-		switch {
-		case g.Exists != nil && !*g.Exists:
-			s = fmt.Sprintf("git %s %s absent", g.Repo, g.Ref)
-		case g.Equals != "":
-			s = fmt.Sprintf("git %s %s = %s", g.Repo, g.Ref, g.Equals)
-		default:
-			s = fmt.Sprintf("git %s %s exists", g.Repo, g.Ref)
-		}
-	case e.Event != nil:
-		ev := e.Event
-		s = "event " + ev.Cluster
-		if ev.Configuration != "" {
-			s += "/" + ev.Configuration
-		}
-		if ev.Reason != "" {
-			s += " " + ev.Reason
-		}
-		if ev.Message != "" {
-			s += fmt.Sprintf(" ~ %q", ev.Message)
-		}
-		if ev.Absent {
-			s = "no " + s
-		}
+	if k, ok := expectKinds[expectKindOf(e)]; ok {
+		s = k.summary(r, e)
 	}
 	switch {
 	case e.Within != nil:
@@ -184,6 +172,85 @@ func (r *run) expectSummary(e *Expect) string {
 	return "expect " + s
 }
 
+func summaryCompliance(r *run, e *Expect) string {
+	c := e.Compliance
+	s := fmt.Sprintf("compliance %s/%s", c.Cluster, c.Configuration)
+	if c.State != "" {
+		s += " " + c.State
+	}
+	if c.MessageLevel != "" {
+		s += " level " + c.MessageLevel
+	}
+	if c.Message != "" {
+		s += fmt.Sprintf(" message ~ %q", c.Message)
+	}
+	if c.RepositoryPublicKey != "" {
+		s += " repositoryPublicKey " + c.RepositoryPublicKey
+	}
+	return s
+}
+
+func summaryConnectivity(r *run, e *Expect) string {
+	return fmt.Sprintf("connectivity %s %s", e.Connectivity.Cluster, e.Connectivity.Status)
+}
+
+func summaryARMExpect(r *run, e *Expect) string {
+	status := e.ARM.Status
+	if status == 0 {
+		status = http.StatusOK
+	}
+	s := fmt.Sprintf("GET %s %d", e.ARM.Path, status)
+	if e.ARM.Match != nil || len(e.ARM.Fields) > 0 {
+		s += " matching"
+	}
+	return s
+}
+
+func summaryObject(r *run, e *Expect) string {
+	o := e.Object
+	state := o.State
+	if state == "" {
+		state = "present"
+	}
+	s := fmt.Sprintf("%s %s on %s %s", o.Kind, nsName(o.Namespace, o.Name), o.Cluster, state)
+	if o.As != "" {
+		s += " as " + o.As
+	}
+	if o.Match != nil {
+		s += " matching"
+	}
+	return s
+}
+
+func summaryGitRef(r *run, e *Expect) string {
+	g := e.GitRef
+	switch {
+	case g.Exists != nil && !*g.Exists:
+		return fmt.Sprintf("git %s %s absent", g.Repo, g.Ref)
+	case g.Equals != "":
+		return fmt.Sprintf("git %s %s = %s", g.Repo, g.Ref, g.Equals)
+	}
+	return fmt.Sprintf("git %s %s exists", g.Repo, g.Ref)
+}
+
+func summaryEvent(r *run, e *Expect) string {
+	ev := e.Event
+	s := "event " + ev.Cluster
+	if ev.Configuration != "" {
+		s += "/" + ev.Configuration
+	}
+	if ev.Reason != "" {
+		s += " " + ev.Reason
+	}
+	if ev.Message != "" {
+		s += fmt.Sprintf(" ~ %q", ev.Message)
+	}
+	if ev.Absent {
+		s = "no " + s
+	}
+	return s
+}
+
 func nsName(ns, name string) string {
 	if ns == "" {
 		return name
@@ -192,39 +259,36 @@ func nsName(ns, name string) string {
 }
 
 func (r *run) checker(e *Expect) check {
-	switch {
-	case e.Compliance != nil:
-		return r.checkCompliance(e.Compliance)
-	case e.Connectivity != nil:
-		c := e.Connectivity
-		return r.checkARM(r.clusterPath(c.Cluster), clusterAPIVersion, http.StatusOK, nil, map[string]any{"properties.connectivityStatus": c.Status})
-	case e.ARM != nil:
-		a := e.ARM
-		status := a.Status
-		if status == 0 {
-			status = http.StatusOK
-		}
-		ver := a.APIVersion
-		if ver == "" {
-			ver = configAPIVersion
-		}
-		var match any
-		if a.Match != nil {
-			match = jsonable(r.expandAny(a.Match))
-		}
-		fields := map[string]any{}
-		for k, v := range a.Fields {
-			fields[k] = jsonable(r.expandAny(v))
-		}
-		return r.checkARM(r.expand(a.Path), ver, status, match, fields)
-	case e.Object != nil:
-		return r.checkObject(e.Object)
-	case e.GitRef != nil:
-		return r.checkGitRef(e.GitRef)
-	case e.Event != nil:
-		return r.checkEvent(e.Event)
+	if k, ok := expectKinds[expectKindOf(e)]; ok {
+		return k.check(r, e)
 	}
 	return func() string { return "nothing to check" }
+}
+
+func checkConnectivity(r *run, e *Expect) check {
+	c := e.Connectivity
+	return r.checkARM(r.clusterPath(c.Cluster), clusterAPIVersion, http.StatusOK, nil, map[string]any{"properties.connectivityStatus": c.Status})
+}
+
+func checkARMExpect(r *run, e *Expect) check {
+	a := e.ARM
+	status := a.Status
+	if status == 0 {
+		status = http.StatusOK
+	}
+	ver := a.APIVersion
+	if ver == "" {
+		ver = configAPIVersion
+	}
+	var match any
+	if a.Match != nil {
+		match = jsonable(r.expandAny(a.Match))
+	}
+	fields := map[string]any{}
+	for k, v := range a.Fields {
+		fields[k] = jsonable(r.expandAny(v))
+	}
+	return r.checkARM(r.expand(a.Path), ver, status, match, fields)
 }
 
 func (r *run) getJSON(path, apiVersion string) (int, any, string) {
@@ -338,8 +402,12 @@ func (r *run) checkGitRef(g *GitRefExpect) check {
 }
 
 func (r *run) checkEvent(ev *EventExpect) check {
-	ag := r.clusters[ev.Cluster].Agent
 	return func() string {
+		c, ok := r.clusters[ev.Cluster]
+		if !ok {
+			return notOnboarded(ev.Cluster)
+		}
+		ag := c.Agent
 		var last string
 		for _, e := range ag.Events() {
 			if (ev.Configuration == "" || e.Configuration == ev.Configuration) && (ev.Reason == "" || e.Reason == ev.Reason) && strings.Contains(e.Message, ev.Message) {
@@ -360,6 +428,12 @@ func (r *run) checkEvent(ev *EventExpect) check {
 		}
 		return "no matching event; the latest was: " + last
 	}
+}
+
+// notOnboarded explains a check on a cluster that waits for its onboard
+// step.
+func notOnboarded(name string) string {
+	return fmt.Sprintf("cluster %s is not onboarded yet (it is declared with onboard: later)", name)
 }
 
 // kubeClients caches REST mappers and dynamic clients per backend and
@@ -413,7 +487,6 @@ func (k *kubeClients) client(b cluster.Backend, as string, groups []string) (dyn
 }
 
 func (r *run) checkObject(o *ObjectExpect) check {
-	b := r.clusters[o.Cluster].Backend
 	want := o.State
 	if want == "" {
 		want = "present"
@@ -424,7 +497,11 @@ func (r *run) checkObject(o *ObjectExpect) check {
 	}
 	what := fmt.Sprintf("%s %s", o.Kind, nsName(o.Namespace, o.Name))
 	return func() string {
-		got, obj, detail := r.getObject(b, o)
+		c, ok := r.clusters[o.Cluster]
+		if !ok {
+			return notOnboarded(o.Cluster)
+		}
+		got, obj, detail := r.getObject(c.Backend, o)
 		if got != want {
 			if detail != "" {
 				detail = " (" + detail + ")"

@@ -31,7 +31,8 @@ func Parse(file string, data []byte) (*Scenario, error) {
 		return nil, err
 	}
 	sc.Pos = Pos{File: file, Line: 1, Col: 1}
-	v := &validator{sc: sc, file: file, clusters: map[string]bool{}, repos: map[string]bool{}, keys: map[string]bool{}, tokens: map[string]bool{}, names: map[string]bool{}}
+	v := &validator{sc: sc, file: file, clusters: map[string]bool{}, groups: map[string]bool{}, repos: map[string]bool{}, keys: map[string]bool{}, tokens: map[string]bool{},
+		names: map[string]bool{}, assignments: map[string]bool{}, remediations: map[string]bool{}}
 	v.check()
 	if len(v.errs) > 0 {
 		return nil, errors.Join(v.errs...)
@@ -107,7 +108,11 @@ type validator struct {
 	file                          string
 	errs                          []error
 	clusters, repos, keys, tokens map[string]bool
-	names                         map[string]bool // step names seen so far
+	// groups are the names of cluster entries with a count.
+	groups map[string]bool
+	names  map[string]bool // step names seen so far
+	// assignments and remediations are the names earlier steps created.
+	assignments, remediations map[string]bool
 }
 
 func (v *validator) fail(p Pos, field, format string, args ...any) {
@@ -125,12 +130,16 @@ func (v *validator) check() {
 	if !dnsLabel.MatchString(sc.Metadata.Name) || len(sc.Metadata.Name) > 63 {
 		v.fail(sc.Metadata.Pos, "metadata.name", "must be a DNS label (lower-case letters, digits and '-', at most 63), got %q", sc.Metadata.Name)
 	}
-	for i, c := range sc.Spec.Clusters {
+	if sc.Spec.ResourceGroup != "" && (!resourceGroupRE.MatchString(sc.Spec.ResourceGroup) || strings.HasSuffix(sc.Spec.ResourceGroup, ".")) {
+		v.fail(sc.Spec.Pos, "spec.resourceGroup", "not a resource group name (letters, digits, '-', '_', '.', '(', ')', at most 90): %q", sc.Spec.ResourceGroup)
+	}
+	if sc.Spec.Policy != nil {
+		v.policySpec(sc.Spec.Policy)
+	}
+	for i := range sc.Spec.Clusters {
+		c := &sc.Spec.Clusters[i]
 		f := fmt.Sprintf("spec.clusters[%d]", i)
-		v.unique(v.clusters, c.Name, c.Pos, f, "cluster")
-		if c.Name != "" && (!dnsLabel.MatchString(c.Name) || len(c.Name) > 63) {
-			v.fail(c.Pos, f+".name", "must be a DNS label, got %q", c.Name)
-		}
+		v.clusterEntry(c, f)
 		if !oneOf(c.Profile, "", "realistic", "fast") {
 			v.fail(c.Pos, f+".profile", "must be realistic or fast, got %q", c.Profile)
 		}
@@ -190,6 +199,9 @@ func (v *validator) ref(set map[string]bool, name string, p Pos, field, what str
 			known = append(known, k)
 		}
 		sort.Strings(known)
+		if len(known) > 10 {
+			known = append(known[:10], fmt.Sprintf("… %d more", len(known)-10))
+		}
 		v.fail(p, field, "no %s %q in spec (declared: %s)", what, name, strings.Join(known, ", "))
 	}
 }
@@ -242,6 +254,10 @@ func (v *validator) steps(steps []Step, path string) {
 	}
 }
 
+// armPath reports whether p is a path, or starts with a variable that is
+// one (${cluster.<name>.id}).
+func armPath(p string) bool { return strings.HasPrefix(p, "/") || strings.HasPrefix(p, "${") }
+
 func (v *validator) armStatus(e ARMStatus, field string) {
 	if e.Status != 0 && (e.Status < 100 || e.Status > 599) {
 		v.fail(e.Pos, field+".status", "not an HTTP status: %d", e.Status)
@@ -255,8 +271,8 @@ func (v *validator) step(s *Step, f string) {
 		if !oneOf(strings.ToUpper(a.Method), "GET", "PUT", "PATCH", "DELETE", "POST", "HEAD") {
 			v.fail(a.Pos, f+".arm.method", "must be GET, PUT, PATCH, DELETE, POST or HEAD, got %q", a.Method)
 		}
-		if !strings.HasPrefix(a.Path, "/") {
-			v.fail(a.Pos, f+".arm.path", "must start with /, got %q", a.Path)
+		if !armPath(a.Path) {
+			v.fail(a.Pos, f+".arm.path", "must start with / (or a ${...} id), got %q", a.Path)
 		}
 		v.armStatus(a.Expect, f+".arm.expect")
 	case s.Configuration != nil:
@@ -355,6 +371,8 @@ func (v *validator) step(s *Step, f string) {
 		}
 	case s.Expect != nil:
 		v.expect(s.Expect, f+".expect")
+	case s.Onboard != nil, s.UpdateCluster != nil, s.AssignPolicy != nil, s.GrantRole != nil, s.Remediate != nil, s.CancelRemediation != nil, s.PolicyScan != nil:
+		v.policyStep(s, f)
 	case s.Try != nil:
 		t := s.Try
 		if len(t.Steps) == 0 {
@@ -377,7 +395,7 @@ func (v *validator) expect(e *Expect, f string) {
 		}
 	}
 	if len(checks) != 1 {
-		v.fail(e.Pos, f, "an expect step checks exactly one of compliance, connectivity, arm, object, gitRef, event; this one has %d (%s)", len(checks), strings.Join(checks, ", "))
+		v.fail(e.Pos, f, "an expect step checks exactly one of %s; this one has %d (%s)", strings.Join(expectChecks(), ", "), len(checks), strings.Join(checks, ", "))
 	}
 	if e.Within != nil && e.During != nil {
 		v.fail(e.Pos, f, "within and during exclude each other")
@@ -401,8 +419,8 @@ func (v *validator) expect(e *Expect, f string) {
 			v.fail(e.Connectivity.Pos, f+".connectivity.status", "required (Connecting, Connected, Offline or Expired)")
 		}
 	case e.ARM != nil:
-		if !strings.HasPrefix(e.ARM.Path, "/") {
-			v.fail(e.ARM.Pos, f+".arm.path", "must start with /, got %q", e.ARM.Path)
+		if !armPath(e.ARM.Path) {
+			v.fail(e.ARM.Pos, f+".arm.path", "must start with / (or a ${...} id), got %q", e.ARM.Path)
 		}
 	case e.Object != nil:
 		o := e.Object
@@ -429,5 +447,7 @@ func (v *validator) expect(e *Expect, f string) {
 		if e.Event.Reason == "" && e.Event.Message == "" {
 			v.fail(e.Event.Pos, f+".event", "give reason, message or both")
 		}
+	default:
+		v.policyExpect(e, f)
 	}
 }

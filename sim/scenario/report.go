@@ -101,6 +101,9 @@ type Result struct {
 	Diagnostics string
 	// Timeline is the human timeline of this scenario.
 	Timeline string
+	// Policy has the milestones of each policy assignment the scenario
+	// made, in the order made.
+	Policy []PolicyMilestones
 }
 
 // transcript is the deterministic JSON form of a Result.
@@ -112,13 +115,16 @@ type transcript struct {
 	Steps    []StepResult `json:"steps"`
 	Failures []string     `json:"failures,omitempty"`
 	Caught   []string     `json:"caught,omitempty"`
+	// Policy is left out for scenarios without policy assignments, so
+	// their transcripts stay as they were.
+	Policy []PolicyMilestones `json:"policy,omitempty"`
 }
 
 // Transcript is the scenario's deterministic JSON transcript: on a
 // virtual clock the same scenario gives the same bytes (no wall times,
 // no random keys or tokens).
 func (r *Result) Transcript() []byte {
-	t := transcript{Scenario: r.Name, File: filepath.Base(r.File), Result: Passed, Virtual: FormatOffset(r.Virtual), Steps: r.Steps, Failures: r.Failures, Caught: r.Caught}
+	t := transcript{Scenario: r.Name, File: filepath.Base(r.File), Result: Passed, Virtual: FormatOffset(r.Virtual), Steps: r.Steps, Failures: r.Failures, Caught: r.Caught, Policy: r.Policy}
 	if !r.Passed {
 		t.Result = Failed
 	}

@@ -19,6 +19,7 @@ import (
 	"github.com/gitopsim/gitopsim/sim/arm"
 	"github.com/gitopsim/gitopsim/sim/clock"
 	"github.com/gitopsim/gitopsim/sim/cluster"
+	"github.com/gitopsim/gitopsim/sim/policy"
 )
 
 // Options configure a Runner.
@@ -264,7 +265,7 @@ func (r *Runner) execute(ctx context.Context, sc *Scenario, tl io.Writer) *Resul
 		return fail(err)
 	}
 	defer logFile.Close()
-	s, err := NewSim(wd, sc.Metadata.Name, r.clock(), slog.New(slog.NewTextHandler(logFile, nil)), plane.backend)
+	s, err := NewSim(wd, sc.Metadata.Name, r.clock(), slog.New(slog.NewTextHandler(logFile, nil)), plane.backend, policyTiming(sc.Spec.Policy))
 	if err != nil {
 		return fail(err)
 	}
@@ -311,10 +312,11 @@ func (r *Runner) execute(ctx context.Context, sc *Scenario, tl io.Writer) *Resul
 
 // NewSim makes the simulator one scenario runs on: its own ARM (with a
 // subscription derived from the scenario's name, so ids and transcripts
-// are stable), git server and clock, on a shared Kubernetes backend.
-func NewSim(workdir, name string, clk clock.Clock, log *slog.Logger, backend cluster.Backend) (*sim.Sim, error) {
+// are stable), git server and clock, on a shared Kubernetes backend, with
+// Azure Policy timed as timing says (nil: as documented).
+func NewSim(workdir, name string, clk clock.Clock, log *slog.Logger, backend cluster.Backend, timing *policy.Timing) (*sim.Sim, error) {
 	return sim.New(sim.Options{
-		Workdir: workdir, Clock: clk, Logger: log,
+		Workdir: workdir, Clock: clk, Logger: log, PolicyTiming: timing,
 		Local:         sim.LocalCluster{Disabled: true},
 		SharedCluster: backend,
 		ARM: arm.Options{

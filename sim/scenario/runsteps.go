@@ -27,7 +27,11 @@ func summaryNetwork(r *run, s *Step) string {
 
 func doNetwork(r *run, s *Step) (string, error) {
 	n := s.Network
-	ag := r.clusters[n.Cluster].Agent
+	c, ok := r.clusters[n.Cluster]
+	if !ok {
+		return "", failf("%s", notOnboarded(n.Cluster))
+	}
+	ag := c.Agent
 	var targets []linkSetter
 	if n.Link == "" || n.Link == "all" || n.Link == "arm" {
 		targets = append(targets, ag.ARMLink())

@@ -30,6 +30,13 @@ var stepKinds = map[string]stepKind{
 	"advance":             {summaryAdvance, doAdvance},
 	"expect":              {summaryExpect, doExpect},
 	"try":                 {summaryTry, nil},
+	"onboard":             {summaryOnboard, doOnboard},
+	"updateCluster":       {summaryUpdateCluster, doUpdateCluster},
+	"assignPolicy":        {summaryAssignPolicy, doAssignPolicy},
+	"grantRole":           {summaryGrantRole, doGrantRole},
+	"remediate":           {summaryRemediate, doRemediate},
+	"cancelRemediation":   {summaryCancelRemediation, doCancelRemediation},
+	"policyScan":          {summaryPolicyScan, doPolicyScan},
 }
 
 // kindOf is the step's action, its one non-empty action field.

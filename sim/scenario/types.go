@@ -37,19 +37,61 @@ type Metadata struct {
 // Spec is the world a scenario declares and the steps it takes.
 type Spec struct {
 	Pos Pos `yaml:"-"`
-	// ResourceGroup of every connected cluster; default "scenario-<name>".
-	ResourceGroup string    `yaml:"resourceGroup"`
-	Clusters      []Cluster `yaml:"clusters"`
-	Repos         []Repo    `yaml:"repos"`
-	Keys          []Key     `yaml:"keys"`
-	Tokens        []Token   `yaml:"tokens"`
-	Steps         []Step    `yaml:"steps"`
+	// ResourceGroup of the connected clusters that name none; default
+	// "scenario-<name>".
+	ResourceGroup string `yaml:"resourceGroup"`
+	// Policy configures Azure Policy for this scenario.
+	Policy   *PolicySpec `yaml:"policy"`
+	Clusters []Cluster   `yaml:"clusters"`
+	Repos    []Repo      `yaml:"repos"`
+	Keys     []Key       `yaml:"keys"`
+	Tokens   []Token     `yaml:"tokens"`
+	Steps    []Step      `yaml:"steps"`
 }
 
-// Cluster is a connected cluster with its own agent.
+// PolicySpec is how Azure Policy behaves in a scenario.
+type PolicySpec struct {
+	Pos Pos `yaml:"-"`
+	// Timing: documented (default; policy.DefaultTiming) or immediate
+	// (policy.ImmediateTiming, the test mode with zero delays).
+	Timing string `yaml:"timing"`
+	// Delays override single delays of Timing.
+	Delays *PolicyDelays `yaml:"delays"`
+}
+
+// PolicyDelays mirrors policy.Timing; a field left out keeps the value of
+// the chosen timing.
+type PolicyDelays struct {
+	Pos                   Pos       `yaml:"-"`
+	Assignment            *Duration `yaml:"assignment"`
+	Resource              *Duration `yaml:"resource"`
+	Deploy                *Duration `yaml:"deploy"`
+	Cycle                 *Duration `yaml:"cycle"`
+	RemediationStart      *Duration `yaml:"remediationStart"`
+	RemediationDeployment *Duration `yaml:"remediationDeployment"`
+}
+
+// Cluster is a connected cluster with its own agent, or with Count a
+// group of them.
 type Cluster struct {
-	Pos  Pos    `yaml:"-"`
+	Pos Pos `yaml:"-"`
+	// Name of the cluster; with Count the name of the group, which the
+	// onboard step accepts.
 	Name string `yaml:"name"`
+	// Count declares that many clusters alike, named by NamePattern.
+	Count int `yaml:"count"`
+	// NamePattern names the clusters of a group: {n} is replaced by 1..Count,
+	// {n:03} zero-pads it to three digits.
+	NamePattern string `yaml:"namePattern"`
+	// ResourceGroup of the cluster; default spec.resourceGroup.
+	ResourceGroup string `yaml:"resourceGroup"`
+	// ResourceGroups spreads a group over resource groups, round-robin.
+	ResourceGroups []string `yaml:"resourceGroups"`
+	// Location of the connected cluster; default eastus.
+	Location string `yaml:"location"`
+	// Onboard: start (default) onboards it before the first step; later
+	// waits for an onboard step.
+	Onboard string `yaml:"onboard"`
 	// Profile of the agent's timers: realistic (default) or fast.
 	Profile string `yaml:"profile"`
 	// Intervals override single timers of the profile.
@@ -133,6 +175,102 @@ type Step struct {
 	Advance             *Duration       `yaml:"advance"`
 	Expect              *Expect         `yaml:"expect"`
 	Try                 *Try            `yaml:"try"`
+
+	Onboard           *OnboardStep    `yaml:"onboard"`
+	UpdateCluster     *UpdateCluster  `yaml:"updateCluster"`
+	AssignPolicy      *AssignPolicy   `yaml:"assignPolicy"`
+	GrantRole         *GrantRole      `yaml:"grantRole"`
+	Remediate         *Remediate      `yaml:"remediate"`
+	CancelRemediation *RemediationRef `yaml:"cancelRemediation"`
+	PolicyScan        *PolicyScan     `yaml:"policyScan"`
+}
+
+// OnboardStep onboards a declared cluster (or group) with onboard: later.
+type OnboardStep struct {
+	Pos Pos `yaml:"-"`
+	// Cluster is a cluster or a group name.
+	Cluster string `yaml:"cluster"`
+}
+
+// UpdateCluster PATCHes a connected cluster, as `az connectedk8s update`
+// does: an update that Azure Policy sees as a resource write.
+type UpdateCluster struct {
+	Pos     Pos               `yaml:"-"`
+	Cluster string            `yaml:"cluster"`
+	Tags    map[string]string `yaml:"tags"`
+	Expect  ARMStatus         `yaml:"expect"`
+}
+
+// AssignPolicy creates or replaces (PUT) a policy assignment.
+type AssignPolicy struct {
+	Pos Pos `yaml:"-"`
+	// Name of the assignment; later steps refer to it.
+	Name string `yaml:"name"`
+	// ResourceGroup is the scope; default the subscription.
+	ResourceGroup string `yaml:"resourceGroup"`
+	// Definition: gitops-no-secrets (default), gitops-ssh, gitops-https,
+	// or a definition id.
+	Definition string `yaml:"definition"`
+	// Parameters are the assignment's parameter values; strings expand
+	// ${...}.
+	Parameters map[string]any `yaml:"parameters"`
+	// EnforcementMode: Default or DoNotEnforce.
+	EnforcementMode string `yaml:"enforcementMode"`
+	// NotScopes are resource group names (or ids) left out.
+	NotScopes []string `yaml:"notScopes"`
+	// Identity: systemAssigned (default) or none.
+	Identity string `yaml:"identity"`
+	// Location of the identity; default eastus.
+	Location   string    `yaml:"location"`
+	APIVersion string    `yaml:"apiVersion"`
+	Expect     ARMStatus `yaml:"expect"`
+}
+
+// GrantRole gives an assignment's managed identity a role, as the CLI and
+// SDKs leave to the caller.
+type GrantRole struct {
+	Pos        Pos    `yaml:"-"`
+	Assignment string `yaml:"assignment"`
+	// Role: Contributor (default) or a role definition GUID.
+	Role string `yaml:"role"`
+	// ResourceGroup is the scope; default the assignment's scope.
+	ResourceGroup string    `yaml:"resourceGroup"`
+	Expect        ARMStatus `yaml:"expect"`
+}
+
+// Remediate creates a remediation task for an assignment.
+type Remediate struct {
+	Pos        Pos    `yaml:"-"`
+	Name       string `yaml:"name"`
+	Assignment string `yaml:"assignment"`
+	// ResourceGroup is the task's scope; default the assignment's scope.
+	ResourceGroup string `yaml:"resourceGroup"`
+	// Mode is resourceDiscoveryMode: ExistingNonCompliant (default) or
+	// ReEvaluateCompliance.
+	Mode                string   `yaml:"mode"`
+	Locations           []string `yaml:"locations"`
+	ResourceCount       int      `yaml:"resourceCount"`
+	ParallelDeployments int      `yaml:"parallelDeployments"`
+	// FailureThreshold is failureThreshold.percentage, 0 to 1.
+	FailureThreshold *float64  `yaml:"failureThreshold"`
+	Expect           ARMStatus `yaml:"expect"`
+}
+
+// RemediationRef names a remediation a step created.
+type RemediationRef struct {
+	Pos    Pos       `yaml:"-"`
+	Name   string    `yaml:"name"`
+	Expect ARMStatus `yaml:"expect"`
+}
+
+// PolicyScan triggers an on-demand compliance scan.
+type PolicyScan struct {
+	Pos Pos `yaml:"-"`
+	// ResourceGroup is the scope; default the subscription.
+	ResourceGroup string `yaml:"resourceGroup"`
+	// Wait for the scan to finish (default true): the step polls its
+	// Location as a client does.
+	Wait *bool `yaml:"wait"`
 }
 
 // ARMStatus is what an ARM operation must answer; the zero value accepts
@@ -308,6 +446,62 @@ type Expect struct {
 	Object       *ObjectExpect       `yaml:"object"`
 	GitRef       *GitRefExpect       `yaml:"gitRef"`
 	Event        *EventExpect        `yaml:"event"`
+
+	PolicyCompliance *PolicyComplianceExpect `yaml:"policyCompliance"`
+	PolicySummary    *PolicySummaryExpect    `yaml:"policySummary"`
+	Remediation      *RemediationExpect      `yaml:"remediation"`
+	PolicyDeployment *PolicyDeploymentExpect `yaml:"policyDeployment"`
+}
+
+// PolicyComplianceExpect checks one cluster's latest policy state for an
+// assignment (policyStates/latest/queryResults).
+type PolicyComplianceExpect struct {
+	Pos        Pos    `yaml:"-"`
+	Assignment string `yaml:"assignment"`
+	// Cluster is a cluster or a group: every cluster of it must match.
+	Cluster string `yaml:"cluster"`
+	// State: Compliant, NonCompliant, or none (not evaluated, or out of
+	// scope).
+	State string `yaml:"state"`
+}
+
+// PolicySummaryExpect checks the roll-up of policy states
+// (policyStates/latest/summarize) of a scope or one assignment.
+type PolicySummaryExpect struct {
+	Pos Pos `yaml:"-"`
+	// Assignment narrows the summary to one assignment.
+	Assignment string `yaml:"assignment"`
+	// ResourceGroup is the scope; default the subscription.
+	ResourceGroup string `yaml:"resourceGroup"`
+	// Compliant and NonCompliant are resource counts.
+	Compliant    *int `yaml:"compliant"`
+	NonCompliant *int `yaml:"nonCompliant"`
+}
+
+// RemediationExpect checks a remediation task.
+type RemediationExpect struct {
+	Pos  Pos    `yaml:"-"`
+	Name string `yaml:"name"`
+	// State is the provisioningState: Accepted, Evaluating, Succeeded,
+	// Failed, Canceled.
+	State string `yaml:"state"`
+	// Total, Succeeded, Failed count deployments (deploymentStatus).
+	Total     *int `yaml:"total"`
+	Succeeded *int `yaml:"succeeded"`
+	Failed    *int `yaml:"failed"`
+	// Message must be contained in properties.statusMessage.
+	Message string `yaml:"message"`
+}
+
+// PolicyDeploymentExpect checks what Azure Policy deployed to a cluster.
+type PolicyDeploymentExpect struct {
+	Pos        Pos    `yaml:"-"`
+	Assignment string `yaml:"assignment"`
+	Cluster    string `yaml:"cluster"`
+	// Result: succeeded (default), failed, or none (no deployment).
+	Result string `yaml:"result"`
+	// Error must be contained in the failed deployment's error.
+	Error string `yaml:"error"`
 }
 
 // ComplianceExpect checks a configuration's complianceStatus.

@@ -130,3 +130,28 @@ func (p *Parameter) allowed(v any) bool {
 	}
 	return false
 }
+
+// MemberParameters evaluates the parameter values an initiative (policy
+// set definition) passes to one of its definitions: each value may be a
+// literal or an expression over the set's own parameters, typically
+// "[parameters('name')]" (policy-set-definition-structure.md). setParams
+// are the set's resolved parameter values; the result is what
+// ResolveParameters of the member definition takes.
+func MemberParameters(values, setParams map[string]any) (map[string]any, error) {
+	s := &scope{lang: inPolicy, params: func(name string) (any, error) {
+		if _, v, ok := lookupFold(setParams, name); ok {
+			return v, nil
+		}
+		return nil, fmt.Errorf("the policy set parameter '%s' is not defined", name)
+	}}
+	out := make(map[string]any, len(values))
+	for _, k := range sortedKeys(values) {
+		v, err := evalDeep(values[k], s)
+		if err != nil {
+			return nil, &Error{Code: CodeInvalidPolicyParameters, Path: "properties.policyDefinitions.parameters." + k,
+				Message: fmt.Sprintf("The value of parameter '%s' could not be evaluated: %v.", k, err)}
+		}
+		out[k] = v
+	}
+	return out, nil
+}

@@ -27,6 +27,7 @@ import (
 	"github.com/gitopsim/gitopsim/sim/cluster"
 	"github.com/gitopsim/gitopsim/sim/gitserver"
 	"github.com/gitopsim/gitopsim/sim/helmrepo"
+	"github.com/gitopsim/gitopsim/sim/policy"
 )
 
 // stopTimeout bounds a clean shutdown.
@@ -51,6 +52,7 @@ type flags struct {
 	clusterName   string
 	resourceGroup string
 	noAgent       bool
+	policyTiming  string
 }
 
 // NewCommand returns the up command.
@@ -93,6 +95,7 @@ and removes the file.`,
 	fl.StringVar(&f.clusterName, "connected-cluster", sim.DefaultClusterName, "name of the connected cluster onboarded for the cluster backend")
 	fl.StringVar(&f.resourceGroup, "resource-group", sim.DefaultResourceGroup, "resource group of the connected cluster")
 	fl.BoolVar(&f.noAgent, "no-agent", false, "do not onboard a connected cluster or start its agent")
+	fl.StringVar(&f.policyTiming, "policy-timing", policy.TimingDocumented, "Azure Policy delays: documented (5m assignment, 10m deployment, 15m evaluation, 24h cycle) or immediate (test mode)")
 	fl.Float64Var(&f.timeScale, "time-scale", 1, "virtual seconds per real second for gitopsim's own timers (60: a minute a second)")
 	return cmd
 }
@@ -127,6 +130,9 @@ func (f *flags) validate(cmd *cobra.Command) error {
 	if f.noAgent && (changed("connected-cluster") || changed("resource-group") || changed("profile")) {
 		return errors.New("--connected-cluster, --resource-group and --profile configure the agent; drop them or --no-agent")
 	}
+	if _, err := policy.TimingProfile(f.policyTiming); err != nil {
+		return fmt.Errorf("invalid --policy-timing: %w", err)
+	}
 	if !(f.timeScale > 0) {
 		return fmt.Errorf("invalid --time-scale %v: must be a positive number (1 is real time)", f.timeScale)
 	}
@@ -150,6 +156,10 @@ func run(s *cli.Streams, f *flags) error {
 	if f.timeScale > 1 {
 		tokenLifetime = time.Duration(f.timeScale * float64(24*time.Hour))
 	}
+	timing, err := policy.TimingProfile(f.policyTiming)
+	if err != nil {
+		return err
+	}
 	sm, err := sim.New(sim.Options{
 		Workdir: f.workdir,
 		Clock:   clk,
@@ -170,6 +180,7 @@ func run(s *cli.Streams, f *flags) error {
 		Helm:         helmrepo.Options{Addr: loopback(f.helmPort)},
 		Local:        sim.LocalCluster{Name: f.clusterName, ResourceGroup: f.resourceGroup, Disabled: f.noAgent},
 		AgentProfile: f.profile,
+		PolicyTiming: &timing,
 		Git: gitserver.Options{
 			SSHAddr:   loopback(f.gitSSHPort),
 			HTTPSAddr: loopback(f.gitHTTPSPort),
