@@ -38,22 +38,35 @@ type Connected struct {
 // Onboard creates a connected cluster through the public ARM API, the way
 // `az connectedk8s connect` does (a fresh agent key pair, a long-running
 // PUT), and starts its agent. The agent stops with the simulator.
+//
+// Onboard may be called from several goroutines: registration and the
+// agent's start run outside the simulator's lock, so a fleet connects in
+// parallel, as real clusters do.
 func (s *Sim) Onboard(ctx context.Context, o OnboardOptions) (*Connected, error) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.lock == nil {
+	started := s.lock != nil
+	s.mu.Unlock()
+	if !started {
 		return nil, errors.New("sim: not started")
 	}
-	return s.onboardLocked(ctx, o)
-}
-
-func (s *Sim) onboardLocked(ctx context.Context, o OnboardOptions) (*Connected, error) {
 	o = s.onboardDefaults(o)
 	ob, err := s.register(ctx, o)
 	if err != nil {
 		return nil, err
 	}
-	return s.startAgentLocked(ctx, o, ob)
+	c, err := s.startAgent(ctx, o, ob)
+	if err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.lock == nil {
+		// Stopped meanwhile: the agent must not outlive the simulator.
+		_ = c.Agent.Stop(ctx)
+		return nil, fmt.Errorf("onboard %s: %w", o.Name, errors.New("sim: stopped while onboarding"))
+	}
+	s.addConnectedLocked(c)
+	return c, nil
 }
 
 func (s *Sim) onboardDefaults(o OnboardOptions) OnboardOptions {
@@ -88,9 +101,10 @@ func (s *Sim) register(ctx context.Context, o OnboardOptions) (*azclient.Onboard
 	return az.Onboard(ctx, o.ResourceGroup, o.Name, o.Location)
 }
 
-// startAgentLocked starts the agent of a registered cluster; its backend
-// must be running.
-func (s *Sim) startAgentLocked(ctx context.Context, o OnboardOptions, ob *azclient.Onboarded) (*Connected, error) {
+// startAgent starts the agent of a registered cluster; its backend must be
+// running. It reads only what does not change once the simulator started,
+// so it needs no lock; addConnectedLocked then records the cluster.
+func (s *Sim) startAgent(ctx context.Context, o OnboardOptions, ob *azclient.Onboarded) (*Connected, error) {
 	caPEM, err := os.ReadFile(s.caFile)
 	if err != nil {
 		return nil, fmt.Errorf("onboard %s: %w", o.Name, err)
@@ -98,7 +112,7 @@ func (s *Sim) startAgentLocked(ctx context.Context, o OnboardOptions, ob *azclie
 	ag, err := agent.New(agent.Options{
 		ClusterID: ob.ID, Key: ob.Key, ARMURL: s.arm.URL(), CAPEM: caPEM,
 		GitKnownHosts: s.git.KnownHosts(), Kube: o.Backend.AdminConfig(),
-		Profile: o.Profile, Intervals: o.Intervals, Clock: s.clock, Logger: s.log,
+		Profile: o.Profile, Intervals: o.Intervals, Clock: s.clock, Logger: s.log, Cache: s.agentCache,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("onboard %s: %w", o.Name, err)
@@ -106,11 +120,15 @@ func (s *Sim) startAgentLocked(ctx context.Context, o OnboardOptions, ob *azclie
 	if err := ag.Start(ctx); err != nil {
 		return nil, fmt.Errorf("onboard %s: start agent: %w", o.Name, err)
 	}
-	c := &Connected{Name: o.Name, ResourceGroup: o.ResourceGroup, ID: ob.ID, Backend: o.Backend, Agent: ag}
+	return &Connected{Name: o.Name, ResourceGroup: o.ResourceGroup, ID: ob.ID, Backend: o.Backend, Agent: ag}, nil
+}
+
+// addConnectedLocked records a started cluster, whose agent then stops
+// with the simulator.
+func (s *Sim) addConnectedLocked(c *Connected) {
 	s.connected = append(s.connected, c)
-	s.running = append(s.running, component{"agent " + o.Name, ag.Stop})
-	s.log.Info("connected cluster onboarded", "name", o.Name, "resourceGroup", o.ResourceGroup, "id", ob.ID)
-	return c, nil
+	s.running = append(s.running, component{"agent " + c.Name, c.Agent.Stop})
+	s.log.Info("connected cluster onboarded", "name", c.Name, "resourceGroup", c.ResourceGroup, "id", c.ID)
 }
 
 // Connected returns the onboarded clusters, the local one first.

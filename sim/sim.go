@@ -90,6 +90,9 @@ type Sim struct {
 	helm    *helmrepo.Server
 	caFile  string
 	opts    Options
+	// agentCache is shared by every agent: agents on one API server
+	// parse its OpenAPI schema once and count its nodes together.
+	agentCache *agent.ServerCache
 
 	mu        sync.Mutex
 	lock      *os.File
@@ -188,7 +191,7 @@ func New(opts Options) (*Sim, error) {
 	if _, err := agent.ProfileIntervals(opts.AgentProfile); err != nil {
 		return nil, fmt.Errorf("sim: %w", err)
 	}
-	return &Sim{workdir: wd, clock: opts.Clock, log: opts.Logger, cluster: backend, arm: armServer, policy: policyProvider, git: gitServer, helm: helmServer, caFile: caFile, opts: opts}, nil
+	return &Sim{workdir: wd, clock: opts.Clock, log: opts.Logger, cluster: backend, arm: armServer, policy: policyProvider, git: gitServer, helm: helmServer, caFile: caFile, opts: opts, agentCache: agent.NewServerCache()}, nil
 }
 
 // Available reports, before anything starts, why the simulator cannot run
@@ -264,9 +267,11 @@ func (s *Sim) Start(ctx context.Context) (err error) {
 			return fmt.Errorf("onboard local cluster: %w", r.err)
 		}
 		if clusterErr == nil {
-			if _, err := s.startAgentLocked(ctx, local, r.ob); err != nil {
+			c, err := s.startAgent(ctx, local, r.ob)
+			if err != nil {
 				return fmt.Errorf("onboard local cluster: %w", err)
 			}
+			s.addConnectedLocked(c)
 		}
 	}
 	if clusterErr != nil {

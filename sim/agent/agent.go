@@ -28,8 +28,6 @@ import (
 	"sync"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/discovery/cached/memory"
 	"k8s.io/client-go/dynamic"
@@ -104,6 +102,9 @@ type Options struct {
 	Clock clock.Clock
 	// Logger receives the agent's log; nil discards it.
 	Logger *slog.Logger
+	// Cache is shared by the agents of clusters that share an API server
+	// (see ServerCache); nil gives the agent a cache of its own.
+	Cache *ServerCache
 }
 
 // Agent is the Arc agent set of one connected cluster.
@@ -119,21 +120,24 @@ type Agent struct {
 	dyn       dynamic.Interface
 	disco     discovery.CachedDiscoveryInterface
 	mapper    *restmapper.DeferredDiscoveryRESTMapper
+	cache     *ServerCache
+	oapi      *openAPISource
 	clusterID string
 	hash      string
 
 	ctx    context.Context
 	cancel context.CancelFunc
 
-	mu          sync.Mutex
-	started     bool
-	tickers     []clock.Ticker
-	instances   map[string]*instance
+	mu        sync.Mutex
+	started   bool
+	tickers   []clock.Ticker
+	instances map[string]*instance
+	// gitConfigs names every configuration this agent may have a GitConfig
+	// of, as of its last list of them (see removeMissing); nil until the
+	// first list after Start.
+	gitConfigs  map[string]bool
 	kubeVersion string
 	armDown     bool
-	nodeCount   int
-	coreCount   int
-	nodesAt     time.Time
 
 	evMu   sync.Mutex
 	events []Event
@@ -176,6 +180,9 @@ func New(opts Options) (*Agent, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
+	if opts.Cache == nil {
+		opts.Cache = NewServerCache()
+	}
 	name := opts.ClusterID[strings.LastIndex(opts.ClusterID, "/")+1:]
 	log := opts.Logger.With("component", "agent", "cluster", name)
 	pool := x509.NewCertPool()
@@ -186,7 +193,7 @@ func New(opts Options) (*Agent, error) {
 		opts: opts, iv: iv, clk: opts.Clock, log: log, clusterID: opts.ClusterID,
 		armLink:   netfault.New(name+"/arm", netfault.Options{Logger: opts.Logger}),
 		gitLink:   netfault.New(name+"/git", netfault.Options{Logger: opts.Logger}),
-		instances: map[string]*instance{},
+		instances: map[string]*instance{}, cache: opts.Cache,
 	}
 	sum := sha256.Sum256([]byte(strings.ToLower(opts.ClusterID)))
 	a.hash = hex.EncodeToString(sum[:8])
@@ -210,6 +217,9 @@ func New(opts Options) (*Agent, error) {
 	// One discovery cache for the agent; reset when a sync applies CRDs.
 	a.disco = memory.NewMemCacheClient(a.kube.Discovery())
 	a.mapper = restmapper.NewDeferredDiscoveryRESTMapper(a.disco)
+	if a.oapi, err = newOpenAPISource(opts.Cache, kcfg); err != nil {
+		return nil, fmt.Errorf("agent: %w", err)
+	}
 	return a, nil
 }
 
@@ -235,6 +245,7 @@ func (a *Agent) Start(ctx context.Context) error {
 		return errors.New("agent: already started")
 	}
 	a.started = true
+	a.gitConfigs = nil
 	a.mu.Unlock()
 	if err := a.gitLink.Start(ctx); err != nil {
 		return fmt.Errorf("agent: %w", err)
@@ -330,32 +341,6 @@ func (a *Agent) heartbeat() {
 		return
 	}
 	a.armReachable()
-}
-
-// nodes counts nodes and cores, at most every 10 s of wall time: a virtual
-// clock may ask thousands of times in one Advance.
-func (a *Agent) nodes(ctx context.Context) (int, int) {
-	wall := clock.Real()
-	a.mu.Lock()
-	if !a.nodesAt.IsZero() && wall.Since(a.nodesAt) < 10*time.Second {
-		defer a.mu.Unlock()
-		return a.nodeCount, a.coreCount
-	}
-	a.mu.Unlock()
-	nodes, err := a.kube.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
-	if err != nil {
-		return 0, 0
-	}
-	cores := 0
-	for _, n := range nodes.Items {
-		if c, ok := n.Status.Capacity[corev1.ResourceCPU]; ok {
-			cores += int(c.Value())
-		}
-	}
-	a.mu.Lock()
-	a.nodeCount, a.coreCount, a.nodesAt = len(nodes.Items), cores, wall.Now()
-	a.mu.Unlock()
-	return len(nodes.Items), cores
 }
 
 func (a *Agent) armUnreachable(err error) {

@@ -114,13 +114,14 @@ func (a *Agent) reconcile(ctx context.Context, d arm.DesiredConfiguration) {
 	if err == nil {
 		err = helmReleaseName(d.Spec)
 	}
+	helmLeft := false
 	if err == nil {
-		err = a.installOperator(ctx, d, creds)
+		helmLeft, err = a.installOperator(ctx, d, creds)
 	}
 	var hs helmSettings
 	if err == nil && d.Spec.EnableHelmOperator {
 		hs, err = a.installHelmOperator(ctx, d.Spec)
-	} else if err == nil {
+	} else if err == nil && helmLeft {
 		// A PUT that turned the Helm operator off removes it.
 		a.uninstallHelmOperator(d.Spec.OperatorNamespace, d.Spec.OperatorInstanceName)
 	}
@@ -153,21 +154,47 @@ func (a *Agent) replace(old, in *instance) {
 	}
 	a.mu.Lock()
 	a.instances[in.name] = in
+	if a.gitConfigs != nil {
+		a.gitConfigs[in.name] = true
+	}
 	a.mu.Unlock()
 }
 
 // removeMissing uninstalls operators whose configuration is gone from
 // Azure, including those installed by an earlier run of the agent.
+//
+// GitConfigs are listed at the first poll after Start, and after that
+// only when a configuration the agent had installed or tried to install
+// is no longer desired: GitConfigs carrying this agent's label come only
+// from its own installs (replace notes every name it tried), so when
+// every such name is still desired a list would find nothing to remove.
+// One LIST per poll otherwise makes a fleet of agents on one API server
+// spend most of a virtual day listing. (A GitConfig created with this
+// agent's label by someone else is removed at the next list, not the
+// next poll.)
 func (a *Agent) removeMissing(ctx context.Context, seen map[string]bool) {
-	installed, err := a.listGitConfigs(ctx)
-	if err != nil {
-		a.log.Warn("list GitConfigs", "err", err)
-		return
-	}
-	for _, gc := range installed {
-		if !seen[gc.name] {
-			a.removeOperator(ctx, gc)
+	if a.mayHaveStale(seen) {
+		installed, err := a.listGitConfigs(ctx)
+		if err != nil {
+			a.log.Warn("list GitConfigs", "err", err)
+			return
 		}
+		known := map[string]bool{}
+		for _, gc := range installed {
+			if !seen[gc.name] {
+				a.removeOperator(ctx, gc)
+			} else {
+				known[gc.name] = true
+			}
+		}
+		a.mu.Lock()
+		for n := range a.instances {
+			if seen[n] {
+				known[n] = true
+			}
+		}
+		a.gitConfigs = known
+		a.mu.Unlock()
 	}
 	a.mu.Lock()
 	var gone []*instance
@@ -183,6 +210,23 @@ func (a *Agent) removeMissing(ctx context.Context, seen map[string]bool) {
 			in.op.stop()
 		}
 	}
+}
+
+// mayHaveStale reports whether a GitConfig of a configuration that is not
+// desired may exist: nothing listed yet, or a name noted since the last
+// list that is no longer desired.
+func (a *Agent) mayHaveStale(seen map[string]bool) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.gitConfigs == nil {
+		return true
+	}
+	for n := range a.gitConfigs {
+		if !seen[n] {
+			return true
+		}
+	}
+	return false
 }
 
 // compliance is what the agent reports for an instance right now.

@@ -17,6 +17,9 @@ import (
 	"helm.sh/helm/v3/pkg/storage/driver"
 	"helm.sh/helm/v3/pkg/strvals"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
@@ -572,6 +575,30 @@ func (a *Agent) uninstallHelmOperator(ns, instance string) {
 	if _, err := un.Run(name); err != nil && !errors.Is(err, driver.ErrReleaseNotFound) {
 		a.log.Warn("uninstall helm operator", "release", name, "err", err)
 	}
+}
+
+// mayHaveHelmRelease reports whether Helm's storage may hold a release of
+// that name in ns; false means Helm's Storage.Last would answer that there
+// is none, so uninstallHelmOperator would do nothing. It lists what Helm's
+// Secrets driver lists (Secrets labelled name=<release>, owner=helm; an
+// invalid label value fails Helm's query, hence Last, too), as the same
+// identity. Errors answer true, leaving the answer to Helm.
+//
+// installOperator asks right after it wrote the deploy-key Secret, not
+// where the removal happens: the API server answers a LIST from its watch
+// cache once the cache has caught up with etcd's latest revision, which
+// after a write to another resource (the operator's Deployment) waits for
+// etcd's next progress notification, up to 100 ms; after a write to
+// Secrets it does not wait. Between the two points the agent writes only
+// the GitConfig and the Deployment, and on a virtual clock nothing else
+// runs, so the answer is the one Helm would give at the removal.
+func (a *Agent) mayHaveHelmRelease(ctx context.Context, ns, name string) bool {
+	if errs := validation.IsValidLabelValue(name); len(errs) != 0 {
+		return false
+	}
+	sel := labels.Set{"name": name, "owner": "helm"}.AsSelector().String()
+	list, err := a.kube.CoreV1().Secrets(ns).List(ctx, metav1.ListOptions{LabelSelector: sel})
+	return err != nil || len(list.Items) > 0
 }
 
 // adminREST is the agent's own (cluster-admin) client config.

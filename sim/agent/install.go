@@ -268,16 +268,19 @@ func established(crd *unstructured.Unstructured) bool {
 }
 
 // installOperator writes every object Arc installs for a configuration.
-func (a *Agent) installOperator(ctx context.Context, d arm.DesiredConfiguration, c *gitCreds) error {
+// For a configuration without the Helm operator it also reports whether
+// one may be left from an earlier generation, for reconcile to remove
+// (see mayHaveHelmRelease for why it is asked here).
+func (a *Agent) installOperator(ctx context.Context, d arm.DesiredConfiguration, c *gitCreds) (helmLeft bool, err error) {
 	sp := d.Spec
 	ns, inst := sp.OperatorNamespace, sp.OperatorInstanceName
 	labels := a.labels(d.Name)
 	gen := strconv.FormatInt(d.Generation, 10)
 	if err := a.apply(ctx, gvrNamespace, map[string]any{"apiVersion": "v1", "kind": "Namespace", "metadata": meta(ns, "", map[string]any{LabelCluster: a.hash}, nil)}); err != nil {
-		return err
+		return false, err
 	}
 	if err := a.apply(ctx, gvrSA, map[string]any{"apiVersion": "v1", "kind": "ServiceAccount", "metadata": meta(inst, ns, labels, nil)}); err != nil {
-		return err
+		return false, err
 	}
 	subjects := []any{map[string]any{"kind": "ServiceAccount", "name": inst, "namespace": ns}}
 	all := []any{map[string]any{"apiGroups": []any{"*"}, "resources": []any{"*"}, "verbs": []any{"*"}}}
@@ -285,21 +288,21 @@ func (a *Agent) installOperator(ctx context.Context, d arm.DesiredConfiguration,
 	if strings.EqualFold(sp.OperatorScope, "cluster") {
 		rules := append(all, map[string]any{"nonResourceURLs": []any{"*"}, "verbs": []any{"*"}})
 		if err := a.apply(ctx, gvrClusterRole, map[string]any{"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "metadata": meta(crName, "", labels, nil), "rules": rules}); err != nil {
-			return err
+			return false, err
 		}
 		if err := a.apply(ctx, gvrCRB, map[string]any{"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding", "metadata": meta(crName, "", labels, nil),
 			"roleRef": map[string]any{"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": crName}, "subjects": subjects}); err != nil {
-			return err
+			return false, err
 		}
 		a.deleteIgnoringMissing(ctx, gvrRoleBinding, ns, inst)
 		a.deleteIgnoringMissing(ctx, gvrRole, ns, inst)
 	} else {
 		if err := a.apply(ctx, gvrRole, map[string]any{"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role", "metadata": meta(inst, ns, labels, nil), "rules": all}); err != nil {
-			return err
+			return false, err
 		}
 		if err := a.apply(ctx, gvrRoleBinding, map[string]any{"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding", "metadata": meta(inst, ns, labels, nil),
 			"roleRef": map[string]any{"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": inst}, "subjects": subjects}); err != nil {
-			return err
+			return false, err
 		}
 		// What a confined fluxd reads outside its namespace, as the Flux
 		// chart grants it (chart/flux/templates/rbac-role.yaml: list and
@@ -313,11 +316,11 @@ func (a *Agent) installOperator(ctx context.Context, d arm.DesiredConfiguration,
 			map[string]any{"apiGroups": []any{""}, "resources": []any{"namespaces"}, "resourceNames": []any{ns}, "verbs": []any{"get"}},
 		}
 		if err := a.apply(ctx, gvrClusterRole, map[string]any{"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "metadata": meta(crName, "", labels, nil), "rules": rules}); err != nil {
-			return err
+			return false, err
 		}
 		if err := a.apply(ctx, gvrCRB, map[string]any{"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding", "metadata": meta(crName, "", labels, nil),
 			"roleRef": map[string]any{"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": crName}, "subjects": subjects}); err != nil {
-			return err
+			return false, err
 		}
 	}
 	data := map[string]any{}
@@ -335,7 +338,10 @@ func (a *Agent) installOperator(ctx context.Context, d arm.DesiredConfiguration,
 	put("known_hosts", []byte(c.knownHosts))
 	secAnn := map[string]any{annGeneration: gen, annGeneratedKey: strconv.FormatBool(c.generated)}
 	if err := a.apply(ctx, gvrSecret, map[string]any{"apiVersion": "v1", "kind": "Secret", "type": "Opaque", "metadata": meta(secretName(inst), ns, labels, secAnn), "data": data}); err != nil {
-		return err
+		return false, err
+	}
+	if !sp.EnableHelmOperator {
+		helmLeft = a.mayHaveHelmRelease(ctx, ns, helmOperatorRelease(sp))
 	}
 	helm := map[string]any{}
 	if sp.HasHelmProperties {
@@ -353,7 +359,7 @@ func (a *Agent) installOperator(ctx context.Context, d arm.DesiredConfiguration,
 		},
 	}
 	if err := a.apply(ctx, GitConfigGVR, gc); err != nil {
-		return err
+		return false, err
 	}
 	args := []any{"--git-url=" + sp.RepositoryURL, "--k8s-secret-name=" + secretName(inst), "--ssh-keygen-dir=/var/fluxd/keygen"}
 	if strings.EqualFold(sp.OperatorScope, "namespace") {
@@ -371,7 +377,7 @@ func (a *Agent) installOperator(ctx context.Context, d arm.DesiredConfiguration,
 		container["env"] = []any{map[string]any{"name": "GIT_AUTHUSER", "valueFrom": ref("username")}, map[string]any{"name": "GIT_AUTHKEY", "valueFrom": ref("password")}}
 	}
 	sel := map[string]any{"instanceName": inst, "name": "flux"}
-	return a.apply(ctx, gvrDeployment, map[string]any{
+	return helmLeft, a.apply(ctx, gvrDeployment, map[string]any{
 		"apiVersion": "apps/v1", "kind": "Deployment",
 		// Zero replicas: the operator runs inside gitopsim, and a real
 		// fluxd on a real cluster must not race it.

@@ -2,17 +2,23 @@ package agent
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
+	"path"
 	"path/filepath"
 	"strings"
 	"sync"
 
+	openapi_v2 "github.com/google/gnostic-models/openapiv2"
 	"github.com/spf13/cobra"
+	"google.golang.org/protobuf/proto"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 	"k8s.io/client-go/discovery"
 	openapiclient "k8s.io/client-go/openapi"
@@ -23,6 +29,7 @@ import (
 	"k8s.io/kubectl/pkg/cmd/apply"
 	kdelete "k8s.io/kubectl/pkg/cmd/delete"
 	cmdutil "k8s.io/kubectl/pkg/cmd/util"
+	"k8s.io/kubectl/pkg/util/openapi"
 	"k8s.io/kubectl/pkg/validation"
 )
 
@@ -38,8 +45,9 @@ import (
 // discovery and the OpenAPI documents between runs, as a kubectl binary
 // with a cache directory would.
 type kubectl struct {
-	factory cmdutil.Factory
+	factory fluxKubectlFactory
 	getter  *kubectlGetter
+	oapi    *openAPISource
 	mu      sync.Mutex // one command at a time: a factory is not meant for more
 }
 
@@ -70,6 +78,10 @@ func (g *kubectlGetter) newRun() bool {
 	return refetched
 }
 
+// endRun drops the command's RESTMapper, which holds every resource the
+// API server serves (a few hundred KiB); the next command makes its own.
+func (g *kubectlGetter) endRun() { g.mapper = nil }
+
 // runDiscovery is the discovery cache as one kubectl process sees its
 // disk cache: not fresh until this process refetched it. A kind the
 // cache does not know then makes kubectl's RESTMapper refetch once
@@ -98,10 +110,16 @@ func (g *kubectlGetter) ToRawKubeConfigLoader() clientcmd.ClientConfig {
 	return clientcmd.NewDefaultClientConfig(cfg, &clientcmd.ConfigOverrides{})
 }
 
-func newKubectl(cfg *rest.Config, disco discovery.CachedDiscoveryInterface) *kubectl {
+func newKubectl(cfg *rest.Config, disco discovery.CachedDiscoveryInterface, oapi *openAPISource) *kubectl {
 	g := &kubectlGetter{cfg: cfg, disco: disco}
 	g.newRun()
-	return &kubectl{factory: fluxKubectlFactory{cmdutil.NewFactory(g)}, getter: g}
+	k := &kubectl{getter: g, oapi: oapi}
+	k.factory = k.newFactory()
+	return k
+}
+
+func (k *kubectl) newFactory() fluxKubectlFactory {
+	return fluxKubectlFactory{Factory: cmdutil.NewFactory(k.getter), schema: &factorySchema{src: k.oapi}}
 }
 
 // fresh starts a command. When the last one found kinds it did not know,
@@ -109,7 +127,7 @@ func newKubectl(cfg *rest.Config, disco discovery.CachedDiscoveryInterface) *kub
 // over too, so that new CRDs' schemas are seen.
 func (k *kubectl) fresh() {
 	if k.getter.newRun() {
-		k.factory = fluxKubectlFactory{cmdutil.NewFactory(k.getter)}
+		k.factory = k.newFactory()
 	}
 }
 
@@ -121,7 +139,10 @@ func (k *kubectl) fresh() {
 // a misspelt field reads "error validating data: ValidationError(...)"
 // as on a real cluster. Commands run with --validate=warn, so that the
 // server, like a server asked by kubectl 1.21, only warns.
-type fluxKubectlFactory struct{ cmdutil.Factory }
+type fluxKubectlFactory struct {
+	cmdutil.Factory
+	schema *factorySchema
+}
 
 // errNoOpenAPIV3 makes kubectl apply build its strategic merge patches
 // from OpenAPI v2, as kubectl 1.21 (fluxd's) does; kubectl 1.27+ would
@@ -137,7 +158,116 @@ func (f fluxKubectlFactory) Validator(directive string) (validation.Schema, erro
 	if directive == metav1.FieldValidationIgnore {
 		return validation.NullSchema{}, nil
 	}
-	return validation.ConjunctiveSchema{validation.NewSchemaValidation(f.Factory), validation.NoDoubleKeySchema{}}, nil
+	return validation.ConjunctiveSchema{validation.NewSchemaValidation(f), validation.NoDoubleKeySchema{}}, nil
+}
+
+// OpenAPISchema is the OpenAPI v2 schema kubectl validates and builds
+// strategic merge patches with: fetched once per factory, as kubectl's
+// own factory does (cmdutil's CachedOpenAPIParser), but parsed once per
+// distinct document for every factory of the agents that share a
+// ServerCache.
+func (f fluxKubectlFactory) OpenAPISchema() (openapi.Resources, error) {
+	if f.schema == nil || f.schema.src == nil {
+		return f.Factory.OpenAPISchema()
+	}
+	f.schema.once.Do(func() {
+		var ok bool
+		f.schema.res, ok = f.schema.src.fetch()
+		if !ok {
+			// Anything but a plain answer: kubectl's own fetch, so that
+			// errors read as they would.
+			f.schema.res, f.schema.err = f.Factory.OpenAPISchema()
+		}
+	})
+	return f.schema.res, f.schema.err
+}
+
+// factorySchema is one kubectl factory's OpenAPI schema, fetched at its
+// first use and kept for the factory's life.
+type factorySchema struct {
+	src  *openAPISource
+	once sync.Once
+	res  openapi.Resources
+	err  error
+}
+
+type cachedOpenAPI struct {
+	etag string
+	res  openapi.Resources
+}
+
+// openAPISource fetches /openapi/v2 of one API server, as the agent's
+// admin identity (whose discovery client kubectl's own fetch uses), into
+// a cache.
+type openAPISource struct {
+	cache  *ServerCache
+	url    string
+	client *http.Client
+}
+
+// mimeOpenAPIV2Proto is what client-go's discovery asks /openapi/v2 for.
+const mimeOpenAPIV2Proto = "application/com.github.proto-openapi.spec.v2@v1.0+protobuf"
+
+func newOpenAPISource(cache *ServerCache, cfg *rest.Config) (*openAPISource, error) {
+	base, _, err := rest.DefaultServerUrlFor(cfg)
+	if err != nil {
+		return nil, err
+	}
+	client, err := rest.HTTPClientFor(cfg)
+	if err != nil {
+		return nil, err
+	}
+	u := *base
+	u.Path = path.Join(u.Path, "/openapi/v2")
+	return &openAPISource{cache: cache, url: u.String(), client: client}, nil
+}
+
+// fetch asks for the document with the cached ETag and returns the
+// parsed document the answer stands for; false means the answer was not
+// 200 or 304 (or did not parse), and the caller falls back to kubectl's
+// own fetch.
+func (s *openAPISource) fetch() (openapi.Resources, bool) {
+	s.cache.mu.Lock()
+	cached, have := s.cache.openAPI[s.url]
+	s.cache.mu.Unlock()
+	req, err := http.NewRequestWithContext(context.Background(), http.MethodGet, s.url, nil)
+	if err != nil {
+		return nil, false
+	}
+	req.Header.Set("Accept", mimeOpenAPIV2Proto)
+	if have && cached.etag != "" {
+		req.Header.Set("If-None-Match", cached.etag)
+	}
+	resp, err := s.client.Do(req)
+	if err != nil {
+		return nil, false
+	}
+	defer resp.Body.Close()
+	switch {
+	case resp.StatusCode == http.StatusNotModified && have:
+		return cached.res, true
+	case resp.StatusCode != http.StatusOK:
+		return nil, false
+	}
+	data, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return nil, false
+	}
+	doc := &openapi_v2.Document{}
+	if err := proto.Unmarshal(data, doc); err != nil {
+		return nil, false
+	}
+	parsed, err := openapi.NewOpenAPIData(doc)
+	if err != nil {
+		return nil, false
+	}
+	res := &memoResources{Resources: parsed, consumes: map[consumesKey][]string{}}
+	if etag := resp.Header.Get("ETag"); etag != "" {
+		s.cache.mu.Lock()
+		s.cache.openAPI[s.url] = cachedOpenAPI{etag: etag, res: res}
+		s.cache.mu.Unlock()
+	}
+	return res, true
 }
 
 // kubectlExit is how a kubectl command ends with an error: kubectl's
@@ -177,6 +307,7 @@ func (k *kubectl) run(stdin []byte, args ...string) (stdout string, err error) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	k.fresh()
+	defer k.getter.endRun()
 	var out, errOut bytes.Buffer
 	streams := genericiooptions.IOStreams{In: bytes.NewReader(nil), Out: &out, ErrOut: &errOut}
 	var cmd *cobra.Command
@@ -223,4 +354,35 @@ func (k *kubectl) run(stdin []byte, args ...string) (stdout string, err error) {
 		return out.String(), fmt.Errorf("running kubectl: exit status %d, stderr: %s", code, strings.TrimSpace(msg))
 	}
 	return out.String(), nil
+}
+
+// memoResources remembers GetConsumes' answers. kubectl apply asks it for
+// every object it patches (Patcher.getPatchTypeFromOpenAPI), and kubectl's
+// document answers by walking every path of the schema and decoding each
+// one's group-version-kind extension from YAML; the document never
+// changes, so neither does the answer.
+type memoResources struct {
+	openapi.Resources
+	mu       sync.Mutex
+	consumes map[consumesKey][]string
+}
+
+type consumesKey struct {
+	gvk       schema.GroupVersionKind
+	operation string
+}
+
+func (m *memoResources) GetConsumes(gvk schema.GroupVersionKind, operation string) []string {
+	k := consumesKey{gvk, operation}
+	m.mu.Lock()
+	got, ok := m.consumes[k]
+	m.mu.Unlock()
+	if ok {
+		return got
+	}
+	got = m.Resources.GetConsumes(gvk, operation)
+	m.mu.Lock()
+	m.consumes[k] = got
+	m.mu.Unlock()
+	return got
 }

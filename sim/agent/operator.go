@@ -84,7 +84,7 @@ func newOperator(a *Agent, name string, spec arm.ConfigSpec, p fluxParams, c *gi
 		lastErrs:    map[string]bool{},
 		scopeWarned: map[string]bool{},
 	}
-	o.kubectl = newKubectl(o.client.restConfig(), a.disco)
+	o.kubectl = newKubectl(o.client.restConfig(), a.disco, a.oapi)
 	return o
 }
 

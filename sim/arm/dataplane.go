@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -115,14 +116,25 @@ func (s *Server) agentCluster(c *call) (*cluster, *Error) {
 		return nil, errorf(http.StatusForbidden, CodeAuthorizationFailed, "The connected cluster '%s' has no usable agent public key.", id)
 	}
 	now := c.now
-	_, err = jwt.ParseWithClaims(raw, jwt.MapClaims{}, func(t *jwt.Token) (any, error) {
-		switch pub.(type) {
-		case *ecdsa.PublicKey, *rsa.PublicKey, ed25519.PublicKey:
-			return pub, nil
+	check := []jwt.ParserOption{jwt.WithTimeFunc(func() time.Time { return now }), jwt.WithAudience(AgentAudience), jwt.WithExpirationRequired(),
+		jwt.WithIssuedAt(), jwt.WithValidMethods([]string{"ES256", "RS256", "EdDSA"})}
+	signed := raw + "\x00" + cl.Props.AgentPublicKeyCertificate
+	if s.agentTokens.verified(signed) {
+		// The signature checked out against this key before: only the
+		// claims, which depend on the time, are checked again.
+		err = jwt.NewValidator(check...).Validate(claims)
+	} else {
+		_, err = jwt.ParseWithClaims(raw, jwt.MapClaims{}, func(t *jwt.Token) (any, error) {
+			switch pub.(type) {
+			case *ecdsa.PublicKey, *rsa.PublicKey, ed25519.PublicKey:
+				return pub, nil
+			}
+			return nil, errors.New("unsupported agent key type")
+		}, check...)
+		if exp, _ := claims.GetExpirationTime(); err == nil && exp != nil {
+			s.agentTokens.add(signed, exp.Time, now)
 		}
-		return nil, errors.New("unsupported agent key type")
-	}, jwt.WithTimeFunc(func() time.Time { return now }), jwt.WithAudience(AgentAudience), jwt.WithExpirationRequired(),
-		jwt.WithIssuedAt(), jwt.WithValidMethods([]string{"ES256", "RS256", "EdDSA"}))
+	}
 	if err == nil {
 		iat, _ := claims.GetIssuedAt()
 		exp, _ := claims.GetExpirationTime()
@@ -240,4 +252,43 @@ func (s *Server) agentReport(c *call) *Error {
 	}
 	c.w.WriteHeader(http.StatusNoContent)
 	return nil
+}
+
+// agentTokens remembers the agent tokens whose signature checked out, with
+// the agent key they were checked against, until they expire. An agent
+// reuses its token for minutes (AgentClient's tokenReuse), and checking an
+// ECDSA signature on every heartbeat and poll was most of what a fleet of
+// agents cost the server.
+type agentTokens struct {
+	mu   sync.Mutex
+	good map[string]time.Time // token + "\x00" + agentPublicKeyCertificate → expiry
+	// swept is the size after the last removal of expired tokens.
+	swept int
+}
+
+// verified reports whether the token and key are known to match.
+func (t *agentTokens) verified(signed string) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	_, ok := t.good[signed]
+	return ok
+}
+
+// add remembers a verified token; whenever the cache has doubled, tokens
+// expired by now are forgotten.
+func (t *agentTokens) add(signed string, exp, now time.Time) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.good == nil {
+		t.good = map[string]time.Time{}
+	}
+	t.good[signed] = exp
+	if len(t.good) >= max(1024, 2*t.swept) {
+		for k, e := range t.good {
+			if e.Before(now) {
+				delete(t.good, k)
+			}
+		}
+		t.swept = len(t.good)
+	}
 }

@@ -101,6 +101,8 @@ type Server struct {
 	watchMu  sync.Mutex
 	watchers []func(ResourceChange)
 
+	agentTokens agentTokens
+
 	reqLogMu sync.Mutex
 	reqLog   io.Writer
 	reqFile  *os.File

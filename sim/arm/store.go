@@ -142,11 +142,18 @@ const (
 // inOrder returns the values whose key starts with prefix, in key order:
 // listings and snapshots are deterministic.
 func inOrder[V any](m map[string]V, prefix string) []V {
-	var out []V
-	for _, k := range sortedKeys(m) {
+	// Only the matching keys are sorted: an agent's poll reads its own
+	// configurations among every cluster's.
+	var keys []string
+	for k := range m {
 		if strings.HasPrefix(k, prefix) {
-			out = append(out, m[k])
+			keys = append(keys, k)
 		}
+	}
+	slices.Sort(keys)
+	var out []V
+	for _, k := range keys {
+		out = append(out, m[k])
 	}
 	return out
 }

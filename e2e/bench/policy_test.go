@@ -1,0 +1,356 @@
+package bench
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"runtime"
+	"runtime/metrics"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
+	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/authorization/armauthorization/v2"
+	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/resources/armpolicy"
+	"github.com/google/uuid"
+
+	"github.com/gitopsim/gitopsim/sim"
+	"github.com/gitopsim/gitopsim/sim/azsdk"
+	"github.com/gitopsim/gitopsim/sim/clock"
+	"github.com/gitopsim/gitopsim/sim/cluster"
+	"github.com/gitopsim/gitopsim/sim/gitserver"
+	"github.com/gitopsim/gitopsim/sim/policy"
+	"github.com/gitopsim/gitopsim/sim/policy/engine"
+)
+
+// fleetEnv names the largest fleet BenchmarkPolicyFleet runs: the 1,000
+// cluster case takes over a minute of both cores and about 1.5 GiB, too
+// much for every `make bench`, so it runs only when
+// GITOPSIM_BENCH_FLEET=1000 asks for it.
+const fleetEnv = "GITOPSIM_BENCH_FLEET"
+
+// fleetGroups is how many resource groups a fleet is spread over.
+const fleetGroups = 4
+
+// baselineFiles is the repo the policy deploys: what a platform team puts
+// on every cluster (a read-only binding for auditors, one for the team's
+// namespace, and a default-deny ingress policy).
+func baselineFiles(ns string) map[string]*string {
+	return map[string]*string{
+		"rbac/auditors.yaml": to.Ptr(`apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata:
+  name: ` + ns + `-auditors
+roleRef:
+  apiGroup: rbac.authorization.k8s.io
+  kind: ClusterRole
+  name: view
+subjects:
+- apiGroup: rbac.authorization.k8s.io
+  kind: Group
+  name: auditors
+`),
+		"rbac/team.yaml": to.Ptr(`apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata:
+  name: team-edit
+  namespace: ` + ns + `
+roleRef:
+  apiGroup: rbac.authorization.k8s.io
+  kind: ClusterRole
+  name: edit
+subjects:
+- apiGroup: rbac.authorization.k8s.io
+  kind: Group
+  name: platform-team
+`),
+		"network/default-deny.yaml": to.Ptr(`apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata:
+  name: default-deny-ingress
+  namespace: ` + ns + `
+spec:
+  podSelector: {}
+  policyTypes:
+  - Ingress
+`),
+	}
+}
+
+// BenchmarkPolicyFleet measures Azure Policy at fleet scale on virtual
+// time: a subscription-wide assignment of the built-in "[Preview]: Deploy
+// GitOps to Kubernetes cluster" (no secrets) with a managed identity that
+// holds Contributor, with the documented timing (policy.DefaultTiming).
+// Once the assignment is in effect, N connected clusters (spread over a
+// few resource groups, all agents on one shared envtest, realistic agent
+// intervals) are onboarded, eight at a time; DeployIfNotExists reaches
+// each 10 minutes after its creation, its agent installs the
+// configuration at its next poll and syncs the baseline repo, and the
+// evaluation Azure Policy makes 15 minutes after the cluster's creation
+// finds it Compliant. The clock advances in steps of the agents' config
+// poll interval until every configuration reports Installed and every
+// cluster is Compliant.
+//
+// Reported per fleet size: wall-s (wall seconds from the assignment to
+// all compliant, onboarding included), sim-min (virtual minutes for the
+// same), sim-h/wall-s, MiB/cluster (Go heap live after GC, growth from
+// before onboarding to all compliant, divided by N), rss-MiB/cluster (the
+// same for the process's resident set) and peak-rss-MiB (the process's
+// high-water mark: gitopsim and this benchmark, without the envtest
+// processes). Goal: 1,000 clusters under 60 wall seconds and under 2 GiB.
+func BenchmarkPolicyFleet(b *testing.B) {
+	largest := 100
+	if v := os.Getenv(fleetEnv); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			b.Fatalf("%s=%q: %v", fleetEnv, v, err)
+		}
+		largest = n
+	}
+	assets, err := cluster.FindAssets("")
+	if err != nil {
+		b.Skipf("envtest assets missing (run `make tools`): %v", err)
+	}
+	backend, err := cluster.New(cluster.Options{Backend: cluster.Envtest, AssetsDir: assets.Dir, Workdir: b.TempDir()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := backend.Start(b.Context()); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = backend.Stop(context.Background()) })
+	run := 0
+	for _, n := range []int{10, 100, 1000} {
+		b.Run(fmt.Sprintf("clusters=%d", n), func(b *testing.B) {
+			if n > largest {
+				b.Skipf("set %s=%d to run it", fleetEnv, n)
+			}
+			var wall, virt time.Duration
+			var heap, rss float64
+			for b.Loop() {
+				run++
+				r := policyFleet(b, backend, n, fmt.Sprintf("r%d", run))
+				wall += r.wall
+				virt += r.virtual
+				heap += r.heapMiB
+				rss += r.rssMiB
+			}
+			iters := float64(b.N)
+			b.ReportMetric(0, "ns/op")
+			b.ReportMetric(wall.Seconds()/iters, "wall-s")
+			b.ReportMetric(virt.Minutes()/iters, "sim-min")
+			b.ReportMetric(virt.Hours()/wall.Seconds(), "sim-h/wall-s")
+			b.ReportMetric(heap/iters/float64(n), "MiB/cluster")
+			b.ReportMetric(rss/iters/float64(n), "rss-MiB/cluster")
+			b.ReportMetric(procStatusMiB("VmHWM:"), "peak-rss-MiB")
+		})
+	}
+}
+
+// fleetResult is one run of the fleet benchmark.
+type fleetResult struct {
+	wall, virtual   time.Duration
+	heapMiB, rssMiB float64
+}
+
+// policyFleet runs the fleet scenario once: n clusters, names prefixed by
+// run so that runs on the shared control plane do not meet.
+func policyFleet(b *testing.B, backend cluster.Backend, n int, run string) fleetResult {
+	ctx := b.Context()
+	clk := clock.NewVirtual(time.Time{})
+	timing := policy.DefaultTiming()
+	s, err := sim.New(sim.Options{
+		Workdir: b.TempDir(), Clock: clk, SharedCluster: backend,
+		Local:        sim.LocalCluster{Disabled: true},
+		Logger:       slog.New(slog.DiscardHandler),
+		AgentProfile: "realistic",
+		PolicyTiming: &timing,
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := s.Start(ctx); err != nil {
+		b.Fatal(err)
+	}
+	defer func() {
+		stop, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		_ = s.Stop(stop)
+	}()
+	ns := "baseline-" + run
+	repo := "platform/baseline-" + run
+	if _, err := s.Git().CreateRepo(repo, gitserver.RepoOptions{Public: true, DefaultBranch: "main"}); err != nil {
+		b.Fatal(err)
+	}
+	if _, err := s.Git().Commit(repo, "main", "baseline", baselineFiles(ns)); err != nil {
+		b.Fatal(err)
+	}
+	az, err := azsdk.New(s.Endpoints().ARM)
+	if err != nil {
+		b.Fatal(err)
+	}
+	assignments, err := armpolicy.NewAssignmentsClient(az.SubscriptionID, az.Credential, az.Options)
+	if err != nil {
+		b.Fatal(err)
+	}
+	roles, err := armauthorization.NewRoleAssignmentsClient(az.SubscriptionID, az.Credential, az.Options)
+	if err != nil {
+		b.Fatal(err)
+	}
+	heap0, rss0 := liveHeapMiB(), procStatusMiB("VmRSS:")
+
+	t0, v0 := time.Now(), clk.Now()
+	scope := "/subscriptions/" + az.SubscriptionID
+	params := map[string]*armpolicy.ParameterValuesValue{}
+	for k, v := range map[string]string{
+		"configurationResourceName": "baseline", "operatorInstanceName": "baseline", "operatorNamespace": ns,
+		"operatorScope": "cluster", "operatorParams": "--git-readonly --git-branch=main",
+		"repositoryUrl": s.Git().HTTPSURL() + "/" + repo + ".git", "enableHelmOperator": "false",
+	} {
+		params[k] = &armpolicy.ParameterValuesValue{Value: v}
+	}
+	a, err := assignments.Create(ctx, scope, "gitops-baseline-"+run, armpolicy.Assignment{
+		Location: to.Ptr(sim.DefaultLocation),
+		Identity: &armpolicy.Identity{Type: to.Ptr(armpolicy.ResourceIdentityTypeSystemAssigned)},
+		Properties: &armpolicy.AssignmentProperties{
+			PolicyDefinitionID: to.Ptr("/providers/Microsoft.Authorization/policyDefinitions/" + engine.BuiltInGitOpsNoSecrets),
+			Parameters:         params,
+		},
+	}, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if _, err := roles.Create(ctx, scope, uuid.NewString(), armauthorization.RoleAssignmentCreateParameters{
+		Properties: &armauthorization.RoleAssignmentProperties{
+			RoleDefinitionID: to.Ptr(scope + "/providers/Microsoft.Authorization/roleDefinitions/" + policy.RoleContributor),
+			PrincipalID:      a.Identity.PrincipalID,
+			PrincipalType:    to.Ptr(armauthorization.PrincipalTypeServicePrincipal),
+		},
+	}, nil); err != nil {
+		b.Fatal(err)
+	}
+	// New clusters get DeployIfNotExists only once the assignment is in
+	// effect; those made before need a remediation task.
+	clk.Advance(timing.Assignment + time.Second)
+
+	tOnboard := time.Now()
+	clusters, err := onboardFleet(ctx, s, n, run)
+	if err != nil {
+		b.Fatal(err)
+	}
+
+	onboarding := time.Since(tOnboard)
+	step := clusters[0].Agent.Intervals().ConfigPoll
+	deadline := clk.Now().Add(timing.Deploy + timing.Resource + 10*time.Minute)
+	installed := map[string]bool{}
+	for {
+		if pending := fleetPending(ctx, s, *a.ID, clusters, installed); pending == 0 {
+			break
+		} else if !clk.Now().Before(deadline) {
+			b.Fatalf("%d of %d clusters not Installed and Compliant %v after onboarding", pending, n, clk.Since(v0))
+		}
+		clk.Advance(step)
+	}
+	res := fleetResult{wall: time.Since(t0), virtual: clk.Since(v0)}
+	res.heapMiB, res.rssMiB = liveHeapMiB()-heap0, procStatusMiB("VmRSS:")-rss0
+	b.Logf("%d clusters: %.1f wall s (onboarding %.1f s), %.0f virtual min, heap +%.0f MiB, RSS +%.0f MiB, %d clock runs",
+		n, res.wall.Seconds(), onboarding.Seconds(), res.virtual.Minutes(), res.heapMiB, res.rssMiB, clk.Runs())
+	return res
+}
+
+// onboarders is how many clusters connect at once.
+const onboarders = 8
+
+// onboardFleet connects n clusters, a few at a time as a fleet does, at
+// one virtual instant (nothing advances the clock meanwhile).
+func onboardFleet(ctx context.Context, s *sim.Sim, n int, run string) ([]*sim.Connected, error) {
+	clusters := make([]*sim.Connected, n)
+	errs := make([]error, n)
+	next := make(chan int)
+	var wg sync.WaitGroup
+	for range onboarders {
+		wg.Go(func() {
+			for i := range next {
+				clusters[i], errs[i] = s.Onboard(ctx, sim.OnboardOptions{Name: fmt.Sprintf("edge-%04d", i), ResourceGroup: fmt.Sprintf("fleet-%s-%d", run, i%fleetGroups)})
+			}
+		})
+	}
+	for i := range n {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	return clusters, errors.Join(errs...)
+}
+
+// fleetPending counts the clusters not yet Compliant for the assignment
+// with their configuration Installed. A configuration is read (an ARM GET,
+// in process) once its cluster is Compliant, until it reports Installed.
+func fleetPending(ctx context.Context, s *sim.Sim, assignmentID string, clusters []*sim.Connected, installed map[string]bool) int {
+	compliant := map[string]bool{}
+	for _, st := range s.Policy().States() {
+		if strings.EqualFold(st.PolicyAssignmentID, assignmentID) && st.ComplianceState == engine.Compliant {
+			compliant[strings.ToLower(st.ResourceID)] = true
+		}
+	}
+	pending := 0
+	for _, c := range clusters {
+		id := strings.ToLower(c.ID)
+		if !compliant[id] {
+			pending++
+			continue
+		}
+		if !installed[id] {
+			installed[id] = configInstalled(ctx, s, c.ID+"/providers/Microsoft.KubernetesConfiguration/sourceControlConfigurations/baseline")
+		}
+		if !installed[id] {
+			pending++
+		}
+	}
+	return pending
+}
+
+func configInstalled(ctx context.Context, s *sim.Sim, id string) bool {
+	code, body := s.ARM().Dispatch(ctx, http.MethodGet, id+"?api-version=2021-03-01", nil, "")
+	if code != http.StatusOK {
+		return false
+	}
+	var cfg struct {
+		Properties struct {
+			ComplianceStatus struct {
+				ComplianceState string `json:"complianceState"`
+			} `json:"complianceStatus"`
+		} `json:"properties"`
+	}
+	return json.Unmarshal(body, &cfg) == nil && cfg.Properties.ComplianceStatus.ComplianceState == "Installed"
+}
+
+// liveHeapMiB is the Go heap's live bytes after a full collection.
+func liveHeapMiB() float64 {
+	runtime.GC()
+	s := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
+	metrics.Read(s)
+	return float64(s[0].Value.Uint64()) / (1 << 20)
+}
+
+// procStatusMiB reads a kB field of /proc/self/status (VmRSS, VmHWM) in MiB.
+func procStatusMiB(field string) float64 {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, field); ok {
+			kb, _ := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 64)
+			return kb / 1024
+		}
+	}
+	return 0
+}
