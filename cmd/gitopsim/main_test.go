@@ -265,6 +265,7 @@ func TestUpFlagMistakes(t *testing.T) {
 		{[]string{"--profile", "turbo"}, "invalid --profile \"turbo\": valid values are realistic, fast"},
 		{[]string{"--no-agent", "--connected-cluster", "x"}, "drop them or --no-agent"},
 		{[]string{"--apiserver-port", "70000"}, "invalid --apiserver-port"},
+		{[]string{"--policy-timing", "fast"}, "invalid --policy-timing: unknown policy timing \"fast\": valid values are documented, immediate"},
 		{[]string{"--no-such-flag"}, "unknown flag: --no-such-flag"},
 	} {
 		_, stderr, code := runGitopsim(t, append([]string{"up", "--workdir", t.TempDir()}, tc.args...)...)

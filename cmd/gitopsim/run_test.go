@@ -100,3 +100,19 @@ func TestValidate(t *testing.T) {
 		}
 	}
 }
+
+func TestRunFlagMistakes(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"-p", "0"}, "invalid -p 0"},
+		{[]string{"--concurrent-tasks", "0"}, "invalid --concurrent-tasks 0: at least 1"},
+		{[]string{"--cluster", "kind"}, "scenarios run on envtest or kubeconfig"},
+	} {
+		_, stderr, code := runGitopsim(t, append([]string{"run"}, append(tc.args, "../../scenarios/policy-baseline.yaml")...)...)
+		if code != 2 || !strings.Contains(stderr, tc.want) {
+			t.Errorf("run %v: exit %d, stderr:\n%s\nwant exit 2 and %q", tc.args, code, stderr, tc.want)
+		}
+	}
+}

@@ -128,29 +128,34 @@ func BenchmarkPolicyFleet(b *testing.B) {
 	b.Cleanup(func() { _ = backend.Stop(context.Background()) })
 	run := 0
 	for _, n := range []int{10, 100, 1000} {
-		b.Run(fmt.Sprintf("clusters=%d", n), func(b *testing.B) {
-			if n > largest {
-				b.Skipf("set %s=%d to run it", fleetEnv, n)
-			}
-			var wall, virt time.Duration
-			var heap, rss float64
-			for b.Loop() {
-				run++
-				r := policyFleet(b, backend, n, fmt.Sprintf("r%d", run))
-				wall += r.wall
-				virt += r.virtual
-				heap += r.heapMiB
-				rss += r.rssMiB
-			}
-			iters := float64(b.N)
-			b.ReportMetric(0, "ns/op")
-			b.ReportMetric(wall.Seconds()/iters, "wall-s")
-			b.ReportMetric(virt.Minutes()/iters, "sim-min")
-			b.ReportMetric(virt.Hours()/wall.Seconds(), "sim-h/wall-s")
-			b.ReportMetric(heap/iters/float64(n), "MiB/cluster")
-			b.ReportMetric(rss/iters/float64(n), "rss-MiB/cluster")
-			b.ReportMetric(procStatusMiB("VmHWM:"), "peak-rss-MiB")
-		})
+		// tasks is the virtual clock's workers for same-instant tasks:
+		// 1 is the reproducible default, 8 what `gitopsim run
+		// --concurrent-tasks 8` does; benchstat compares the two.
+		for _, tasks := range []int{1, 8} {
+			b.Run(fmt.Sprintf("clusters=%d/tasks=%d", n, tasks), func(b *testing.B) {
+				if n > largest {
+					b.Skipf("set %s=%d to run it", fleetEnv, n)
+				}
+				var wall, virt time.Duration
+				var heap, rss float64
+				for b.Loop() {
+					run++
+					r := policyFleet(b, backend, n, tasks, fmt.Sprintf("r%d", run))
+					wall += r.wall
+					virt += r.virtual
+					heap += r.heapMiB
+					rss += r.rssMiB
+				}
+				iters := float64(b.N)
+				b.ReportMetric(0, "ns/op")
+				b.ReportMetric(wall.Seconds()/iters, "wall-s")
+				b.ReportMetric(virt.Minutes()/iters, "sim-min")
+				b.ReportMetric(virt.Hours()/wall.Seconds(), "sim-h/wall-s")
+				b.ReportMetric(heap/iters/float64(n), "MiB/cluster")
+				b.ReportMetric(rss/iters/float64(n), "rss-MiB/cluster")
+				b.ReportMetric(procStatusMiB("VmHWM:"), "peak-rss-MiB")
+			})
+		}
 	}
 }
 
@@ -162,9 +167,10 @@ type fleetResult struct {
 
 // policyFleet runs the fleet scenario once: n clusters, names prefixed by
 // run so that runs on the shared control plane do not meet.
-func policyFleet(b *testing.B, backend cluster.Backend, n int, run string) fleetResult {
+func policyFleet(b *testing.B, backend cluster.Backend, n, tasks int, run string) fleetResult {
 	ctx := b.Context()
 	clk := clock.NewVirtual(time.Time{})
+	clk.SetWorkers(tasks)
 	timing := policy.DefaultTiming()
 	s, err := sim.New(sim.Options{
 		Workdir: b.TempDir(), Clock: clk, SharedCluster: backend,

@@ -246,3 +246,56 @@ func TestRealClock(t *testing.T) {
 		t.Fatal("Real().After(10ms) did not fire")
 	}
 }
+
+// TestVirtualWorkers runs same-instant tasks at once with SetWorkers:
+// they overlap (each waits for the others at a barrier, which would hang
+// if they ran one by one), instants still go in order, and a task stopped
+// or reset by another of its batch before it started does not run.
+func TestVirtualWorkers(t *testing.T) {
+	v := clock.NewVirtual(time.Time{})
+	v.SetWorkers(4)
+	var mu sync.Mutex
+	var order []string
+	note := func(s string) {
+		mu.Lock()
+		defer mu.Unlock()
+		order = append(order, s)
+	}
+	var barrier sync.WaitGroup
+	barrier.Add(3)
+	for i := range 3 {
+		v.AfterFunc(time.Minute, func() {
+			barrier.Done()
+			barrier.Wait()
+			note(fmt.Sprintf("a%d", i))
+		})
+	}
+	v.AfterFunc(2*time.Minute, func() { note("b") })
+	done := make(chan int)
+	go func() { done <- v.Advance(3 * time.Minute) }()
+	select {
+	case n := <-done:
+		if n != 4 {
+			t.Errorf("ran %d tasks, want 4", n)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("same-instant tasks did not run at once")
+	}
+	if len(order) != 4 || order[3] != "b" {
+		t.Errorf("order %v: the later instant must come last", order)
+	}
+
+	// Two workers: the first two tasks fill them, and the first stops the
+	// third before a worker is free for it, so the third never runs.
+	v.SetWorkers(2)
+	var third clock.Timer
+	var ran atomic.Int32
+	gate := make(chan struct{})
+	v.AfterFunc(time.Minute, func() { third.Stop(); close(gate); ran.Add(1) })
+	v.AfterFunc(time.Minute, func() { <-gate; ran.Add(1) })
+	third = v.AfterFunc(time.Minute, func() { ran.Add(100) })
+	v.Advance(time.Minute)
+	if got := ran.Load(); got != 2 {
+		t.Errorf("ran %d, want the two tasks and not the stopped one", got)
+	}
+}

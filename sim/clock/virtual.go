@@ -27,6 +27,24 @@ type Virtual struct {
 	seq   uint64
 	queue taskQueue
 	runs  uint64
+	// workers is how many tasks due at the same instant may run at once;
+	// 0 and 1 run them one by one.
+	workers int
+}
+
+// SetWorkers lets up to n tasks that fall due at the same instant run at
+// once, as independent agents would on a real clock, where every timer
+// fires on its own goroutine; the tasks must then be safe to run
+// concurrently, as they are under the Real clock. Tasks due at different
+// instants still run in time order, and a task stopped or reset by
+// another before it started does not run. The order of same-instant
+// tasks, and so what they observe of each other, is then no longer
+// reproducible: keep 1 (the default) where runs must be replayed byte for
+// byte. Call it before Advance.
+func (v *Virtual) SetWorkers(n int) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	v.workers = n
 }
 
 // NewVirtual returns a Virtual clock that starts at start, or at Epoch if
@@ -87,6 +105,17 @@ func (v *Virtual) AdvanceTo(t time.Time) int {
 	defer v.advancing.Unlock()
 	ran := 0
 	for {
+		v.mu.Lock()
+		workers := v.workers
+		v.mu.Unlock()
+		if workers > 1 {
+			n := v.runBatch(t, workers)
+			if n < 0 {
+				return ran
+			}
+			ran += n
+			continue
+		}
 		task := v.popDue(t)
 		if task == nil {
 			return ran
@@ -94,6 +123,56 @@ func (v *Virtual) AdvanceTo(t time.Time) int {
 		task.f()
 		ran++
 	}
+}
+
+// runBatch pops every task due at the earliest instant up to limit and
+// runs them on up to workers goroutines; -1 when nothing was due.
+func (v *Virtual) runBatch(limit time.Time, workers int) int {
+	first := v.popDue(limit)
+	if first == nil {
+		return -1
+	}
+	batch := []*vtask{first}
+	v.mu.Lock()
+	for len(v.queue) > 0 && v.queue[0].at.Equal(v.now) {
+		t := heap.Pop(&v.queue).(*vtask)
+		if t.period > 0 {
+			v.schedule(t, t.at.Add(t.period))
+		}
+		v.runs++
+		batch = append(batch, t)
+	}
+	if len(batch) == 1 {
+		v.mu.Unlock()
+		first.f()
+		return 1
+	}
+	for _, t := range batch {
+		t.due = true
+	}
+	v.mu.Unlock()
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, workers)
+	ran := 0
+	for _, t := range batch {
+		sem <- struct{}{} // a free worker first: tasks running now may stop t
+		v.mu.Lock()
+		live := t.due
+		t.due = false
+		v.mu.Unlock()
+		if !live {
+			<-sem
+			continue // stopped or reset by a task of this batch
+		}
+		ran++
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			t.f()
+		}()
+	}
+	wg.Wait()
+	return ran
 }
 
 // RunNext jumps to the next scheduled task, runs everything due at that
@@ -184,18 +263,24 @@ type vtask struct {
 	seq    uint64
 	index  int
 	queued bool
+	// due marks a task popped with a batch of same-instant tasks that has
+	// not started yet (SetWorkers); Stop and Reset clear it.
+	due bool
 }
 
 func (t *vtask) Stop() bool {
 	t.clock.mu.Lock()
 	defer t.clock.mu.Unlock()
-	return t.clock.unschedule(t)
+	was := t.due
+	t.due = false
+	return t.clock.unschedule(t) || was
 }
 
 func (t *vtask) Reset(d time.Duration) bool {
 	t.clock.mu.Lock()
 	defer t.clock.mu.Unlock()
-	was := t.queued
+	was := t.queued || t.due
+	t.due = false
 	t.clock.schedule(t, t.clock.now.Add(max(d, 0)))
 	return was
 }
@@ -211,6 +296,7 @@ func (k vticker) Reset(interval time.Duration) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	k.t.period = interval
+	k.t.due = false
 	v.schedule(k.t, v.now.Add(interval))
 }
 

@@ -78,3 +78,22 @@ func newRunner(t *testing.T, o scenario.Options) *scenario.Runner {
 	})
 	return r
 }
+
+// TestFleetWithConcurrentTasks runs the 50-cluster policy baseline with
+// same-instant tasks on four workers, as `gitopsim run --concurrent-tasks
+// 4` does: the agents, ARM and Azure Policy run concurrently (under -race
+// in make test) and the scenario's expectations hold, though its
+// transcript may differ from the golden within an instant.
+func TestFleetWithConcurrentTasks(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs a 50-cluster scenario on envtest")
+	}
+	r := newRunner(t, scenario.Options{ConcurrentTasks: 4})
+	results, err := r.RunFiles(t.Context(), []string{"../../scenarios/policy-baseline.yaml"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(results) != 1 || !results[0].Passed {
+		t.Fatalf("policy-baseline with concurrent tasks: %+v", results)
+	}
+}

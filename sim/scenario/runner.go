@@ -35,6 +35,11 @@ type Options struct {
 	// deterministic), "real", or "scaled:<k>" (k virtual seconds per real
 	// second, for demos).
 	Clock string
+	// ConcurrentTasks lets up to that many tasks due at the same instant
+	// of the virtual clock run at once (clock.Virtual.SetWorkers), which
+	// is what makes a fleet of agents fast on several cores; 0 and 1 run
+	// them one by one and keep transcripts reproducible.
+	ConcurrentTasks int
 	// Workdir holds each scenario's simulator state; default a temporary
 	// directory removed by Close.
 	Workdir string
@@ -188,7 +193,9 @@ func (r *Runner) clock() clock.Clock {
 		c, _ := clock.Scaled(r.scaled) // validated in New
 		return c
 	}
-	return clock.NewVirtual(clock.Epoch)
+	v := clock.NewVirtual(clock.Epoch)
+	v.SetWorkers(r.opts.ConcurrentTasks)
+	return v
 }
 
 // runOne runs a scenario on a pooled control plane with its own ARM, git

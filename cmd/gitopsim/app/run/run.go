@@ -27,6 +27,7 @@ var ErrFailed = errors.New("scenarios failed")
 type flags struct {
 	parallel     int
 	clock        string
+	tasks        int
 	junit        string
 	transcript   string
 	reportDir    string
@@ -61,6 +62,9 @@ The timeline goes to stdout. The exit code is 0 only if every scenario passed.`,
 			if f.parallel < 1 {
 				return &cli.UsageError{Command: cmd.CommandPath(), Err: fmt.Errorf("invalid -p %d: run at least one scenario at a time", f.parallel)}
 			}
+			if f.tasks < 1 {
+				return &cli.UsageError{Command: cmd.CommandPath(), Err: fmt.Errorf("invalid --concurrent-tasks %d: at least 1", f.tasks)}
+			}
 			if !cluster.ValidBackend(f.cluster) || f.cluster == cluster.Kind {
 				return &cli.UsageError{Command: cmd.CommandPath(), Err: fmt.Errorf("invalid --cluster %q: scenarios run on envtest or kubeconfig", f.cluster)}
 			}
@@ -73,6 +77,7 @@ The timeline goes to stdout. The exit code is 0 only if every scenario passed.`,
 	fl := cmd.Flags()
 	fl.IntVarP(&f.parallel, "parallel", "p", 1, "scenarios run at once, each on its own control plane")
 	fl.StringVar(&f.clock, "clock", "virtual", "virtual (nothing sleeps), real, or scaled:<k> (k virtual seconds per second)")
+	fl.IntVar(&f.tasks, "concurrent-tasks", 1, "on the virtual clock, run up to N tasks due at the same instant at once (agents of a fleet); above 1 transcripts are no longer byte-for-byte reproducible")
 	fl.StringVar(&f.junit, "junit", "", "write JUnit XML here (one testcase per scenario)")
 	fl.StringVar(&f.transcript, "transcript", "", "write the deterministic JSON transcript(s) here")
 	fl.StringVar(&f.reportDir, "report-dir", "", "diagnostics bundles of failed scenarios go to DIR/<scenario>/ (default <workdir>/reports)")
@@ -99,7 +104,7 @@ func run(ctx context.Context, s *cli.Streams, f *flags, args []string) error {
 	}
 	r, err := scenario.New(scenario.Options{
 		Cluster:  cluster.Options{Backend: f.cluster, Kubeconfig: f.kubeconfig, AssetsDir: f.assetsDir},
-		Parallel: f.parallel, Clock: f.clock, Workdir: f.workdir, ReportDir: f.reportDir,
+		Parallel: f.parallel, Clock: f.clock, ConcurrentTasks: f.tasks, Workdir: f.workdir, ReportDir: f.reportDir,
 		Out: s.Out, Logger: log, Golden: f.golden, UpdateGolden: f.updateGolden,
 	})
 	if err != nil {
