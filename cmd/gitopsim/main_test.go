@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"os"
 	"os/exec"
@@ -147,24 +148,7 @@ func TestUpServesAndStopsCleanlyOnSIGINT(t *testing.T) {
 		t.Errorf("second up removed the first one's endpoints file: %v", err)
 	}
 
-	if err := cmd.Process.Signal(syscall.SIGINT); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case err := <-exited:
-		if err != nil {
-			t.Fatalf("gitopsim up after SIGINT: %v; stderr:\n%s", err, errb.String())
-		}
-	case <-time.After(time.Minute):
-		t.Fatal("gitopsim up did not exit within 1m of SIGINT")
-	}
-	left, err := cluster.Leftovers(workdir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(left) > 0 {
-		t.Errorf("processes left behind after SIGINT: %v", left)
-	}
+	interruptUp(t, cmd, exited, &errb, workdir)
 	if _, err := os.Stat(path); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("endpoints file still there after shutdown: %v", err)
 	}
@@ -265,6 +249,11 @@ func TestUpFlagMistakes(t *testing.T) {
 		{[]string{"--profile", "turbo"}, "invalid --profile \"turbo\": valid values are realistic, fast"},
 		{[]string{"--no-agent", "--connected-cluster", "x"}, "drop them or --no-agent"},
 		{[]string{"--apiserver-port", "70000"}, "invalid --apiserver-port"},
+		{[]string{"--clusters", "0"}, "invalid --clusters 0"},
+		{[]string{"--clusters", "3", "--no-agent"}, "contradict"},
+		{[]string{"--clusters", "3", "--connected-cluster", "x"}, "drop --connected-cluster"},
+		{[]string{"--clusters", "3", "--cluster-name-pattern", "edge"}, "has no {n}"},
+		{[]string{"--cluster-name-pattern", "edge-{n}"}, "apply with --clusters above 1"},
 		{[]string{"--policy-timing", "fast"}, "invalid --policy-timing: unknown policy timing \"fast\": valid values are documented, immediate"},
 		{[]string{"--no-such-flag"}, "unknown flag: --no-such-flag"},
 	} {
@@ -324,4 +313,67 @@ func (s *syncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+// TestUpFleet connects a fleet with --clusters: every cluster in ARM and
+// in endpoints.json in number order, spread over the resource groups in
+// turn, each with its agent heartbeating; the summary names a few and
+// the endpoints file for the rest; SIGINT stops them all.
+func TestUpFleet(t *testing.T) {
+	workdir := filepath.Join(t.TempDir(), "wd")
+	cmd := gitopsim(t, "up", "--workdir", workdir, "--clusters", "12", "--cluster-name-pattern", "store-{n:02}", "--fleet-resource-groups", "east,west,north")
+	var out, errb syncBuffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	path, exited := startUp(t, cmd, workdir, &errb)
+	e, err := sim.ReadEndpoints(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(e.ConnectedClusters) != 12 {
+		t.Fatalf("%d connected clusters, want 12: %+v", len(e.ConnectedClusters), e.ConnectedClusters)
+	}
+	for i, c := range e.ConnectedClusters {
+		name, rg := fmt.Sprintf("store-%02d", i+1), []string{"east", "west", "north"}[i%3]
+		if c.Name != name || c.ResourceGroup != rg || c.Kubeconfig != e.Cluster.Kubeconfig ||
+			!strings.HasSuffix(c.ID, "/resourceGroups/"+rg+"/providers/Microsoft.Kubernetes/connectedClusters/"+name) {
+			t.Errorf("cluster %d = %+v, want %s in %s", i+1, c, name, rg)
+		}
+	}
+	if !strings.Contains(errb.String(), "connected 12 of 12 clusters") {
+		t.Errorf("no fleet progress on stderr:\n%s", errb.String())
+	}
+	for deadline := time.After(30 * time.Second); !strings.Contains(out.String(), "and 9 more"); {
+		select {
+		case <-deadline:
+			t.Errorf("summary does not list 3 clusters and the rest:\n%s", out.String())
+		case <-time.After(20 * time.Millisecond):
+			continue
+		}
+		break
+	}
+	interruptUp(t, cmd, exited, &errb, workdir)
+}
+
+// interruptUp sends SIGINT to a running `gitopsim up` and checks that it
+// exits cleanly within a minute, leaving no process behind.
+func interruptUp(t *testing.T, cmd *exec.Cmd, exited <-chan error, errb *syncBuffer, workdir string) {
+	t.Helper()
+	if err := cmd.Process.Signal(syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-exited:
+		if err != nil {
+			t.Fatalf("gitopsim up after SIGINT: %v; stderr:\n%s", err, errb.String())
+		}
+	case <-time.After(time.Minute):
+		t.Fatal("gitopsim up did not exit within 1m of SIGINT")
+	}
+	left, err := cluster.Leftovers(workdir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(left) > 0 {
+		t.Errorf("processes left behind after SIGINT: %v", left)
+	}
 }

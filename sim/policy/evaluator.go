@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -340,7 +341,7 @@ func (e *evaluator) deploy(a Assignment, m evalMember, cl engine.Resource, remed
 		}
 	}()
 	if a.PrincipalID == "" {
-		d.Error = fmt.Sprintf("The policy assignment '%s' has no managed identity to deploy with.", a.ID)
+		d.Error, d.Code = fmt.Sprintf("The policy assignment '%s' has no managed identity to deploy with.", a.ID), "MissingManagedIdentity"
 		return d
 	}
 	for _, role := range roleIDs(m.def) {
@@ -367,7 +368,7 @@ func (e *evaluator) deploy(a Assignment, m evalMember, cl engine.Resource, remed
 		}
 		code, out := e.p.srv.Dispatch(context.Background(), http.MethodPut, r.ID+"?api-version="+url.QueryEscape(r.APIVersion), body, a.PrincipalID)
 		if code >= 300 {
-			d.Error, d.Code = fmt.Sprintf("PUT %s: %d %s", r.ID, code, out), armCode(out)
+			d.Code, d.Error = armError(out, code, r.ID)
 			return d
 		}
 		d.DeployedIDs = append(d.DeployedIDs, r.ID)
@@ -375,16 +376,21 @@ func (e *evaluator) deploy(a Assignment, m evalMember, cl engine.Resource, remed
 	return d
 }
 
-// armCode is the code of an ARM error envelope, or "DeploymentFailed".
-func armCode(body []byte) string {
+// armError is the code and message of a failed PUT's ARM error
+// envelope, the shape deployments report (ErrorDefinition), with any
+// credentials in URLs the resource provider repeated back taken out.
+func armError(body []byte, status int, id string) (code, message string) {
 	var env struct {
-		Error struct{ Code string } `json:"error"`
+		Error struct{ Code, Message string } `json:"error"`
 	}
-	if json.Unmarshal(body, &env) == nil && env.Error.Code != "" {
-		return env.Error.Code
+	if json.Unmarshal(body, &env) != nil || env.Error.Code == "" {
+		return "DeploymentFailed", fmt.Sprintf("The deployment of '%s' failed with status %d.", id, status)
 	}
-	return "DeploymentFailed"
+	return env.Error.Code, urlCredentials.ReplaceAllString(env.Error.Message, "$1***@")
 }
+
+// urlCredentials matches the user information of a URL.
+var urlCredentials = regexp.MustCompile(`(://)[^/@\s'"]+@`)
 
 // related reads the resources a rule's existence condition looks at.
 func (e *evaluator) related(q engine.RelatedQuery) ([]engine.Resource, error) {
@@ -530,7 +536,8 @@ func resourceType(id string) string {
 	return ""
 }
 
-// scopeParts returns the subscription and resource group of an id.
+// ScopeParts returns the subscription and resource group an ARM id names
+// (either may be "").
 func ScopeParts(id string) (sub, rg string) {
 	segs := strings.Split(strings.Trim(id, "/"), "/")
 	for i := 0; i+1 < len(segs); i++ {

@@ -217,8 +217,15 @@ func (in *Insights) records(r *arm.Request) ([]record, *arm.Error) {
 	}
 	kind := "latest"
 	states := in.p.States()
-	if strings.EqualFold(r.Var("kind"), "default") {
+	_, hasFrom := r.Query("$from")
+	_, hasTo := r.Query("$to")
+	switch {
+	case strings.EqualFold(r.Var("kind"), "default"):
 		kind, states = "default", in.p.History()
+	case hasFrom || hasTo:
+		// The newest state of each resource and assignment within the
+		// window, which may be older than the newest of all.
+		states = latestWithin(in.p.History(), from, to)
 	}
 	ctx := metadataURL(r) + "#" + kind + "/$entity"
 	var out []record
@@ -359,7 +366,7 @@ func (in *Insights) writePage(r *arm.Request, recs []record) *arm.Error {
 		page = []record{}
 	}
 	body := map[string]any{
-		"@odata.context": metadataURL(r) + "#latest",
+		"@odata.context": metadataURL(r) + "#" + strings.ToLower(r.Var("kind")),
 		"@odata.count":   len(page),
 		"value":          page,
 	}
@@ -369,6 +376,11 @@ func (in *Insights) writePage(r *arm.Request, recs []record) *arm.Error {
 			if v, ok := r.Query(k); ok {
 				q.Set(k, v)
 			}
+		}
+		// The next pages read the same window, however late they come.
+		if from, to, e := window(r); e == nil {
+			q.Set("$from", from.UTC().Format(time.RFC3339Nano))
+			q.Set("$to", to.UTC().Format(time.RFC3339Nano))
 		}
 		q.Set("api-version", r.APIVersion())
 		q.Set("$skiptoken", encodeOffset(end))
@@ -660,4 +672,29 @@ func window(r *arm.Request) (from, to time.Time, e *arm.Error) {
 		e = badRequest(CodeInvalidQueryOption, "Invalid time range: $from '%s' is after $to '%s'.", from.Format(time.RFC3339), to.Format(time.RFC3339))
 	}
 	return
+}
+
+// latestWithin keeps the newest of the states within [from, to] for each
+// resource, assignment and definition reference; history is oldest
+// first.
+func latestWithin(history []State, from, to time.Time) []State {
+	newest := map[string]int{}
+	var order []string
+	for i, st := range history {
+		if st.Timestamp.Before(from) || st.Timestamp.After(to) {
+			continue
+		}
+		k := stateKey(st.PolicyAssignmentID, st.PolicyDefinitionReferenceID, st.ResourceID)
+		if _, seen := newest[k]; !seen {
+			order = append(order, k)
+		}
+		newest[k] = i
+	}
+	// In the order of States, so that pages of either agree.
+	slices.Sort(order)
+	out := make([]State, 0, len(order))
+	for _, k := range order {
+		out = append(out, history[newest[k]])
+	}
+	return out
 }

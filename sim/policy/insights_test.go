@@ -446,16 +446,25 @@ func TestPolicyStatesWindow(t *testing.T) {
 	if _, got := query("default", upTo); !slices.Equal(got, []string{"NonCompliant"}) {
 		t.Errorf("default up to before the last evaluation: %v", got)
 	}
+	// latest within a window that ends before the last evaluation: the
+	// state newest in the window, not the newest of all.
+	if _, got := query("latest", upTo); !slices.Equal(got, []string{"NonCompliant"}) {
+		t.Errorf("latest up to before the last evaluation: %v", got)
+	}
 	if code, out := query("latest", "&$from=yesterday"); code != http.StatusBadRequest {
 		t.Errorf("bad $from: %d %v", code, out)
 	}
-	// The daily cycle keeps the latest state within the default window.
-	// (Checked on the provider: the SDK credential's token would have
-	// expired on the virtual clock.)
+	if code, out := query("default", since+"&$to="+evaluated.Add(-time.Hour).UTC().Format(time.RFC3339)); code != http.StatusBadRequest {
+		t.Errorf("$from after $to: %d %v", code, out)
+	}
+	// Two days later: the daily cycle keeps a latest state in the
+	// default window (the day before the request), and default no longer
+	// holds the first evaluations.
 	f.clk.Advance(49 * time.Hour)
-	for _, st := range f.p.States() {
-		if age := f.clk.Now().Sub(st.Timestamp); age > 24*time.Hour {
-			t.Errorf("a state %v old two days later: the daily cycle did not run", age)
-		}
+	if _, got := query("latest", ""); !slices.Equal(got, []string{"Compliant"}) {
+		t.Errorf("latest two days later: %v", got)
+	}
+	if _, got := query("default", "&$orderby=timestamp%20asc"); !slices.Equal(got, []string{"Compliant"}) {
+		t.Errorf("default two days later: %v, want the one evaluation of the last day", got)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"math"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -100,7 +101,7 @@ type remediationDeployment struct {
 }
 
 type deploymentError struct {
-	Code    string `json:"code"`
+	Code    string `json:"code,omitempty"`
 	Message string `json:"message"`
 }
 
@@ -212,7 +213,7 @@ func (in *Insights) getRemediation(r *arm.Request) *arm.Error {
 	if e != nil {
 		return e
 	}
-	r.JSON(http.StatusOK, s.Resource)
+	r.JSON(http.StatusOK, s.view())
 	return nil
 }
 
@@ -274,15 +275,34 @@ func (in *Insights) putRemediation(r *arm.Request) *arm.Error {
 		s.Resource.SystemData = touched(nil, r.Caller(), now)
 	}
 	in.remediations[key(id)] = s
-	body := s.Resource
+	body := s.view()
 	in.mu.Unlock()
 	if e := in.p.srv.Persist(); e != nil {
+		// Not stored after all: put back what was there.
+		in.mu.Lock()
+		if old != nil {
+			in.remediations[key(id)] = old
+		} else {
+			delete(in.remediations, key(id))
+		}
+		in.mu.Unlock()
 		return e
 	}
 	in.p.ev.emit(Event{Time: now, Kind: EventRemediation, AssignmentID: props.PolicyAssignmentID, ResourceID: body.ID, State: RemediationAccepted})
-	in.p.clk.AfterFunc(in.p.eval.timing.RemediationStart, func() { in.discover(key(id)) })
+	in.p.clk.AfterFunc(in.p.eval.timing.RemediationStart, func() { in.discover(key(id), s) })
 	r.JSON(status, body)
 	return nil
+}
+
+// view is the task as the API shows it, safe to encode after in.mu is
+// released: the counters are copied; in.mu held.
+func (s *storedRemediation) view() remediation {
+	r := s.Resource
+	if ds := r.Properties.DeploymentStatus; ds != nil {
+		c := *ds
+		r.Properties.DeploymentStatus = &c
+	}
+	return r
 }
 
 // SystemData returns the task's record of creation.
@@ -372,10 +392,15 @@ func (in *Insights) deleteRemediation(r *arm.Request) *arm.Error {
 		return nil
 	}
 	delete(in.remediations, key(s.Resource.ID))
-	body := s.Resource
+	body := s.view()
+	running := !s.terminal()
 	in.mu.Unlock()
 	if e := in.p.srv.Persist(); e != nil {
 		return e
+	}
+	if running {
+		// A running task that is deleted stops where it is.
+		in.p.ev.emit(Event{Time: r.Now(), Kind: EventRemediation, AssignmentID: body.Properties.PolicyAssignmentID, ResourceID: body.ID, State: RemediationCanceled})
 	}
 	r.JSON(http.StatusOK, body)
 	return nil
@@ -395,7 +420,7 @@ func (in *Insights) cancelRemediation(r *arm.Request) *arm.Error {
 		return badRequest(CodeInvalidCancelRemediation, "The remediation '%s' has already finished with state '%s' and cannot be canceled.", s.Resource.Name, s.Resource.Properties.ProvisioningState)
 	}
 	in.setStateLocked(s, RemediationCancelling, r.Now())
-	body := s.Resource
+	body := s.view()
 	in.mu.Unlock()
 	if e := in.p.srv.Persist(); e != nil {
 		return e
@@ -427,7 +452,7 @@ func (in *Insights) listRemediations(r *arm.Request) *arm.Error {
 		if v, ok := f.eq["policydefinitionreferenceid"]; ok && !strings.EqualFold(v, p.PolicyDefinitionReferenceID) {
 			continue
 		}
-		items = append(items, s.Resource)
+		items = append(items, s.view())
 	}
 	in.mu.Unlock()
 	return page(r, items)
@@ -459,13 +484,13 @@ func (in *Insights) setStateLocked(s *storedRemediation, state string, now time.
 
 // ---- running a task on the clock
 
-// activeLocked returns a task that is to go on, with in.mu held. A task
-// that is gone or finished gives nil, and one being canceled ends
-// Canceled and gives nil; in.mu is released for nil.
-func (in *Insights) activeLocked(k string) *storedRemediation {
+// activeLocked returns task s, scheduled under key k, if it is to go on,
+// with in.mu held. A task that is gone, replaced by a new one of the same
+// name, or finished gives nil, and one being canceled ends Canceled and
+// gives nil; in.mu is released for nil.
+func (in *Insights) activeLocked(k string, s *storedRemediation) *storedRemediation {
 	in.mu.Lock()
-	s := in.remediations[k]
-	if s == nil || s.terminal() {
+	if in.remediations[k] != s || s.terminal() {
 		in.mu.Unlock()
 		return nil
 	}
@@ -482,8 +507,8 @@ func (in *Insights) activeLocked(k string) *storedRemediation {
 // the non-compliant ones of the latest evaluation (ExistingNonCompliant)
 // or of a fresh one (ReEvaluateCompliance), narrowed by the task's scope
 // and filters and cut at resourceCount.
-func (in *Insights) discover(k string) {
-	s := in.activeLocked(k)
+func (in *Insights) discover(k string, task *storedRemediation) {
+	s := in.activeLocked(k, task)
 	if s == nil {
 		return
 	}
@@ -495,7 +520,7 @@ func (in *Insights) discover(k string) {
 
 	a, ok := in.p.assignmentByID(p.PolicyAssignmentID)
 	if !ok {
-		in.fail(k, fmt.Sprintf("The policy assignment '%s' no longer exists.", p.PolicyAssignmentID))
+		in.fail(k, s, fmt.Sprintf("The policy assignment '%s' no longer exists.", p.PolicyAssignmentID))
 		return
 	}
 	if p.ResourceDiscoveryMode == "ReEvaluateCompliance" {
@@ -515,10 +540,11 @@ func (in *Insights) discover(k string) {
 		}
 		targets = append(targets, st.ResourceID)
 	}
-	if !evaluated {
+	if !evaluated && p.ResourceDiscoveryMode != "ReEvaluateCompliance" {
 		// Azure's answer when there is no evaluation to work from
-		// (Azure/Enterprise-Scale#990).
-		in.fail(k, "No policy evaluation result was found. The policy assignment's exclusions may have changed or it no longer exists. Please retry the remediation with 'ResourceDiscoveryMode' set to 'ReEvaluateCompliance'.")
+		// (Azure/Enterprise-Scale#990). A re-evaluation that found
+		// nothing in scope has nothing to deploy.
+		in.fail(k, s, "No policy evaluation result was found. The policy assignment's exclusions may have changed or it no longer exists. Please retry the remediation with 'ResourceDiscoveryMode' set to 'ReEvaluateCompliance'.")
 		return
 	}
 	limit := defaultResourceCount
@@ -529,8 +555,7 @@ func (in *Insights) discover(k string) {
 		targets = targets[:limit]
 	}
 	in.mu.Lock()
-	s = in.remediations[k]
-	if s == nil {
+	if in.remediations[k] != s {
 		in.mu.Unlock()
 		return
 	}
@@ -538,7 +563,7 @@ func (in *Insights) discover(k string) {
 	s.Resource.Properties.DeploymentStatus.TotalDeployments = int32(len(targets))
 	in.mu.Unlock()
 	in.persist()
-	in.p.clk.AfterFunc(0, func() { in.runBatch(k) })
+	in.p.clk.AfterFunc(0, func() { in.runBatch(k, s) })
 }
 
 // match reports whether a state's resource passes the task's filters.
@@ -559,8 +584,8 @@ func normLocation(l string) string { return strings.ReplaceAll(strings.ToLower(l
 
 // runBatch starts up to parallelDeployments deployments; they finish
 // RemediationDeployment later, and the next batch follows.
-func (in *Insights) runBatch(k string) {
-	s := in.activeLocked(k)
+func (in *Insights) runBatch(k string, task *storedRemediation) {
+	s := in.activeLocked(k, task)
 	if s == nil {
 		return
 	}
@@ -583,15 +608,14 @@ func (in *Insights) runBatch(k string) {
 		s.Deployments = append(s.Deployments, remediationDeployment{RemediatedResourceID: id, Status: "Running", CreatedOn: now, LastUpdatedOn: now})
 	}
 	in.mu.Unlock()
-	in.p.clk.AfterFunc(in.p.eval.timing.RemediationDeployment, func() { in.finishBatch(k, first, batch) })
+	in.p.clk.AfterFunc(in.p.eval.timing.RemediationDeployment, func() { in.finishBatch(k, s, first, batch) })
 }
 
 // finishBatch runs a batch's deployments as the assignment's identity and
 // counts them; a failure rate above failureThreshold ends the task.
-func (in *Insights) finishBatch(k string, first int, batch []string) {
+func (in *Insights) finishBatch(k string, s *storedRemediation, first int, batch []string) {
 	in.mu.Lock()
-	s := in.remediations[k]
-	if s == nil {
+	if in.remediations[k] != s {
 		in.mu.Unlock()
 		return
 	}
@@ -636,8 +660,7 @@ func (in *Insights) finishBatch(k string, first int, batch []string) {
 	}
 	now := in.p.clk.Now().UTC()
 	in.mu.Lock()
-	s = in.remediations[k]
-	if s == nil {
+	if in.remediations[k] != s {
 		in.mu.Unlock()
 		return
 	}
@@ -669,6 +692,10 @@ func (in *Insights) finishBatch(k string, first int, batch []string) {
 	if ft := s.Resource.Properties.FailureThreshold; ft != nil && ft.Percentage != nil {
 		threshold = *ft.Percentage
 	}
+	// The failure rate is of the deployments the task plans (inferred:
+	// the SDK's text, "the percentage of failed deployments exceeds this
+	// threshold", does not say of which), so an early failure does not
+	// stop a large task at once.
 	stop := st.TotalDeployments > 0 && float64(st.FailedDeployments)/float64(st.TotalDeployments) > threshold
 	if stop {
 		in.finishLocked(s, RemediationFailed, fmt.Sprintf("The remediation stopped: %d of %d deployments failed, above the failure threshold of %g%%.", st.FailedDeployments, st.TotalDeployments, threshold*100))
@@ -680,7 +707,7 @@ func (in *Insights) finishBatch(k string, first int, batch []string) {
 		return
 	}
 	in.persist()
-	in.runBatch(k)
+	in.runBatch(k, s)
 }
 
 // deploymentID is a deployment's id as listDeployments shows it, in the
@@ -716,10 +743,9 @@ func (in *Insights) finishLocked(s *storedRemediation, state, msg string) {
 }
 
 // fail ends a task before it deployed anything.
-func (in *Insights) fail(k, msg string) {
+func (in *Insights) fail(k string, s *storedRemediation, msg string) {
 	in.mu.Lock()
-	s := in.remediations[k]
-	if s == nil {
+	if in.remediations[k] != s {
 		in.mu.Unlock()
 		return
 	}
@@ -757,12 +783,18 @@ func (in *Insights) persistAndEmit(s *storedRemediation) {
 // that were running when the state was saved run again.
 func (in *Insights) resume() {
 	in.mu.Lock()
-	var keys []string
+	type restored struct {
+		k          string
+		s          *storedRemediation
+		discovered bool
+		assignment string
+	}
+	var tasks []restored
 	for k, s := range in.remediations {
 		if s.terminal() {
 			continue
 		}
-		keys = append(keys, k)
+		tasks = append(tasks, restored{k, s, s.Discovered, s.Resource.Properties.PolicyAssignmentID})
 		var again []string
 		s.Deployments = slices.DeleteFunc(s.Deployments, func(d remediationDeployment) bool {
 			if d.Status == "Running" {
@@ -773,16 +805,34 @@ func (in *Insights) resume() {
 		})
 		s.Pending = append(again, s.Pending...)
 	}
-	in.mu.Unlock()
-	slices.Sort(keys)
-	for _, k := range keys {
-		in.mu.Lock()
-		discovered := in.remediations[k].Discovered
-		in.mu.Unlock()
-		if discovered {
-			in.p.clk.AfterFunc(0, func() { in.runBatch(k) })
-		} else {
-			in.p.clk.AfterFunc(0, func() { in.discover(k) })
+	// Deployment names go on from the highest one restored, so that ids
+	// in listDeployments stay unique across a restart.
+	highest := 0
+	for _, s := range in.remediations {
+		for _, d := range s.Deployments {
+			if _, n, ok := strings.Cut(d.DeploymentID, "/PolicyDeployment_"); ok {
+				if v, err := strconv.Atoi(n); err == nil && v > highest {
+					highest = v
+				}
+			}
 		}
+	}
+	in.mu.Unlock()
+	in.p.eval.mu.Lock()
+	in.p.eval.seq = max(in.p.eval.seq, highest)
+	in.p.eval.mu.Unlock()
+	slices.SortFunc(tasks, func(a, b restored) int { return strings.Compare(a.k, b.k) })
+	for _, t := range tasks {
+		if t.discovered {
+			in.p.clk.AfterFunc(0, func() { in.runBatch(t.k, t.s) })
+			continue
+		}
+		// Policy states are not persisted: the assignment's states are
+		// made again first, in the same task, so that discovery does not
+		// race the evaluator's own re-evaluation after a restart.
+		in.p.clk.AfterFunc(0, func() {
+			in.p.eval.evaluateAssignment(t.assignment)
+			in.discover(t.k, t.s)
+		})
 	}
 }

@@ -323,14 +323,7 @@ func TestRemediationSurvivesRestart(t *testing.T) {
 	f.clk.Advance(5 * time.Minute)
 	f.create("fix", armpolicyinsights.RemediationProperties{PolicyAssignmentID: to.Ptr(assignment), ParallelDeployments: to.Ptr[int32](1)})
 	f.clk.Advance(3 * time.Minute) // one done, one running
-	f.srv.Stop(t.Context())
-	f.p.Stop()
-
-	g := start(t, f.fixture)
-	if err := g.p.Start(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(g.p.Stop)
+	g := f.restart()
 	f.clk.Advance(0)
 	for range 3 {
 		f.clk.Advance(time.Minute)
@@ -415,4 +408,115 @@ func TestInitiativeEvaluation(t *testing.T) {
 			t.Errorf("%s is %s after the remediation", s.PolicyDefinitionReferenceID, s.ComplianceState)
 		}
 	}
+}
+
+// TestRemediationFailureThresholdAndFilters: a task stops Failed once its
+// failures exceed failureThreshold of the deployments it plans, and a
+// resourceIds filter remediates only the resources it names.
+func TestRemediationFailureThresholdAndFilters(t *testing.T) {
+	f := startRemediations(t)
+	f.group("rg1")
+	var ids []string
+	for i := range 4 {
+		ids = append(ids, f.cluster("rg1", fmt.Sprintf("c%d", i+1)))
+	}
+	assignment := f.assign("/subscriptions/"+f.sub, "baseline")
+	f.clk.Advance(5 * time.Minute)
+
+	// No role: every deployment fails; at 2 of 4 (50 %) the 30 % threshold
+	// is passed and the task stops with two deployments never made.
+	f.create("capped", armpolicyinsights.RemediationProperties{PolicyAssignmentID: to.Ptr(assignment), ParallelDeployments: to.Ptr[int32](1),
+		FailureThreshold: &armpolicyinsights.RemediationPropertiesFailureThreshold{Percentage: to.Ptr[float32](0.3)}})
+	f.clk.Advance(10 * time.Minute)
+	p := f.get("capped")
+	if got := status(p); got != "Failed 0/4 2" || !strings.Contains(*p.StatusMessage, "failure threshold") {
+		t.Fatalf("capped task: %s %q", got, *p.StatusMessage)
+	}
+	if n := len(f.deployments("capped")); n != 2 {
+		t.Errorf("%d deployments listed, want the 2 made before the stop", n)
+	}
+
+	f.grant(assignment)
+	f.create("one", armpolicyinsights.RemediationProperties{PolicyAssignmentID: to.Ptr(assignment),
+		Filters: &armpolicyinsights.RemediationFilters{ResourceIDs: []*string{to.Ptr(strings.ToUpper(ids[2]))}}})
+	f.clk.Advance(3 * time.Minute)
+	if got := status(f.get("one")); got != "Succeeded 1/1 0" {
+		t.Fatalf("filtered task: %s", got)
+	}
+	if d := f.deployments("one"); len(d) != 1 || !strings.EqualFold(*d[0].RemediatedResourceID, ids[2]) {
+		t.Errorf("filtered task deployed to %s", mustJSON(d))
+	}
+}
+
+// TestRemediationDeletedAndRecreated deletes a running task and creates
+// one of the same name: the old task's pending steps neither deploy nor
+// touch the new task, which runs on its own.
+func TestRemediationDeletedAndRecreated(t *testing.T) {
+	f := startRemediations(t)
+	f.group("rg1")
+	for i := range 3 {
+		f.cluster("rg1", fmt.Sprintf("c%d", i+1))
+	}
+	assignment := f.assign("/subscriptions/"+f.sub, "baseline")
+	f.grant(assignment)
+	f.clk.Advance(5 * time.Minute)
+	f.create("fix", armpolicyinsights.RemediationProperties{PolicyAssignmentID: to.Ptr(assignment), ParallelDeployments: to.Ptr[int32](1)})
+	f.clk.Advance(3 * time.Minute) // one deployed, the second running
+	if _, err := f.rem.DeleteAtSubscription(t.Context(), "fix", nil); err != nil {
+		t.Fatal(err)
+	}
+	f.create("fix", armpolicyinsights.RemediationProperties{PolicyAssignmentID: to.Ptr(assignment), ParallelDeployments: to.Ptr[int32](1)})
+	var seen []string
+	for range 4 {
+		f.clk.Advance(time.Minute)
+		seen = append(seen, status(f.get("fix")))
+	}
+	// The cluster the old task deployed to is evaluated Compliant 10
+	// minutes after its creation, before the new task discovers; the
+	// other two get one deployment a minute. (Without the task's identity
+	// check, the old task's pending batch ends the new task at once.)
+	if want := []string{"Accepted 0/0 0", "Evaluating 0/2 0", "Evaluating 1/2 0", "Succeeded 2/2 0"}; !slices.Equal(seen, want) {
+		t.Fatalf("the new task by minute: %v, want %v", seen, want)
+	}
+	if n := len(f.p.Deployments()); n != 3 {
+		t.Errorf("%d deployments, want 1 by the deleted task and 2 by the new one", n)
+	}
+}
+
+// TestRemediationRestartBeforeDiscovery restarts the server during a
+// task's start delay, with same-instant tasks on workers as the real
+// clock runs them: the task evaluates the assignment again before it
+// discovers, instead of finding no evaluation.
+func TestRemediationRestartBeforeDiscovery(t *testing.T) {
+	f := startRemediations(t)
+	f.clk.SetWorkers(4)
+	f.group("rg1")
+	for i := range 3 {
+		f.cluster("rg1", fmt.Sprintf("c%d", i+1))
+	}
+	assignment := f.assign("/subscriptions/"+f.sub, "baseline")
+	f.grant(assignment)
+	f.clk.Advance(5 * time.Minute)
+	f.create("fix", armpolicyinsights.RemediationProperties{PolicyAssignmentID: to.Ptr(assignment)})
+	f.clk.Advance(time.Minute)
+	g := f.restart()
+	f.clk.Advance(2 * time.Minute)
+	rems := g.p.Remediations()
+	if len(rems) != 1 || rems[0].ProvisioningState != policy.RemediationSucceeded || rems[0].Successful != 3 {
+		t.Fatalf("after a restart before discovery: %+v", rems)
+	}
+}
+
+// restart stops the server and starts it again on the same state
+// directory and clock.
+func (f *remediationFixture) restart() *fixture {
+	f.t.Helper()
+	f.srv.Stop(f.t.Context())
+	f.p.Stop()
+	g := start(f.t, f.fixture)
+	if err := g.p.Start(f.t.Context()); err != nil {
+		f.t.Fatal(err)
+	}
+	f.t.Cleanup(g.p.Stop)
+	return g
 }

@@ -3,8 +3,9 @@ package scenario
 import (
 	"fmt"
 	"regexp"
-	"strconv"
 	"strings"
+
+	"github.com/gitopsim/gitopsim/sim"
 )
 
 // namePatternRE is the placeholder of a group's namePattern: {n}, or
@@ -28,16 +29,14 @@ type clusterDecl struct {
 // later reports whether the cluster waits for an onboard step.
 func (c *clusterDecl) later() bool { return c.Entry.Onboard == "later" }
 
-// expandPattern names member n (1-based) of a group.
+// expandPattern names member n (1-based) of a group, as `gitopsim up
+// --clusters` names a fleet; the validator has checked the pattern.
 func expandPattern(pattern string, n int) string {
-	return namePatternRE.ReplaceAllStringFunc(pattern, func(m string) string {
-		sub := namePatternRE.FindStringSubmatch(m)
-		if sub[1] == "" {
-			return strconv.Itoa(n)
-		}
-		w, _ := strconv.Atoi(sub[1][1:])
-		return fmt.Sprintf("%0*d", w, n)
-	})
+	name, err := sim.FleetName(pattern, n)
+	if err != nil {
+		return pattern
+	}
+	return name
 }
 
 // clusterDecls expands the spec's cluster entries, in declaration order;

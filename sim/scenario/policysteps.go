@@ -276,10 +276,13 @@ func doRemediate(r *run, s *Step) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	scope := a.scope
-	if m.ResourceGroup != "" {
-		scope = r.scopePath(m.ResourceGroup)
+	// The task's resource group: the step's, or the assignment's when it
+	// is scoped to one; "" is the subscription.
+	rg := r.expand(m.ResourceGroup)
+	if rg == "" {
+		_, rg = policy.ScopeParts(a.scope)
 	}
+	scope := r.scopePath(rg)
 	id := scope + "/providers/Microsoft.PolicyInsights/remediations/" + m.Name
 	// The official client, as a user's program would make it.
 	detail, _, err := r.sdkCall(http.MethodPut, id, m.Expect, func(ctx context.Context) error {
@@ -291,11 +294,8 @@ func doRemediate(r *run, s *Step) (string, error) {
 		if err != nil {
 			return err
 		}
-		if rg := m.ResourceGroup; rg != "" || a.scope != r.scopePath("") {
-			if rg == "" {
-				_, rg = policy.ScopeParts(a.scope)
-			}
-			_, err = c.CreateOrUpdateAtResourceGroup(ctx, r.expand(rg), m.Name, rem, nil)
+		if rg != "" {
+			_, err = c.CreateOrUpdateAtResourceGroup(ctx, rg, m.Name, rem, nil)
 		} else {
 			_, err = c.CreateOrUpdateAtSubscription(ctx, m.Name, rem, nil)
 		}

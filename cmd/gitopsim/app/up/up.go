@@ -53,6 +53,9 @@ type flags struct {
 	resourceGroup string
 	noAgent       bool
 	policyTiming  string
+	clusters      int
+	namePattern   string
+	fleetGroups   []string
 }
 
 // NewCommand returns the up command.
@@ -95,6 +98,9 @@ and removes the file.`,
 	fl.StringVar(&f.clusterName, "connected-cluster", sim.DefaultClusterName, "name of the connected cluster onboarded for the cluster backend")
 	fl.StringVar(&f.resourceGroup, "resource-group", sim.DefaultResourceGroup, "resource group of the connected cluster")
 	fl.BoolVar(&f.noAgent, "no-agent", false, "do not onboard a connected cluster or start its agent")
+	fl.IntVar(&f.clusters, "clusters", 1, "connected clusters to onboard, each with its agent; above 1 they are named by --cluster-name-pattern and share the Kubernetes API (their cluster-scoped objects and namespaces of one name are one object)")
+	fl.StringVar(&f.namePattern, "cluster-name-pattern", sim.DefaultFleetPattern, "names of the clusters with --clusters above 1: {n} is the number, {n:03} the number padded to 3 digits")
+	fl.StringSliceVar(&f.fleetGroups, "fleet-resource-groups", nil, "resource groups the clusters of --clusters go to in turn (default fleet-1, fleet-2, … one per 50 clusters)")
 	fl.StringVar(&f.policyTiming, "policy-timing", policy.TimingDocumented, "Azure Policy delays: documented (5m assignment, 10m deployment, 15m evaluation, 24h cycle) or immediate (test mode)")
 	fl.Float64Var(&f.timeScale, "time-scale", 1, "virtual seconds per real second for gitopsim's own timers (60: a minute a second)")
 	return cmd
@@ -129,6 +135,22 @@ func (f *flags) validate(cmd *cobra.Command) error {
 	}
 	if f.noAgent && (changed("connected-cluster") || changed("resource-group") || changed("profile")) {
 		return errors.New("--connected-cluster, --resource-group and --profile configure the agent; drop them or --no-agent")
+	}
+	if f.clusters < 1 {
+		return fmt.Errorf("invalid --clusters %d: at least 1 (--no-agent connects none)", f.clusters)
+	}
+	if f.clusters > 1 {
+		if f.noAgent {
+			return errors.New("--clusters and --no-agent contradict each other")
+		}
+		if changed("connected-cluster") || changed("resource-group") {
+			return errors.New("with --clusters above 1 the clusters are named by --cluster-name-pattern and spread over --fleet-resource-groups; drop --connected-cluster and --resource-group")
+		}
+		if _, err := sim.FleetName(f.namePattern, 1); err != nil {
+			return fmt.Errorf("invalid --cluster-name-pattern: %w", err)
+		}
+	} else if changed("cluster-name-pattern") || changed("fleet-resource-groups") {
+		return errors.New("--cluster-name-pattern and --fleet-resource-groups apply with --clusters above 1")
 	}
 	if _, err := policy.TimingProfile(f.policyTiming); err != nil {
 		return fmt.Errorf("invalid --policy-timing: %w", err)
@@ -178,7 +200,7 @@ func run(s *cli.Streams, f *flags) error {
 			TokenLifetime: tokenLifetime,
 		},
 		Helm:         helmrepo.Options{Addr: loopback(f.helmPort)},
-		Local:        sim.LocalCluster{Name: f.clusterName, ResourceGroup: f.resourceGroup, Disabled: f.noAgent},
+		Local:        sim.LocalCluster{Name: f.clusterName, ResourceGroup: f.resourceGroup, Disabled: f.noAgent || f.clusters > 1},
 		AgentProfile: f.profile,
 		PolicyTiming: &timing,
 		Git: gitserver.Options{
@@ -223,6 +245,16 @@ func run(s *cli.Streams, f *flags) error {
 		}
 		return err
 	}
+	if f.clusters > 1 {
+		if err := onboardFleet(ctx, s, sm, f); err != nil {
+			stopErr := sm.Stop(context.Background())
+			if ctx.Err() != nil {
+				log.Info("interrupted while connecting the fleet; everything started has been stopped")
+				return stopErr
+			}
+			return errors.Join(err, stopErr)
+		}
+	}
 	if err := sm.WriteEndpoints(); err != nil {
 		stopErr := sm.Stop(context.Background())
 		return errors.Join(err, stopErr)
@@ -237,6 +269,28 @@ func run(s *cli.Streams, f *flags) error {
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// onboardFleet connects the clusters of --clusters, reporting progress
+// on stderr about every tenth of the way.
+func onboardFleet(ctx context.Context, s *cli.Streams, sm *sim.Sim, f *flags) error {
+	groups := f.fleetGroups
+	if len(groups) == 0 {
+		for i := range (f.clusters + 49) / 50 {
+			groups = append(groups, fmt.Sprintf("fleet-%d", i+1))
+		}
+	}
+	began := time.Now()
+	step := max(f.clusters/10, 1)
+	_, err := sm.OnboardFleet(ctx, sim.FleetOptions{
+		Count: f.clusters, NamePattern: f.namePattern, ResourceGroups: groups, Profile: f.profile,
+		Progress: func(done, total int) {
+			if done%step == 0 || done == total {
+				fmt.Fprintf(s.Err, "connected %d of %d clusters (%.1fs)\n", done, total, time.Since(began).Seconds())
+			}
+		},
+	})
+	return err
 }
 
 func loopback(port int) string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(port)) }
@@ -257,7 +311,12 @@ func printSummary(s *cli.Streams, sm *sim.Sim, f *flags, took time.Duration) {
 	fmt.Fprintf(w, "  arm         %s (subscription %s)\n", e.ARM.URL, e.ARM.SubscriptionID)
 	fmt.Fprintf(w, "  git         %s  %s\n", e.Git.SSHURL, e.Git.HTTPSURL)
 	fmt.Fprintf(w, "  helm repo   %s\n", e.Helm.RepositoryURL)
-	for _, c := range e.ConnectedClusters {
+	const listed = 3
+	for i, c := range e.ConnectedClusters {
+		if i == listed {
+			fmt.Fprintf(w, "  connected   … and %d more (all in %s)\n", len(e.ConnectedClusters)-listed, sm.EndpointsPath())
+			break
+		}
 		fmt.Fprintf(w, "  connected   %s (resource group %s, agent profile %s)\n", c.Name, c.ResourceGroup, f.profile)
 	}
 	fmt.Fprintf(w, "  ca          %s\n", e.ARM.CAFile)

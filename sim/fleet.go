@@ -1,0 +1,156 @@
+package sim
+
+import (
+	"context"
+	"fmt"
+	"regexp"
+	"strconv"
+	"sync"
+
+	"github.com/gitopsim/gitopsim/sim/agent"
+)
+
+// FleetOptions describes many connected clusters onboarded at once, each
+// with its own agent, on the simulator's Kubernetes API (the shared
+// backend: every agent touches only its own objects, but cluster-scoped
+// objects and namespaces of the same name are the same object for all).
+type FleetOptions struct {
+	// Count is how many clusters to connect.
+	Count int
+	// NamePattern names cluster n (from 1): "{n}" is replaced by the
+	// number, "{n:03}" by the number padded with zeros to 3 digits.
+	// Default "cluster-{n:03}".
+	NamePattern string
+	// ResourceGroups receive the clusters in turn (cluster n goes to
+	// ResourceGroups[(n-1) % len]); default the simulator's default
+	// resource group.
+	ResourceGroups []string
+	// Location defaults to eastus.
+	Location string
+	// Profile and Intervals override the simulator's agent settings.
+	Profile   string
+	Intervals agent.Intervals
+	// Parallel is how many clusters connect at once; default 8.
+	Parallel int
+	// Progress, when set, is called after each cluster has connected,
+	// from the goroutine that connected it.
+	Progress func(done, total int)
+}
+
+// DefaultFleetPattern names a fleet's clusters when FleetOptions does not.
+const DefaultFleetPattern = "cluster-{n:03}"
+
+var fleetNumberRE = regexp.MustCompile(`\{n(?::0([1-9]))?\}`)
+
+// FleetName is the name NamePattern gives cluster n. A pattern without
+// "{n}" is an error: every cluster would have the same name.
+func FleetName(pattern string, n int) (string, error) {
+	if !fleetNumberRE.MatchString(pattern) {
+		return "", fmt.Errorf("name pattern %q has no {n} (or {n:03}) for the cluster's number", pattern)
+	}
+	return fleetNumberRE.ReplaceAllStringFunc(pattern, func(m string) string {
+		w := fleetNumberRE.FindStringSubmatch(m)[1]
+		if w == "" {
+			return strconv.Itoa(n)
+		}
+		width, _ := strconv.Atoi(w)
+		return fmt.Sprintf("%0*d", width, n)
+	}), nil
+}
+
+// OnboardFleet connects opts.Count clusters, Parallel at a time, and
+// returns them in number order. On the first error it stops connecting
+// and returns it; the clusters already connected stay (their agents stop
+// with the simulator).
+func (s *Sim) OnboardFleet(ctx context.Context, opts FleetOptions) ([]*Connected, error) {
+	if opts.Count < 1 {
+		return nil, fmt.Errorf("sim: fleet of %d clusters: at least one", opts.Count)
+	}
+	if opts.NamePattern == "" {
+		opts.NamePattern = DefaultFleetPattern
+	}
+	if len(opts.ResourceGroups) == 0 {
+		opts.ResourceGroups = []string{DefaultResourceGroup}
+	}
+	if opts.Parallel < 1 {
+		opts.Parallel = 8
+	}
+	names := make([]string, opts.Count)
+	for i := range names {
+		name, err := FleetName(opts.NamePattern, i+1)
+		if err != nil {
+			return nil, fmt.Errorf("sim: fleet: %w", err)
+		}
+		names[i] = name
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	out := make([]*Connected, opts.Count)
+	var (
+		mu       sync.Mutex
+		firstErr error
+		done     int
+		wg       sync.WaitGroup
+	)
+	sem := make(chan struct{}, opts.Parallel)
+	for i, name := range names {
+		sem <- struct{}{}
+		mu.Lock()
+		failed := firstErr != nil
+		mu.Unlock()
+		if failed || ctx.Err() != nil {
+			<-sem
+			break
+		}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			c, err := s.Onboard(ctx, OnboardOptions{
+				Name: name, ResourceGroup: opts.ResourceGroups[i%len(opts.ResourceGroups)], Location: opts.Location,
+				Profile: opts.Profile, Intervals: opts.Intervals,
+			})
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				if firstErr == nil {
+					firstErr = fmt.Errorf("sim: fleet: cluster %s: %w", name, err)
+					cancel()
+				}
+				return
+			}
+			out[i] = c
+			done++
+			if opts.Progress != nil {
+				opts.Progress(done, opts.Count)
+			}
+		}()
+	}
+	wg.Wait()
+	if firstErr == nil && ctx.Err() != nil {
+		firstErr = fmt.Errorf("sim: fleet: %w", ctx.Err())
+	}
+	if firstErr != nil {
+		return nil, firstErr
+	}
+	s.inNumberOrder(out)
+	return out, nil
+}
+
+// inNumberOrder puts a fleet's clusters, connected in whatever order
+// they finished, back in number order in Connected and the endpoints
+// file, where the fleet's slots are.
+func (s *Sim) inNumberOrder(fleet []*Connected) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	member := make(map[*Connected]bool, len(fleet))
+	for _, c := range fleet {
+		member[c] = true
+	}
+	next := 0
+	for i, c := range s.connected {
+		if member[c] {
+			s.connected[i] = fleet[next]
+			next++
+		}
+	}
+}
