@@ -93,6 +93,9 @@ type Sim struct {
 	// agentCache is shared by every agent: agents on one API server
 	// parse its OpenAPI schema once and count its nodes together.
 	agentCache *agent.ServerCache
+	// fleet holds the dedicated Kubernetes APIs of a fleet, once one
+	// asked for them (OnboardFleet with Dedicated).
+	fleet *cluster.Fleet
 
 	mu        sync.Mutex
 	lock      *os.File

@@ -16,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
@@ -254,6 +256,7 @@ func TestUpFlagMistakes(t *testing.T) {
 		{[]string{"--clusters", "3", "--connected-cluster", "x"}, "drop --connected-cluster"},
 		{[]string{"--clusters", "3", "--cluster-name-pattern", "edge"}, "has no {n}"},
 		{[]string{"--cluster-name-pattern", "edge-{n}"}, "apply with --clusters above 1"},
+		{[]string{"--clusters", "3", "--fleet-backend", "kcp"}, "invalid --fleet-backend \"kcp\""},
 		{[]string{"--policy-timing", "fast"}, "invalid --policy-timing: unknown policy timing \"fast\": valid values are documented, immediate"},
 		{[]string{"--no-such-flag"}, "unknown flag: --no-such-flag"},
 	} {
@@ -322,6 +325,27 @@ func (s *syncBuffer) String() string {
 func TestUpFleet(t *testing.T) {
 	workdir := filepath.Join(t.TempDir(), "wd")
 	cmd := gitopsim(t, "up", "--workdir", workdir, "--clusters", "12", "--cluster-name-pattern", "store-{n:02}", "--fleet-resource-groups", "east,west,north")
+	upFleet(t, cmd, workdir, 12, func(i int) (string, string) {
+		return fmt.Sprintf("store-%02d", i+1), []string{"east", "west", "north"}[i%3]
+	}, false)
+}
+
+// TestUpDedicatedFleet gives each of three clusters its own API server on
+// one etcd: endpoints.json names a kubeconfig per cluster, and a
+// namespace made through one is not in another.
+func TestUpDedicatedFleet(t *testing.T) {
+	workdir := filepath.Join(t.TempDir(), "wd")
+	cmd := gitopsim(t, "up", "--workdir", workdir, "--clusters", "3", "--fleet-backend", "dedicated")
+	upFleet(t, cmd, workdir, 3, func(i int) (string, string) {
+		return fmt.Sprintf("cluster-%03d", i+1), "fleet-1"
+	}, true)
+}
+
+// upFleet runs a fleet `gitopsim up` and checks its endpoints (want
+// names cluster i and its group), on dedicated APIs or the shared one,
+// then interrupts it.
+func upFleet(t *testing.T, cmd *exec.Cmd, workdir string, n int, want func(i int) (name, rg string), dedicated bool) {
+	t.Helper()
 	var out, errb syncBuffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	path, exited := startUp(t, cmd, workdir, &errb)
@@ -329,27 +353,51 @@ func TestUpFleet(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(e.ConnectedClusters) != 12 {
-		t.Fatalf("%d connected clusters, want 12: %+v", len(e.ConnectedClusters), e.ConnectedClusters)
+	if len(e.ConnectedClusters) != n {
+		t.Fatalf("%d connected clusters, want %d: %+v", len(e.ConnectedClusters), n, e.ConnectedClusters)
 	}
+	kubeconfigs := map[string]bool{}
 	for i, c := range e.ConnectedClusters {
-		name, rg := fmt.Sprintf("store-%02d", i+1), []string{"east", "west", "north"}[i%3]
-		if c.Name != name || c.ResourceGroup != rg || c.Kubeconfig != e.Cluster.Kubeconfig ||
+		name, rg := want(i)
+		if c.Name != name || c.ResourceGroup != rg || (c.Kubeconfig == e.Cluster.Kubeconfig) == dedicated ||
 			!strings.HasSuffix(c.ID, "/resourceGroups/"+rg+"/providers/Microsoft.Kubernetes/connectedClusters/"+name) {
-			t.Errorf("cluster %d = %+v, want %s in %s", i+1, c, name, rg)
+			t.Errorf("cluster %d = %+v, want %s in %s (dedicated %v)", i+1, c, name, rg, dedicated)
+		}
+		kubeconfigs[c.Kubeconfig] = true
+	}
+	if dedicated {
+		if len(kubeconfigs) != n {
+			t.Errorf("%d kubeconfigs for %d dedicated clusters", len(kubeconfigs), n)
+		}
+		cs := func(i int) *kubernetes.Clientset {
+			cfg, err := clientcmd.BuildConfigFromFlags("", e.ConnectedClusters[i].Kubeconfig)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return kubernetes.NewForConfigOrDie(cfg)
+		}
+		ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "first-only"}}
+		if _, err := cs(0).CoreV1().Namespaces().Create(t.Context(), ns, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := cs(1).CoreV1().Namespaces().Get(t.Context(), "first-only", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+			t.Errorf("the second cluster sees the first one's namespace: %v", err)
 		}
 	}
-	if !strings.Contains(errb.String(), "connected 12 of 12 clusters") {
+	if !strings.Contains(errb.String(), fmt.Sprintf("connected %d of %d clusters", n, n)) {
 		t.Errorf("no fleet progress on stderr:\n%s", errb.String())
 	}
-	for deadline := time.After(30 * time.Second); !strings.Contains(out.String(), "and 9 more"); {
+	for deadline := time.After(30 * time.Second); !strings.Contains(out.String(), "Press Ctrl-C"); {
 		select {
 		case <-deadline:
-			t.Errorf("summary does not list 3 clusters and the rest:\n%s", out.String())
+			t.Errorf("no summary:\n%s", out.String())
 		case <-time.After(20 * time.Millisecond):
 			continue
 		}
 		break
+	}
+	if n > 3 && !strings.Contains(out.String(), fmt.Sprintf("and %d more", n-3)) {
+		t.Errorf("the summary does not list three clusters and the rest:\n%s", out.String())
 	}
 	interruptUp(t, cmd, exited, &errb, workdir)
 }

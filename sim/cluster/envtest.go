@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -54,6 +55,12 @@ type envtestBackend struct {
 	assetsErr  error
 
 	adminAccess
+
+	// etcdURL and etcdPrefix are set for a member of a Fleet: its API
+	// server keeps its data under its own prefix of the fleet's etcd, and
+	// only the API server and controller-manager are its own.
+	etcdURL    *url.URL
+	etcdPrefix string
 
 	mu       sync.Mutex
 	plane    *envtest.ControlPlane
@@ -146,6 +153,19 @@ func (b *envtestBackend) Start(ctx context.Context) (err error) {
 			return fmt.Errorf("envtest: %w", err)
 		}
 	}
+	if b.etcdURL != nil {
+		api.EtcdURL = b.etcdURL
+		api.Configure().Set("etcd-prefix", b.etcdPrefix)
+		for k, v := range fleetAPIServerFlags {
+			api.Configure().Set(k, v)
+		}
+		b.plane = &envtest.ControlPlane{APIServer: api}
+		b.log.Info("starting kube-apiserver on the fleet's etcd", "binaries", assets.Dir, "prefix", b.etcdPrefix)
+		if err := runWithContext(ctx, api.Start); err != nil {
+			return fmt.Errorf("start kube-apiserver (logs in %s): %w", filepath.Join(dir, "logs"), err)
+		}
+		return b.afterAPIServer(ctx, assets)
+	}
 	b.plane = &envtest.ControlPlane{
 		APIServer: api,
 		Etcd: &envtest.Etcd{
@@ -162,6 +182,12 @@ func (b *envtestBackend) Start(ctx context.Context) (err error) {
 	if err := runWithContext(ctx, b.plane.Start); err != nil {
 		return fmt.Errorf("start etcd and kube-apiserver (logs in %s): %w", filepath.Join(dir, "logs"), err)
 	}
+	return b.afterAPIServer(ctx, assets)
+}
+
+// afterAPIServer makes the admin user, waits for the API, starts the
+// controller-manager and writes the kubeconfig; b.mu held.
+func (b *envtestBackend) afterAPIServer(ctx context.Context, assets *Assets) error {
 	admin, err := b.plane.AddUser(envtest.User{Name: adminUser, Groups: []string{"system:masters"}}, fastClient())
 	if err != nil {
 		return fmt.Errorf("envtest: admin user: %w", err)

@@ -56,6 +56,7 @@ type flags struct {
 	clusters      int
 	namePattern   string
 	fleetGroups   []string
+	fleetBackend  string
 }
 
 // NewCommand returns the up command.
@@ -100,6 +101,7 @@ and removes the file.`,
 	fl.BoolVar(&f.noAgent, "no-agent", false, "do not onboard a connected cluster or start its agent")
 	fl.IntVar(&f.clusters, "clusters", 1, "connected clusters to onboard, each with its agent; above 1 they are named by --cluster-name-pattern and share the Kubernetes API (their cluster-scoped objects and namespaces of one name are one object)")
 	fl.StringVar(&f.namePattern, "cluster-name-pattern", sim.DefaultFleetPattern, "names of the clusters with --clusters above 1: {n} is the number, {n:03} the number padded to 3 digits")
+	fl.StringVar(&f.fleetBackend, "fleet-backend", "shared", "Kubernetes API of the clusters of --clusters: shared (the one API, labelled separation) or dedicated (a kube-apiserver and controller-manager per cluster on one etcd, about 120 MB each)")
 	fl.StringSliceVar(&f.fleetGroups, "fleet-resource-groups", nil, "resource groups the clusters of --clusters go to in turn (default fleet-1, fleet-2, … one per 50 clusters)")
 	fl.StringVar(&f.policyTiming, "policy-timing", policy.TimingDocumented, "Azure Policy delays: documented (5m assignment, 10m deployment, 15m evaluation, 24h cycle) or immediate (test mode)")
 	fl.Float64Var(&f.timeScale, "time-scale", 1, "virtual seconds per real second for gitopsim's own timers (60: a minute a second)")
@@ -149,8 +151,14 @@ func (f *flags) validate(cmd *cobra.Command) error {
 		if _, err := sim.FleetName(f.namePattern, 1); err != nil {
 			return fmt.Errorf("invalid --cluster-name-pattern: %w", err)
 		}
-	} else if changed("cluster-name-pattern") || changed("fleet-resource-groups") {
-		return errors.New("--cluster-name-pattern and --fleet-resource-groups apply with --clusters above 1")
+		if f.fleetBackend != "shared" && f.fleetBackend != "dedicated" {
+			return fmt.Errorf("invalid --fleet-backend %q: valid values are shared, dedicated", f.fleetBackend)
+		}
+		if f.fleetBackend == "dedicated" && f.cluster != cluster.Envtest {
+			return fmt.Errorf("--fleet-backend dedicated runs envtest's binaries; it cannot go with --cluster %s", f.cluster)
+		}
+	} else if changed("cluster-name-pattern") || changed("fleet-resource-groups") || changed("fleet-backend") {
+		return errors.New("--cluster-name-pattern, --fleet-resource-groups and --fleet-backend apply with --clusters above 1")
 	}
 	if _, err := policy.TimingProfile(f.policyTiming); err != nil {
 		return fmt.Errorf("invalid --policy-timing: %w", err)
@@ -283,7 +291,7 @@ func onboardFleet(ctx context.Context, s *cli.Streams, sm *sim.Sim, f *flags) er
 	began := time.Now()
 	step := max(f.clusters/10, 1)
 	_, err := sm.OnboardFleet(ctx, sim.FleetOptions{
-		Count: f.clusters, NamePattern: f.namePattern, ResourceGroups: groups, Profile: f.profile,
+		Count: f.clusters, NamePattern: f.namePattern, ResourceGroups: groups, Profile: f.profile, Dedicated: f.fleetBackend == "dedicated",
 		Progress: func(done, total int) {
 			if done%step == 0 || done == total {
 				fmt.Fprintf(s.Err, "connected %d of %d clusters (%.1fs)\n", done, total, time.Since(began).Seconds())
