@@ -92,13 +92,11 @@ func (s *Sim) OnboardFleet(ctx context.Context, opts FleetOptions) ([]*Connected
 		}
 		names[i] = name
 	}
-	var fleet *cluster.Fleet
 	if opts.Dedicated {
-		f, err := s.dedicatedFleet(ctx)
-		if err != nil {
+		// The fleet's etcd first, once, before the clusters race for it.
+		if _, err := s.dedicatedFleet(ctx); err != nil {
 			return nil, err
 		}
-		fleet = f
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -127,8 +125,8 @@ func (s *Sim) OnboardFleet(ctx context.Context, opts FleetOptions) ([]*Connected
 				Profile: opts.Profile, Intervals: opts.Intervals,
 			}
 			var err error
-			if fleet != nil {
-				o.Backend, err = fleet.Add(ctx, name)
+			if opts.Dedicated {
+				o.Backend, err = s.FleetAPI(ctx, name)
 			}
 			var c *Connected
 			if err == nil {
@@ -205,4 +203,15 @@ func (s *Sim) dedicatedFleet(ctx context.Context) (*cluster.Fleet, error) {
 		return f.Stop(ctx)
 	}})
 	return f, nil
+}
+
+// FleetAPI starts a Kubernetes API of its own for a connected cluster
+// named name, on the simulator's fleet etcd (see FleetOptions.Dedicated),
+// for OnboardOptions.Backend. It stops with the simulator.
+func (s *Sim) FleetAPI(ctx context.Context, name string) (cluster.Backend, error) {
+	f, err := s.dedicatedFleet(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return f.Add(ctx, name)
 }

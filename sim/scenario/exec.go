@@ -479,6 +479,12 @@ func (r *run) onboard(d *clusterDecl) error {
 			return fmt.Errorf("cluster %s: %w", d.Name, err)
 		}
 	}
+	if c.Backend == "fleet" {
+		var err error
+		if o.Backend, err = r.env.sim.FleetAPI(r.ctx, d.Name); err != nil {
+			return fmt.Errorf("cluster %s: %w", d.Name, err)
+		}
+	}
 	conn, err := r.env.sim.Onboard(r.ctx, o)
 	if err != nil {
 		return fmt.Errorf("cluster %s: %w", d.Name, err)

@@ -97,3 +97,20 @@ func TestFleetWithConcurrentTasks(t *testing.T) {
 		t.Fatalf("policy-baseline with concurrent tasks: %+v", results)
 	}
 }
+
+// TestFleetBackend runs two clusters of a group on the fleet backend:
+// the same ConfigMap from two repos stays two objects. (On the shared
+// backend the scenario fails: the later apply overwrites the earlier.)
+func TestFleetBackend(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts two kube-apiservers")
+	}
+	r := newRunner(t, scenario.Options{})
+	results, err := r.RunFiles(t.Context(), []string{"testdata/fleet-backend.yaml"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(results) != 1 || !results[0].Passed {
+		t.Fatalf("fleet-backend: %+v", results)
+	}
+}

@@ -143,8 +143,8 @@ func (v *validator) check() {
 		if !oneOf(c.Profile, "", "realistic", "fast") {
 			v.fail(c.Pos, f+".profile", "must be realistic or fast, got %q", c.Profile)
 		}
-		if !oneOf(c.Backend, "", "shared", "dedicated") {
-			v.fail(c.Pos, f+".backend", "must be shared or dedicated, got %q", c.Backend)
+		if !oneOf(c.Backend, "", "shared", "dedicated", "fleet") {
+			v.fail(c.Pos, f+".backend", "must be shared, dedicated or fleet, got %q", c.Backend)
 		}
 	}
 	for i, r := range sc.Spec.Repos {

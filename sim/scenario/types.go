@@ -97,7 +97,8 @@ type Cluster struct {
 	// Intervals override single timers of the profile.
 	Intervals Intervals `yaml:"intervals"`
 	// Backend: shared (default; the runner's Kubernetes API, shared with the
-	// scenario's other shared clusters) or dedicated (its own envtest).
+	// scenario's other shared clusters), dedicated (its own envtest) or
+	// fleet (its own kube-apiserver on the scenario's fleet etcd).
 	Backend string `yaml:"backend"`
 	// Offline starts the agent with both links cut.
 	Offline bool `yaml:"offline"`
