@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -61,6 +62,9 @@ type envtestBackend struct {
 	// only the API server and controller-manager are its own.
 	etcdURL    *url.URL
 	etcdPrefix string
+	// memLimit is GOMEMLIMIT for the member's kube-apiserver and
+	// kube-controller-manager ("" leaves the Go runtime's default).
+	memLimit string
 
 	mu       sync.Mutex
 	plane    *envtest.ControlPlane
@@ -154,6 +158,17 @@ func (b *envtestBackend) Start(ctx context.Context) (err error) {
 		}
 	}
 	if b.etcdURL != nil {
+		if b.memLimit != "" {
+			// envtest starts the API server with gitopsim's own
+			// environment; a wrapper that execs it adds GOMEMLIMIT (the
+			// process, its pid and arguments are the API server's).
+			wrapper := filepath.Join(dir, "kube-apiserver.sh")
+			script := "#!/bin/sh\nGOMEMLIMIT=" + b.memLimit + " exec " + strconv.Quote(assets.APIServer()) + " \"$@\"\n"
+			if err := os.WriteFile(wrapper, []byte(script), 0o755); err != nil {
+				return fmt.Errorf("envtest: %w", err)
+			}
+			api.Path = wrapper
+		}
 		api.EtcdURL = b.etcdURL
 		api.Configure().Set("etcd-prefix", b.etcdPrefix)
 		for k, v := range fleetAPIServerFlags {
@@ -237,7 +252,6 @@ func (b *envtestBackend) startControllerManager(ctx context.Context, bin string,
 		"--kubeconfig=" + kubeconfig,
 		"--leader-elect=false",
 		"--secure-port=0",
-		"--controllers=*",
 		// Legacy token Secrets need the key that signs service-account tokens.
 		"--service-account-private-key-file=" + filepath.Join(certDir, "sa-signer.key"),
 		// Signing with the client CA the API server trusts makes
@@ -245,8 +259,16 @@ func (b *envtestBackend) startControllerManager(ctx context.Context, bin string,
 		"--cluster-signing-cert-file=" + caCert,
 		"--cluster-signing-key-file=" + caKey,
 	}
+	// pflag appends repeated list flags, so the default set of
+	// controllers goes in only when the caller names none.
+	if !slices.ContainsFunc(b.opts.ControllerManagerArgs, func(a string) bool { return strings.HasPrefix(a, "--controllers=") }) {
+		args = append(args, "--controllers=*")
+	}
 	args = append(args, b.opts.ControllerManagerArgs...)
 	cmd := exec.Command(bin, args...)
+	if b.memLimit != "" {
+		cmd.Env = append(os.Environ(), "GOMEMLIMIT="+b.memLimit)
+	}
 	cmd.Stdout, cmd.Stderr = logf, logf
 	// Its own process group, so a Ctrl-C at the terminal reaches gitopsim
 	// only and shutdown happens in order; Pdeathsig so it dies with us even

@@ -32,6 +32,11 @@ var fleetAPIServerFlags = map[string]string{
 // section B, "kcm min").
 const fleetControllers = "--controllers=namespace,garbagecollector,serviceaccount,serviceaccount-token,clusterrole-aggregation,root-ca-cert-publisher,csrsigning,csrapproving,csrcleaner"
 
+// fleetMemLimit is the Go runtime's soft memory limit for a member's
+// processes: it roughly halves their resident memory at idle with no
+// failure of what the agent needs (fleet-backends.md, section B).
+const fleetMemLimit = "100MiB"
+
 // FleetOptions configure a Fleet.
 type FleetOptions struct {
 	// Workdir holds the fleet's etcd and, under it, each member's
@@ -138,7 +143,7 @@ func (f *Fleet) Add(ctx context.Context, name string) (Backend, error) {
 		f.mu.Unlock()
 		return nil, err
 	}
-	b.etcdURL, b.etcdPrefix = cloneURL(f.etcd.URL), "/fleet/"+name
+	b.etcdURL, b.etcdPrefix, b.memLimit = cloneURL(f.etcd.URL), "/fleet/"+name, fleetMemLimit
 	f.members[name] = b
 	f.mu.Unlock()
 	if err := os.MkdirAll(b.opts.Workdir, 0o700); err != nil {

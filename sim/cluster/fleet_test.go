@@ -3,6 +3,8 @@ package cluster_test
 import (
 	"context"
 	"fmt"
+	"os"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -62,6 +64,42 @@ func TestFleet(t *testing.T) {
 	if _, err := f.Add(ctx, "Edge_1"); err == nil {
 		t.Error("a member name Kubernetes would refuse")
 	}
+	// Each member's processes: an API server and a controller-manager
+	// with the fleet's controllers, both under the fleet's memory limit.
+	procs, err := cluster.Leftovers(workdir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	counts := map[string]int{}
+	for _, p := range procs {
+		env, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", p.PID))
+		if err != nil {
+			continue // gone meanwhile
+		}
+		raw, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", p.PID))
+		cmdline := strings.ReplaceAll(string(raw), "\x00", " ")
+		switch {
+		case strings.Contains(p.Command, "kube-controller-manager"):
+			counts["kcm"]++
+			if strings.Contains(cmdline, "--controllers=*") || !strings.Contains(cmdline, "--controllers=namespace,garbagecollector") {
+				t.Errorf("controller-manager without the fleet's controllers: %s", cmdline)
+			}
+		case strings.Contains(p.Command, "kube-apiserver"):
+			counts["apiserver"]++
+			if !strings.Contains(cmdline, "--etcd-prefix=/fleet/") || !strings.Contains(cmdline, "--watch-cache=false") {
+				t.Errorf("API server not on its prefix or not trimmed: %s", cmdline)
+			}
+		default:
+			continue
+		}
+		if !strings.Contains(string(env), "GOMEMLIMIT=100MiB") {
+			t.Errorf("pid %d runs without the fleet's memory limit: %s", p.PID, p.Command)
+		}
+	}
+	if counts["kcm"] != 3 || counts["apiserver"] != 3 {
+		t.Errorf("processes %v, want 3 API servers and 3 controller-managers", counts)
+	}
+
 	admin := func(i int) *kubernetes.Clientset {
 		return kubernetes.NewForConfigOrDie(members[i].AdminConfig())
 	}
