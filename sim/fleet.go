@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"strconv"
 	"sync"
 
@@ -39,7 +40,8 @@ type FleetOptions struct {
 	// simulator's fleet etcd (cluster.Fleet; envtest binaries, about 120
 	// MB and 3 s of a core per cluster), instead of the shared one.
 	Dedicated bool
-	// Parallel is how many clusters connect at once; default 8.
+	// Parallel is how many clusters connect at once; default 8, or the
+	// number of cores with Dedicated.
 	Parallel int
 	// Progress, when set, is called after each cluster has connected,
 	// from the goroutine that connected it.
@@ -83,6 +85,11 @@ func (s *Sim) OnboardFleet(ctx context.Context, opts FleetOptions) ([]*Connected
 	}
 	if opts.Parallel < 1 {
 		opts.Parallel = 8
+		if opts.Dedicated {
+			// Starting an API server is CPU-bound: more at once than
+			// there are cores is not faster, and each start slows down.
+			opts.Parallel = runtime.NumCPU()
+		}
 	}
 	names := make([]string, opts.Count)
 	for i := range names {

@@ -62,6 +62,9 @@ type envtestBackend struct {
 	// only the API server and controller-manager are its own.
 	etcdURL    *url.URL
 	etcdPrefix string
+	// startLimit replaces startTimeout for a member: its start shares the
+	// cores with every member already running.
+	startLimit time.Duration
 	// memLimit is GOMEMLIMIT for the member's kube-apiserver and
 	// kube-controller-manager ("" leaves the Go runtime's default).
 	memLimit string
@@ -140,10 +143,14 @@ func (b *envtestBackend) Start(ctx context.Context) (err error) {
 		return fmt.Errorf("envtest: %w", err)
 	}
 	b.authn = &caAuthn{ca: ca, now: b.wall.Now}
+	limit := startTimeout
+	if b.startLimit > 0 {
+		limit = b.startLimit
+	}
 	api := &envtest.APIServer{
 		Path:         assets.APIServer(),
 		CertDir:      filepath.Join(dir, "apiserver"),
-		StartTimeout: startTimeout,
+		StartTimeout: limit,
 		StopTimeout:  stopTimeout,
 		Out:          apiLog,
 		Err:          apiLog,

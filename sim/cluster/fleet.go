@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"sync"
+	"time"
 
 	envtest "sigs.k8s.io/controller-runtime/pkg/envtest"
 )
@@ -36,6 +37,10 @@ const fleetControllers = "--controllers=namespace,garbagecollector,serviceaccoun
 // processes: it roughly halves their resident memory at idle with no
 // failure of what the agent needs (fleet-backends.md, section B).
 const fleetMemLimit = "100MiB"
+
+// fleetStartTimeout bounds a member's start: on a machine whose cores the
+// running members already use, a start takes well over envtest's minute.
+const fleetStartTimeout = 5 * time.Minute
 
 // FleetOptions configure a Fleet.
 type FleetOptions struct {
@@ -143,7 +148,7 @@ func (f *Fleet) Add(ctx context.Context, name string) (Backend, error) {
 		f.mu.Unlock()
 		return nil, err
 	}
-	b.etcdURL, b.etcdPrefix, b.memLimit = cloneURL(f.etcd.URL), "/fleet/"+name, fleetMemLimit
+	b.etcdURL, b.etcdPrefix, b.memLimit, b.startLimit = cloneURL(f.etcd.URL), "/fleet/"+name, fleetMemLimit, fleetStartTimeout
 	f.members[name] = b
 	f.mu.Unlock()
 	if err := os.MkdirAll(b.opts.Workdir, 0o700); err != nil {
