@@ -9,6 +9,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync"
 
 	"github.com/gitopsim/gitopsim/sim/arm"
 	"github.com/gitopsim/gitopsim/sim/policy/engine"
@@ -36,6 +37,18 @@ type definition struct {
 	SystemData *systemData     `json:"systemData,omitempty"`
 
 	props definitionProps
+
+	// compileOnce compiles the rule for the evaluator the first time it
+	// is needed: a stored definition never changes (a PUT replaces it).
+	compileOnce sync.Once
+	compiled    *engine.Definition
+	compileErr  error
+}
+
+// rule is the definition compiled by the engine, made once.
+func (d *definition) rule() (*engine.Definition, error) {
+	d.compileOnce.Do(func() { d.compiled, d.compileErr = engine.ParseDefinition(d.Name, d.Properties) })
+	return d.compiled, d.compileErr
 }
 
 // definitionProps are the parsed parts of a definition's properties.

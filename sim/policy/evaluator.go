@@ -613,16 +613,16 @@ func (p *Provider) compiled(a Assignment) ([]evalMember, error) {
 		if d == nil {
 			return nil, fmt.Errorf("definition %s not found", a.PolicyDefinitionID)
 		}
-		m, err := compileMember(a.ID, d.Name, a.PolicyDefinitionID, d.Properties, assigned)
+		m, err := compileMember(a.ID, d, a.PolicyDefinitionID, assigned)
 		if err != nil {
 			return nil, err
 		}
 		return []evalMember{m}, nil
 	}
 	type raw struct {
-		ref, id, name string
-		props         json.RawMessage
-		values        map[string]paramValue
+		ref, id string
+		def     *definition
+		values  map[string]paramValue
 	}
 	var raws []raw
 	for _, mem := range set.Properties.PolicyDefinitions {
@@ -631,7 +631,7 @@ func (p *Provider) compiled(a Assignment) ([]evalMember, error) {
 			p.mu.Unlock()
 			return nil, fmt.Errorf("definition %s of initiative %s not found", mem.PolicyDefinitionID, set.ID)
 		}
-		raws = append(raws, raw{ref: mem.PolicyDefinitionReferenceID, id: mem.PolicyDefinitionID, name: d.Name, props: d.Properties, values: mem.Parameters})
+		raws = append(raws, raw{ref: mem.PolicyDefinitionReferenceID, id: mem.PolicyDefinitionID, def: d, values: mem.Parameters})
 	}
 	setParams := map[string]any{}
 	for name, pd := range set.Properties.Parameters {
@@ -660,7 +660,7 @@ func (p *Provider) compiled(a Assignment) ([]evalMember, error) {
 		if err != nil {
 			return nil, fmt.Errorf("initiative %s member %s: %w", setID, r.ref, err)
 		}
-		m, err := compileMember(a.ID, r.name, r.id, r.props, resolved)
+		m, err := compileMember(a.ID, r.def, r.id, resolved)
 		if err != nil {
 			return nil, fmt.Errorf("initiative %s member %s: %w", setID, r.ref, err)
 		}
@@ -670,8 +670,10 @@ func (p *Provider) compiled(a Assignment) ([]evalMember, error) {
 	return out, nil
 }
 
-func compileMember(assignmentID, name, id string, props json.RawMessage, values map[string]any) (evalMember, error) {
-	def, err := engine.ParseDefinition(name, props)
+// compileMember resolves a definition's parameters for an assignment; the
+// rule itself is compiled once per stored definition, not per evaluation.
+func compileMember(assignmentID string, d *definition, id string, values map[string]any) (evalMember, error) {
+	def, err := d.rule()
 	if err != nil {
 		return evalMember{}, err
 	}
