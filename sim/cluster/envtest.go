@@ -65,9 +65,9 @@ type envtestBackend struct {
 	// startLimit replaces startTimeout for a member: its start shares the
 	// cores with every member already running.
 	startLimit time.Duration
-	// memLimit is GOMEMLIMIT for the member's kube-apiserver and
-	// kube-controller-manager ("" leaves the Go runtime's default).
-	memLimit string
+	// goEnv is the Go runtime's environment (GOGC=...) for a member's
+	// kube-apiserver and kube-controller-manager; empty leaves gitopsim's.
+	goEnv []string
 
 	mu       sync.Mutex
 	plane    *envtest.ControlPlane
@@ -165,12 +165,12 @@ func (b *envtestBackend) Start(ctx context.Context) (err error) {
 		}
 	}
 	if b.etcdURL != nil {
-		if b.memLimit != "" {
+		if len(b.goEnv) > 0 {
 			// envtest starts the API server with gitopsim's own
-			// environment; a wrapper that execs it adds GOMEMLIMIT (the
+			// environment; a wrapper that execs it adds goEnv (the
 			// process, its pid and arguments are the API server's).
 			wrapper := filepath.Join(dir, "kube-apiserver.sh")
-			script := "#!/bin/sh\nGOMEMLIMIT=" + b.memLimit + " exec " + strconv.Quote(assets.APIServer()) + " \"$@\"\n"
+			script := "#!/bin/sh\n" + strings.Join(b.goEnv, " ") + " exec " + strconv.Quote(assets.APIServer()) + " \"$@\"\n"
 			if err := os.WriteFile(wrapper, []byte(script), 0o755); err != nil {
 				return fmt.Errorf("envtest: %w", err)
 			}
@@ -273,8 +273,8 @@ func (b *envtestBackend) startControllerManager(ctx context.Context, bin string,
 	}
 	args = append(args, b.opts.ControllerManagerArgs...)
 	cmd := exec.Command(bin, args...)
-	if b.memLimit != "" {
-		cmd.Env = append(os.Environ(), "GOMEMLIMIT="+b.memLimit)
+	if len(b.goEnv) > 0 {
+		cmd.Env = append(os.Environ(), b.goEnv...)
 	}
 	cmd.Stdout, cmd.Stderr = logf, logf
 	// Its own process group, so a Ctrl-C at the terminal reaches gitopsim

@@ -92,8 +92,8 @@ func TestFleet(t *testing.T) {
 		default:
 			continue
 		}
-		if !strings.Contains(string(env), "GOMEMLIMIT=100MiB") {
-			t.Errorf("pid %d runs without the fleet's memory limit: %s", p.PID, p.Command)
+		if !strings.Contains(string(env), "GOGC=30") {
+			t.Errorf("pid %d runs without the fleet's GOGC: %s", p.PID, p.Command)
 		}
 	}
 	if counts["kcm"] != 3 || counts["apiserver"] != 3 {
@@ -114,6 +114,30 @@ func TestFleet(t *testing.T) {
 	for i := 1; i < 3; i++ {
 		if _, err := admin(i).CoreV1().Namespaces().Get(ctx, "only-on-edge-1", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
 			t.Errorf("%s sees edge-1's namespace: %v", names[i], err)
+		}
+	}
+
+	// A member serves what GitOps repos apply (NetworkPolicies, Jobs,
+	// autoscalers, disruption budgets) and not the groups left out to
+	// save memory.
+	groups, err := admin(2).Discovery().ServerGroups()
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := map[string]bool{}
+	for _, g := range groups.Groups {
+		for _, v := range g.Versions {
+			served[v.GroupVersion] = true
+		}
+	}
+	for _, gv := range []string{"v1", "apps/v1", "batch/v1", "autoscaling/v2", "policy/v1", "networking.k8s.io/v1", "apiextensions.k8s.io/v1", "rbac.authorization.k8s.io/v1"} {
+		if !served[gv] {
+			t.Errorf("a member does not serve %s", gv)
+		}
+	}
+	for _, gv := range []string{"storage.k8s.io/v1", "flowcontrol.apiserver.k8s.io/v1", "node.k8s.io/v1", "scheduling.k8s.io/v1"} {
+		if served[gv] {
+			t.Errorf("a member serves %s, left out to save memory", gv)
 		}
 	}
 
