@@ -199,7 +199,17 @@ func (s *Sim) dedicatedFleet(ctx context.Context) (*cluster.Fleet, error) {
 	if s.lock == nil {
 		return nil, errors.New("sim: not started")
 	}
-	f, err := cluster.NewFleet(cluster.FleetOptions{Workdir: filepath.Join(s.workdir, "fleet"), AssetsDir: s.opts.Cluster.AssetsDir, Logger: s.log})
+	fo := s.opts.Fleet
+	if fo.Workdir == "" {
+		fo.Workdir = filepath.Join(s.workdir, "fleet")
+	}
+	if fo.AssetsDir == "" {
+		fo.AssetsDir = s.opts.Cluster.AssetsDir
+	}
+	if fo.Logger == nil {
+		fo.Logger = s.log
+	}
+	f, err := cluster.NewFleet(fo)
 	if err != nil {
 		return nil, err
 	}

@@ -46,6 +46,12 @@ type Options struct {
 	Git gitserver.Options
 	// Helm configures the Helm chart repository, filled the same way.
 	Helm helmrepo.Options
+	// Fleet configures the Kubernetes APIs of dedicated clusters
+	// (OnboardFleet with Dedicated, FleetAPI): Workdir defaults to
+	// Workdir/fleet, AssetsDir to Cluster's and Logger to Logger. With
+	// Keep and a Workdir of its own, the fleet's data outlives the
+	// simulator; EtcdURL puts it on an etcd the simulator did not start.
+	Fleet cluster.FleetOptions
 	// Clock drives gitopsim's own components; nil means clock.Real().
 	Clock clock.Clock
 	// Logger receives progress and diagnostics; nil discards them.

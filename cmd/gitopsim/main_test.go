@@ -257,6 +257,9 @@ func TestUpFlagMistakes(t *testing.T) {
 		{[]string{"--clusters", "3", "--cluster-name-pattern", "edge"}, "has no {n}"},
 		{[]string{"--cluster-name-pattern", "edge-{n}"}, "apply with --clusters above 1"},
 		{[]string{"--clusters", "3", "--fleet-backend", "kcp"}, "invalid --fleet-backend \"kcp\""},
+		{[]string{"--clusters", "3", "--fleet-etcd", "http://127.0.0.1:2379"}, "--fleet-etcd goes with --fleet-backend dedicated"},
+		{[]string{"--clusters", "3", "--fleet-backend", "dedicated", "--fleet-etcd", "https://etcd:2379"}, "invalid --fleet-etcd: cluster: fleet etcd \"https://etcd:2379\": want http://host:port"},
+		{[]string{"--fleet-etcd", "http://127.0.0.1:2379"}, "apply with --clusters above 1"},
 		{[]string{"--policy-timing", "fast"}, "invalid --policy-timing: unknown policy timing \"fast\": valid values are documented, immediate"},
 		{[]string{"--no-such-flag"}, "unknown flag: --no-such-flag"},
 	} {
@@ -332,13 +335,31 @@ func TestUpFleet(t *testing.T) {
 
 // TestUpDedicatedFleet gives each of three clusters its own API server on
 // one etcd: endpoints.json names a kubeconfig per cluster, and a
-// namespace made through one is not in another.
+// namespace made through one is not in another. With --state-dir the
+// fleet's data outlives the run: the next `up` finds the namespace.
 func TestUpDedicatedFleet(t *testing.T) {
-	workdir := filepath.Join(t.TempDir(), "wd")
-	cmd := gitopsim(t, "up", "--workdir", workdir, "--clusters", "3", "--fleet-backend", "dedicated")
-	upFleet(t, cmd, workdir, 3, func(i int) (string, string) {
+	workdir, state := filepath.Join(t.TempDir(), "wd"), t.TempDir()
+	args := []string{"up", "--workdir", workdir, "--state-dir", state, "--clusters", "3", "--fleet-backend", "dedicated"}
+	upFleet(t, gitopsim(t, args...), workdir, 3, func(i int) (string, string) {
 		return fmt.Sprintf("cluster-%03d", i+1), "fleet-1"
 	}, true)
+
+	cmd := gitopsim(t, args...)
+	var errb syncBuffer
+	cmd.Stderr = &errb
+	path, exited := startUp(t, cmd, workdir, &errb)
+	e, err := sim.ReadEndpoints(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := clientcmd.BuildConfigFromFlags("", e.ConnectedClusters[0].Kubeconfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := kubernetes.NewForConfigOrDie(cfg).CoreV1().Namespaces().Get(t.Context(), "first-only", metav1.GetOptions{}); err != nil {
+		t.Errorf("the fleet's data did not survive a restart with --state-dir: %v", err)
+	}
+	interruptUp(t, cmd, exited, &errb, workdir)
 }
 
 // upFleet runs a fleet `gitopsim up` and checks its endpoints (want

@@ -81,6 +81,23 @@ type FleetOptions struct {
 	AssetsDir string
 	// Logger receives progress and diagnostics; nil discards them.
 	Logger *slog.Logger
+	// EtcdURL, when set, is an etcd (http://host:port) the fleet uses
+	// instead of starting its own: the layout of a fleet larger than one
+	// machine, where API servers on several machines share one etcd
+	// cluster. The fleet neither starts nor stops it; it removes its
+	// members' keys on Stop unless Keep.
+	EtcdURL string
+	// EtcdPrefix is where the members' keys live, each under
+	// EtcdPrefix/<name>; default "/fleet". Fleets sharing an etcd need
+	// prefixes of their own.
+	EtcdPrefix string
+	// Keep keeps the fleet's data on Stop (its etcd's data directory in
+	// Workdir, or its members' keys in EtcdURL) and reuses it at the next
+	// Start: a member added again under the same name finds its
+	// namespaces, CRDs and objects as it left them. Its certificates and
+	// service-account signing key are new at each start, so tokens issued
+	// before do not survive.
+	Keep bool
 }
 
 // Fleet is many Kubernetes APIs on one etcd: each member is a Backend
@@ -94,7 +111,9 @@ type Fleet struct {
 	log  *slog.Logger
 
 	mu      sync.Mutex
-	etcd    *envtest.Etcd
+	started bool
+	etcdURL *url.URL      // the fleet's etcd, its own or EtcdURL
+	etcd    *envtest.Etcd // its own etcd; nil with EtcdURL
 	members map[string]*envtestBackend
 }
 
@@ -108,6 +127,18 @@ func NewFleet(opts FleetOptions) (*Fleet, error) {
 		return nil, fmt.Errorf("cluster: fleet workdir: %w", err)
 	}
 	opts.Workdir = wd
+	if opts.EtcdPrefix == "" {
+		opts.EtcdPrefix = "/fleet"
+	}
+	if !strings.HasPrefix(opts.EtcdPrefix, "/") || strings.HasSuffix(opts.EtcdPrefix, "/") {
+		return nil, fmt.Errorf("cluster: fleet etcd prefix %q: want /a/path without a trailing /", opts.EtcdPrefix)
+	}
+	if opts.EtcdURL != "" {
+		u, err := url.Parse(opts.EtcdURL)
+		if err != nil || u.Scheme != "http" || u.Host == "" {
+			return nil, fmt.Errorf("cluster: fleet etcd %q: want http://host:port (TLS to etcd is not supported yet)", opts.EtcdURL)
+		}
+	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -115,11 +146,11 @@ func NewFleet(opts FleetOptions) (*Fleet, error) {
 }
 
 // Start starts the fleet's etcd, after killing what an earlier run in
-// the same workdir left behind.
+// the same workdir left behind, or checks that EtcdURL answers.
 func (f *Fleet) Start(ctx context.Context) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if f.etcd != nil {
+	if f.started {
 		return errors.New("cluster: fleet already started")
 	}
 	assets, err := FindAssets(f.opts.AssetsDir)
@@ -129,24 +160,42 @@ func (f *Fleet) Start(ctx context.Context) error {
 	if killed := killLeftovers(f.opts.Workdir); len(killed) > 0 {
 		f.log.Warn("killed control-plane processes left by an earlier run in this workdir", "processes", killed)
 	}
-	dir := filepath.Join(clusterDir(f.opts.Workdir), "etcd")
-	if err := os.RemoveAll(clusterDir(f.opts.Workdir)); err != nil {
+	dir := clusterDir(f.opts.Workdir)
+	if !f.opts.Keep {
+		if err := os.RemoveAll(dir); err != nil {
+			return fmt.Errorf("cluster: fleet: clean: %w", err)
+		}
+	}
+	// Member directories hold only certificates, kubeconfigs and logs,
+	// which every start writes anew.
+	if err := os.RemoveAll(filepath.Join(dir, "members")); err != nil {
 		return fmt.Errorf("cluster: fleet: clean: %w", err)
 	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	if f.opts.EtcdURL != "" {
+		u, _ := url.Parse(f.opts.EtcdURL)
+		if err := etcdHealthy(ctx, u); err != nil {
+			return fmt.Errorf("cluster: fleet: etcd %s: %w", f.opts.EtcdURL, err)
+		}
+		f.log.Info("the fleet uses an etcd it did not start", "etcd", u.Redacted(), "prefix", f.opts.EtcdPrefix, "keep", f.opts.Keep)
+		f.etcdURL, f.started = u, true
+		return nil
+	}
+	dataDir := filepath.Join(dir, "etcd")
+	_, statErr := os.Stat(filepath.Join(dataDir, "member"))
+	if err := os.MkdirAll(dataDir, 0o700); err != nil {
 		return fmt.Errorf("cluster: fleet: %w", err)
 	}
-	logf, err := os.Create(filepath.Join(clusterDir(f.opts.Workdir), "etcd.log"))
+	logf, err := os.OpenFile(filepath.Join(dir, "etcd.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		return fmt.Errorf("cluster: fleet: %w", err)
 	}
-	etcd := &envtest.Etcd{Path: assets.Etcd(), DataDir: dir, StartTimeout: startTimeout, StopTimeout: stopTimeout, Out: logf, Err: logf}
-	f.log.Info("starting the fleet's etcd", "binaries", assets.Dir)
+	etcd := &envtest.Etcd{Path: assets.Etcd(), DataDir: dataDir, StartTimeout: startTimeout, StopTimeout: stopTimeout, Out: logf, Err: logf}
+	f.log.Info("starting the fleet's etcd", "binaries", assets.Dir, "data", dataDir, "reused", statErr == nil)
 	if err := runWithContext(ctx, etcd.Start); err != nil {
 		_ = logf.Close()
-		return fmt.Errorf("cluster: fleet: start etcd: %w", err)
+		return fmt.Errorf("cluster: fleet: start etcd (log in %s): %w", filepath.Join(dir, "etcd.log"), err)
 	}
-	f.etcd = etcd
+	f.etcd, f.etcdURL, f.started = etcd, etcd.URL, true
 	return nil
 }
 
@@ -160,7 +209,7 @@ func (f *Fleet) Add(ctx context.Context, name string) (Backend, error) {
 		return nil, fmt.Errorf("cluster: fleet member name %q: lower-case letters, digits and '-', at most 63", name)
 	}
 	f.mu.Lock()
-	if f.etcd == nil {
+	if !f.started {
 		f.mu.Unlock()
 		return nil, errors.New("cluster: fleet not started")
 	}
@@ -177,20 +226,35 @@ func (f *Fleet) Add(ctx context.Context, name string) (Backend, error) {
 		f.mu.Unlock()
 		return nil, err
 	}
-	b.etcdURL, b.etcdPrefix, b.goEnv, b.startLimit = cloneURL(f.etcd.URL), "/fleet/"+name, fleetGoEnv, fleetStartTimeout
+	b.etcdURL, b.etcdPrefix, b.goEnv, b.startLimit = cloneURL(f.etcdURL), f.memberPrefix(name), fleetGoEnv, fleetStartTimeout
 	f.members[name] = b
 	f.mu.Unlock()
 	if err := os.MkdirAll(b.opts.Workdir, 0o700); err != nil {
 		return nil, fmt.Errorf("cluster: fleet member %s: %w", name, err)
 	}
+	if f.etcd == nil && !f.opts.Keep {
+		// A run that died left its keys in an etcd the fleet did not
+		// start; this member starts empty, as Keep=false promises.
+		if err := etcdDeletePrefix(ctx, b.etcdURL, b.etcdPrefix+"/"); err != nil {
+			f.forget(name)
+			return nil, fmt.Errorf("cluster: fleet member %s: clear its keys: %w", name, err)
+		}
+	}
 	if err := b.Start(ctx); err != nil {
-		f.mu.Lock()
-		delete(f.members, name)
-		f.mu.Unlock()
+		f.forget(name)
 		return nil, fmt.Errorf("cluster: fleet member %s: %w", name, err)
 	}
 	return b, nil
 }
+
+func (f *Fleet) forget(name string) {
+	f.mu.Lock()
+	delete(f.members, name)
+	f.mu.Unlock()
+}
+
+// memberPrefix is the etcd prefix of member name's keys.
+func (f *Fleet) memberPrefix(name string) string { return f.opts.EtcdPrefix + "/" + name }
 
 func cloneURL(u *url.URL) *url.URL {
 	c := *u
@@ -208,14 +272,14 @@ func (f *Fleet) Members() []string {
 	return out
 }
 
-// Stop stops every member (in parallel), then etcd, and removes the
-// fleet's data.
+// Stop stops every member (in parallel), then the fleet's own etcd, and
+// removes the fleet's data unless Keep.
 func (f *Fleet) Stop(ctx context.Context) error {
 	f.mu.Lock()
 	members := f.members
 	f.members = map[string]*envtestBackend{}
-	etcd := f.etcd
-	f.etcd = nil
+	etcd, etcdURL := f.etcd, f.etcdURL
+	f.etcd, f.etcdURL, f.started = nil, nil, false
 	f.mu.Unlock()
 	var (
 		wg   sync.WaitGroup
@@ -238,10 +302,20 @@ func (f *Fleet) Stop(ctx context.Context) error {
 		if err := etcd.Stop(); err != nil {
 			errs = append(errs, fmt.Errorf("fleet etcd: %w", err))
 		}
+	} else if etcdURL != nil && !f.opts.Keep {
+		for name := range members {
+			if err := etcdDeletePrefix(ctx, etcdURL, f.memberPrefix(name)+"/"); err != nil {
+				errs = append(errs, fmt.Errorf("fleet member %s: remove its keys: %w", name, err))
+			}
+		}
 	}
 	// Anything a failed start left behind.
 	killLeftovers(f.opts.Workdir)
-	if err := os.RemoveAll(clusterDir(f.opts.Workdir)); err != nil {
+	dir := clusterDir(f.opts.Workdir)
+	if f.opts.Keep {
+		dir = filepath.Join(dir, "members")
+	}
+	if err := os.RemoveAll(dir); err != nil {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)

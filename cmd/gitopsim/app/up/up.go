@@ -57,6 +57,7 @@ type flags struct {
 	namePattern   string
 	fleetGroups   []string
 	fleetBackend  string
+	fleetEtcd     string
 }
 
 // NewCommand returns the up command.
@@ -102,6 +103,7 @@ and removes the file.`,
 	fl.IntVar(&f.clusters, "clusters", 1, "connected clusters to onboard, each with its agent; above 1 they are named by --cluster-name-pattern and share the Kubernetes API (their cluster-scoped objects and namespaces of one name are one object)")
 	fl.StringVar(&f.namePattern, "cluster-name-pattern", sim.DefaultFleetPattern, "names of the clusters with --clusters above 1: {n} is the number, {n:03} the number padded to 3 digits")
 	fl.StringVar(&f.fleetBackend, "fleet-backend", "shared", "Kubernetes API of the clusters of --clusters: shared (the one API, labelled separation) or dedicated (a kube-apiserver and controller-manager per cluster on one etcd, about 120 MB each)")
+	fl.StringVar(&f.fleetEtcd, "fleet-etcd", "", "with --fleet-backend dedicated: an etcd (http://host:port) the clusters' API servers use instead of one gitopsim starts; their keys live under /fleet/<cluster> and stay there with --state-dir")
 	fl.StringSliceVar(&f.fleetGroups, "fleet-resource-groups", nil, "resource groups the clusters of --clusters go to in turn (default fleet-1, fleet-2, … one per 50 clusters)")
 	fl.StringVar(&f.policyTiming, "policy-timing", policy.TimingDocumented, "Azure Policy delays: documented (5m assignment, 10m deployment, 15m evaluation, 24h cycle) or immediate (test mode)")
 	fl.Float64Var(&f.timeScale, "time-scale", 1, "virtual seconds per real second for gitopsim's own timers (60: a minute a second)")
@@ -154,11 +156,21 @@ func (f *flags) validate(cmd *cobra.Command) error {
 		if f.fleetBackend != "shared" && f.fleetBackend != "dedicated" {
 			return fmt.Errorf("invalid --fleet-backend %q: valid values are shared, dedicated", f.fleetBackend)
 		}
+		if f.fleetEtcd != "" && f.fleetBackend != "dedicated" {
+			return errors.New("--fleet-etcd goes with --fleet-backend dedicated")
+		}
+		if f.fleetEtcd != "" {
+			o := fleetOptions(f)
+			o.Workdir = f.workdir
+			if _, err := cluster.NewFleet(o); err != nil {
+				return fmt.Errorf("invalid --fleet-etcd: %w", err)
+			}
+		}
 		if f.fleetBackend == "dedicated" && f.cluster != cluster.Envtest {
 			return fmt.Errorf("--fleet-backend dedicated runs envtest's binaries; it cannot go with --cluster %s", f.cluster)
 		}
-	} else if changed("cluster-name-pattern") || changed("fleet-resource-groups") || changed("fleet-backend") {
-		return errors.New("--cluster-name-pattern, --fleet-resource-groups and --fleet-backend apply with --clusters above 1")
+	} else if changed("cluster-name-pattern") || changed("fleet-resource-groups") || changed("fleet-backend") || changed("fleet-etcd") {
+		return errors.New("--cluster-name-pattern, --fleet-resource-groups, --fleet-backend and --fleet-etcd apply with --clusters above 1")
 	}
 	if _, err := policy.TimingProfile(f.policyTiming); err != nil {
 		return fmt.Errorf("invalid --policy-timing: %w", err)
@@ -208,6 +220,7 @@ func run(s *cli.Streams, f *flags) error {
 			TokenLifetime: tokenLifetime,
 		},
 		Helm:         helmrepo.Options{Addr: loopback(f.helmPort)},
+		Fleet:        fleetOptions(f),
 		Local:        sim.LocalCluster{Name: f.clusterName, ResourceGroup: f.resourceGroup, Disabled: f.noAgent || f.clusters > 1},
 		AgentProfile: f.profile,
 		PolicyTiming: &timing,
@@ -302,6 +315,12 @@ func onboardFleet(ctx context.Context, s *cli.Streams, sm *sim.Sim, f *flags) er
 }
 
 func loopback(port int) string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(port)) }
+
+// fleetOptions place the dedicated fleet's data: with --state-dir it is
+// kept there (or, with --fleet-etcd, in that etcd) for the next run.
+func fleetOptions(f *flags) cluster.FleetOptions {
+	return cluster.FleetOptions{Workdir: subdir(f.stateDir, "fleet"), Keep: f.stateDir != "", EtcdURL: f.fleetEtcd}
+}
 
 func subdir(dir, name string) string {
 	if dir == "" {
