@@ -128,6 +128,7 @@ func execute(ctx context.Context, e env, sc *Scenario) *Result {
 	r.start = e.clk.Now()
 	r.steps(sc.Spec.Steps, "", false)
 	r.policyReport()
+	r.rolloutReport()
 	return r.res
 }
 

@@ -175,6 +175,9 @@ func (r *run) expectSummary(e *Expect) string {
 func summaryCompliance(r *run, e *Expect) string {
 	c := e.Compliance
 	s := fmt.Sprintf("compliance %s/%s", c.Cluster, c.Configuration)
+	if g := r.groups[c.Cluster]; len(g) > 0 {
+		s = fmt.Sprintf("compliance %s (%s)/%s", c.Cluster, plural(len(g), "cluster"), c.Configuration)
+	}
 	if c.State != "" {
 		s += " " + c.State
 	}
@@ -343,7 +346,37 @@ func orEmpty(v any) any {
 	return v
 }
 
+// checkCompliance checks a configuration's compliance on a cluster, or
+// on every cluster of a group.
 func (r *run) checkCompliance(c *ComplianceExpect) check {
+	g := r.groups[c.Cluster]
+	if len(g) == 0 {
+		return r.checkClusterCompliance(c)
+	}
+	checks := make([]check, len(g))
+	for i, d := range g {
+		one := *c
+		one.Cluster = d.Name
+		checks[i] = r.checkClusterCompliance(&one)
+	}
+	return func() string {
+		failed, first := 0, ""
+		for i, ch := range checks {
+			if msg := ch(); msg != "" {
+				if failed == 0 {
+					first = g[i].Name + ": " + msg
+				}
+				failed++
+			}
+		}
+		if failed == 0 {
+			return ""
+		}
+		return fmt.Sprintf("%d of %s of %s not as expected; %s", failed, plural(len(g), "cluster"), c.Cluster, first)
+	}
+}
+
+func (r *run) checkClusterCompliance(c *ComplianceExpect) check {
 	path := r.configPath(c.Cluster, c.Configuration)
 	return func() string {
 		status, doc, msg := r.getJSON(path, configAPIVersion)

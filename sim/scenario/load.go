@@ -349,7 +349,7 @@ func (v *validator) step(s *Step, f string) {
 		v.ref(v.tokens, s.ExpireToken.Token, s.ExpireToken.Pos, f+".expireToken.token", "token")
 	case s.Network != nil:
 		n := s.Network
-		v.ref(v.clusters, n.Cluster, n.Pos, f+".network.cluster", "cluster")
+		v.clusterOrGroup(n.Cluster, n.Pos, f+".network.cluster")
 		if !oneOf(n.Link, "", "arm", "git", "all") {
 			v.fail(n.Pos, f+".network.link", "must be arm, git or all, got %q", n.Link)
 		}
@@ -406,7 +406,7 @@ func (v *validator) expect(e *Expect, f string) {
 	switch {
 	case e.Compliance != nil:
 		c := e.Compliance
-		v.ref(v.clusters, c.Cluster, c.Pos, f+".compliance.cluster", "cluster")
+		v.clusterOrGroup(c.Cluster, c.Pos, f+".compliance.cluster")
 		if c.Configuration == "" {
 			v.fail(c.Pos, f+".compliance.configuration", "required")
 		}

@@ -104,6 +104,9 @@ type Result struct {
 	// Policy has the milestones of each policy assignment the scenario
 	// made, in the order made.
 	Policy []PolicyMilestones
+	// Rollouts has, for each configuration that more than one cluster
+	// synced, when each did.
+	Rollouts []Rollout
 }
 
 // transcript is the deterministic JSON form of a Result.
@@ -117,14 +120,15 @@ type transcript struct {
 	Caught   []string     `json:"caught,omitempty"`
 	// Policy is left out for scenarios without policy assignments, so
 	// their transcripts stay as they were.
-	Policy []PolicyMilestones `json:"policy,omitempty"`
+	Policy   []PolicyMilestones `json:"policy,omitempty"`
+	Rollouts []Rollout          `json:"rollouts,omitempty"`
 }
 
 // Transcript is the scenario's deterministic JSON transcript: on a
 // virtual clock the same scenario gives the same bytes (no wall times,
 // no random keys or tokens).
 func (r *Result) Transcript() []byte {
-	t := transcript{Scenario: r.Name, File: filepath.Base(r.File), Result: Passed, Virtual: FormatOffset(r.Virtual), Steps: r.Steps, Failures: r.Failures, Caught: r.Caught, Policy: r.Policy}
+	t := transcript{Scenario: r.Name, File: filepath.Base(r.File), Result: Passed, Virtual: FormatOffset(r.Virtual), Steps: r.Steps, Failures: r.Failures, Caught: r.Caught, Policy: r.Policy, Rollouts: r.Rollouts}
 	if !r.Passed {
 		t.Result = Failed
 	}

@@ -22,22 +22,32 @@ func summaryNetwork(r *run, s *Step) string {
 	if n.Flaky != nil {
 		what = append(what, fmt.Sprintf("flaky 1/%d", *n.Flaky))
 	}
-	return fmt.Sprintf("network %s %s links: %s", n.Cluster, link, strings.Join(what, ", "))
+	who := n.Cluster
+	if g := r.groups[n.Cluster]; len(g) > 0 {
+		who = fmt.Sprintf("%s (%s)", n.Cluster, plural(len(g), "cluster"))
+	}
+	return fmt.Sprintf("network %s %s links: %s", who, link, strings.Join(what, ", "))
 }
 
+// doNetwork changes the links of a cluster, or of every cluster of a
+// group.
 func doNetwork(r *run, s *Step) (string, error) {
 	n := s.Network
-	c, ok := r.clusters[n.Cluster]
-	if !ok {
-		return "", failf("%s", notOnboarded(n.Cluster))
-	}
-	ag := c.Agent
 	var targets []linkSetter
-	if n.Link == "" || n.Link == "all" || n.Link == "arm" {
-		targets = append(targets, ag.ARMLink())
+	for _, d := range r.members(n.Cluster) {
+		c, ok := r.clusters[d.Name]
+		if !ok {
+			return "", failf("%s", notOnboarded(d.Name))
+		}
+		if n.Link == "" || n.Link == "all" || n.Link == "arm" {
+			targets = append(targets, c.Agent.ARMLink())
+		}
+		if n.Link == "" || n.Link == "all" || n.Link == "git" {
+			targets = append(targets, c.Agent.GitLink())
+		}
 	}
-	if n.Link == "" || n.Link == "all" || n.Link == "git" {
-		targets = append(targets, ag.GitLink())
+	if len(targets) == 0 {
+		return "", failf("%s", notOnboarded(n.Cluster))
 	}
 	for _, l := range targets {
 		if n.Offline != nil {

@@ -399,7 +399,8 @@ type TokenRef struct {
 
 // Network changes a cluster agent's links.
 type Network struct {
-	Pos     Pos    `yaml:"-"`
+	Pos Pos `yaml:"-"`
+	// Cluster is a cluster, or a group (all its clusters).
 	Cluster string `yaml:"cluster"`
 	// Link: arm, git or all (default).
 	Link string `yaml:"link"`
@@ -507,7 +508,8 @@ type PolicyDeploymentExpect struct {
 
 // ComplianceExpect checks a configuration's complianceStatus.
 type ComplianceExpect struct {
-	Pos           Pos    `yaml:"-"`
+	Pos Pos `yaml:"-"`
+	// Cluster is a cluster, or a group (every cluster of it must match).
 	Cluster       string `yaml:"cluster"`
 	Configuration string `yaml:"configuration"`
 	State         string `yaml:"state"`
