@@ -139,6 +139,12 @@ func fastStack(b *testing.B) (*sim.Sim, *sim.Connected, *armkubernetesconfigurat
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { _ = s.Stop(context.Background()) })
+	return s, s.Connected()[0], configsClient(b, s)
+}
+
+// configsClient is the Azure SDK's configurations client for s's ARM.
+func configsClient(b *testing.B, s *sim.Sim) *armkubernetesconfiguration.SourceControlConfigurationsClient {
+	b.Helper()
 	az, err := azsdk.New(s.Endpoints().ARM)
 	if err != nil {
 		b.Fatal(err)
@@ -147,5 +153,5 @@ func fastStack(b *testing.B) (*sim.Sim, *sim.Connected, *armkubernetesconfigurat
 	if err != nil {
 		b.Fatal(err)
 	}
-	return s, s.Connected()[0], configs
+	return configs
 }

@@ -3,6 +3,7 @@ package agent
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
@@ -193,6 +194,7 @@ type factorySchema struct {
 
 type cachedOpenAPI struct {
 	etag string
+	sum  [32]byte // the document's SHA-256, its key in ServerCache.docs
 	res  openapi.Resources
 }
 
@@ -253,19 +255,21 @@ func (s *openAPISource) fetch() (openapi.Resources, bool) {
 	if err != nil {
 		return nil, false
 	}
-	doc := &openapi_v2.Document{}
-	if err := proto.Unmarshal(data, doc); err != nil {
-		return nil, false
+	sum := sha256.Sum256(data)
+	res, ok := s.cache.parsedDoc(sum)
+	if !ok {
+		doc := &openapi_v2.Document{}
+		if err := proto.Unmarshal(data, doc); err != nil {
+			return nil, false
+		}
+		parsed, err := openapi.NewOpenAPIData(doc)
+		if err != nil {
+			return nil, false
+		}
+		res = &memoResources{Resources: parsed, consumes: map[consumesKey][]string{}}
 	}
-	parsed, err := openapi.NewOpenAPIData(doc)
-	if err != nil {
-		return nil, false
-	}
-	res := &memoResources{Resources: parsed, consumes: map[consumesKey][]string{}}
 	if etag := resp.Header.Get("ETag"); etag != "" {
-		s.cache.mu.Lock()
-		s.cache.openAPI[s.url] = cachedOpenAPI{etag: etag, res: res}
-		s.cache.mu.Unlock()
+		res = s.cache.setOpenAPI(s.url, etag, sum, res)
 	}
 	return res, true
 }

@@ -165,17 +165,11 @@ func (b *envtestBackend) Start(ctx context.Context) (err error) {
 		}
 	}
 	if b.etcdURL != nil {
-		if len(b.goEnv) > 0 {
-			// envtest starts the API server with gitopsim's own
-			// environment; a wrapper that execs it adds goEnv (the
-			// process, its pid and arguments are the API server's).
-			wrapper := filepath.Join(dir, "kube-apiserver.sh")
-			script := "#!/bin/sh\n" + strings.Join(b.goEnv, " ") + " exec " + strconv.Quote(assets.APIServer()) + " \"$@\"\n"
-			if err := os.WriteFile(wrapper, []byte(script), 0o755); err != nil {
-				return fmt.Errorf("envtest: %w", err)
-			}
-			api.Path = wrapper
+		wrapper, err := dyingWrapper(filepath.Join(dir, "kube-apiserver.sh"), assets.APIServer(), b.goEnv, b.log)
+		if err != nil {
+			return fmt.Errorf("envtest: %w", err)
 		}
+		api.Path = wrapper
 		api.EtcdURL = b.etcdURL
 		api.Configure().Set("etcd-prefix", b.etcdPrefix)
 		for k, v := range fleetAPIServerFlags {

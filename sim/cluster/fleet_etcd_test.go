@@ -50,19 +50,8 @@ func TestFleetExternalEtcd(t *testing.T) {
 	run := func(keep bool, fn func(*kubernetes.Clientset)) {
 		t.Helper()
 		workdir := t.TempDir()
-		f, err := cluster.NewFleet(cluster.FleetOptions{Workdir: workdir, Logger: testLogger(t), EtcdURL: ext.URL.String(), EtcdPrefix: "/fleets/a", Keep: keep})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := f.Start(ctx); err != nil {
-			t.Fatal(err)
-		}
-		m, err := f.Add(ctx, "edge-1")
-		if err != nil {
-			_ = f.Stop(context.Background())
-			t.Fatal(err)
-		}
-		fn(kubernetes.NewForConfigOrDie(m.AdminConfig()))
+		f, c := startEdge1(ctx, t, cluster.FleetOptions{Workdir: workdir, Logger: testLogger(t), EtcdURL: ext.URL.String(), EtcdPrefix: "/fleets/a", Keep: keep})
+		fn(c)
 		if err := f.Stop(context.Background()); err != nil {
 			t.Errorf("stop: %v", err)
 		}
@@ -106,20 +95,9 @@ func TestFleetKeep(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
 	defer cancel()
 	for i, want := range []bool{false, true} {
-		f, err := cluster.NewFleet(cluster.FleetOptions{Workdir: workdir, Logger: testLogger(t), Keep: true})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := f.Start(ctx); err != nil {
-			t.Fatal(err)
-		}
-		m, err := f.Add(ctx, "edge-1")
-		if err != nil {
-			_ = f.Stop(context.Background())
-			t.Fatal(err)
-		}
-		ns := kubernetes.NewForConfigOrDie(m.AdminConfig()).CoreV1().Namespaces()
-		_, err = ns.Get(ctx, "kept", metav1.GetOptions{})
+		f, c := startEdge1(ctx, t, cluster.FleetOptions{Workdir: workdir, Logger: testLogger(t), Keep: true})
+		ns := c.CoreV1().Namespaces()
+		_, err := ns.Get(ctx, "kept", metav1.GetOptions{})
 		if got := err == nil; got != want {
 			t.Errorf("start %d: namespace there %v, want %v (%v)", i+1, got, want, err)
 		}
@@ -135,6 +113,25 @@ func TestFleetKeep(t *testing.T) {
 	if left, _ := cluster.Leftovers(workdir); len(left) > 0 {
 		t.Errorf("processes left behind: %v", left)
 	}
+}
+
+// startEdge1 starts a fleet with opts and its member edge-1, and returns
+// the fleet and the member's admin client.
+func startEdge1(ctx context.Context, t *testing.T, opts cluster.FleetOptions) (*cluster.Fleet, *kubernetes.Clientset) {
+	t.Helper()
+	f, err := cluster.NewFleet(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	m, err := f.Add(ctx, "edge-1")
+	if err != nil {
+		_ = f.Stop(context.Background())
+		t.Fatal(err)
+	}
+	return f, kubernetes.NewForConfigOrDie(m.AdminConfig())
 }
 
 // etcdGateway reads and writes an etcd through its JSON gateway, for the

@@ -3,8 +3,11 @@ package cluster
 import (
 	"bytes"
 	"fmt"
+	"log/slog"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -70,3 +73,24 @@ func killLeftovers(workdir string) []Process {
 
 // clusterDir is where a backend keeps its files inside the work dir.
 func clusterDir(workdir string) string { return filepath.Join(workdir, "cluster") }
+
+// dyingWrapper writes a shell script at path that execs bin with env
+// added and, through setpriv (util-linux), SIGKILL as its death signal,
+// and returns the script's path. envtest starts etcd and the API server
+// with gitopsim's own environment and no death signal, so a fleet killed
+// outright would leave a hundred processes running; the
+// controller-manager gets the same from exec.Cmd. Through the execs the
+// process, its pid and arguments are bin's.
+func dyingWrapper(path, bin string, env []string, log *slog.Logger) (string, error) {
+	launch := "exec"
+	if sp, err := exec.LookPath("setpriv"); err == nil {
+		launch = "exec " + strconv.Quote(sp) + " --pdeathsig KILL --"
+	} else {
+		log.Warn("setpriv (util-linux) not found: this process outlives gitopsim if gitopsim is killed; the next start in the same workdir kills it", "binary", bin)
+	}
+	script := "#!/bin/sh\n" + strings.Join(append(slices.Clone(env), launch), " ") + " " + strconv.Quote(bin) + " \"$@\"\n"
+	if err := os.WriteFile(path, []byte(script), 0o755); err != nil {
+		return "", err
+	}
+	return path, nil
+}
