@@ -404,14 +404,27 @@ func (e *evaluator) related(q engine.RelatedQuery) ([]engine.Resource, error) {
 	return []engine.Resource{r}, nil
 }
 
-// get reads a resource as Azure Policy's backend does.
+// get reads a resource as Azure Policy's backend does. A resource that
+// is not there (404) is what an existence condition asks about; any
+// other failure makes the evaluation see it missing too, and is logged,
+// since it is gitopsim's own.
 func (e *evaluator) get(id, apiVersion string) (engine.Resource, bool) {
 	code, body := e.p.srv.Dispatch(context.Background(), http.MethodGet, id+"?api-version="+apiVersion, nil, "")
-	if code != http.StatusOK {
+	switch code {
+	case http.StatusOK:
+	case http.StatusNotFound:
+		return nil, false
+	default:
+		errCode, msg := armError(body, code, id)
+		e.p.log.Warn("policy evaluation cannot read a resource; it counts as missing", "resource", id, "status", code, "code", errCode, "message", msg)
 		return nil, false
 	}
 	r, err := engine.ParseResource(body)
-	return r, err == nil
+	if err != nil {
+		e.p.log.Warn("policy evaluation cannot parse a resource; it counts as missing", "resource", id, "err", err)
+		return nil, false
+	}
+	return r, true
 }
 
 // clustersIn lists the clusters of a scope.
@@ -436,7 +449,8 @@ func (e *evaluator) clustersIn(scope string) []engine.Resource {
 			} `json:"value"`
 			NextLink string `json:"nextLink"`
 		}
-		if json.Unmarshal(body, &page) != nil {
+		if err := json.Unmarshal(body, &page); err != nil {
+			e.p.log.Warn("policy evaluation cannot read the resource list", "scope", scope, "err", err)
 			return out
 		}
 		for _, v := range page.Value {

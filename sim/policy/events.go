@@ -58,6 +58,11 @@ type events struct {
 func (ev *events) emit(e Event) {
 	ev.mu.Lock()
 	ev.log = append(ev.log, e)
+	if len(ev.log) >= maxEvents+maxEvents/10 {
+		// Dropped in batches, so that a long run does not copy the log
+		// at every event.
+		ev.log = slices.Delete(ev.log, 0, len(ev.log)-maxEvents)
+	}
 	subs := make([]func(Event), 0, len(ev.subs))
 	for _, k := range slices.Sorted(maps.Keys(ev.subs)) {
 		subs = append(subs, ev.subs[k])
@@ -68,7 +73,13 @@ func (ev *events) emit(e Event) {
 	}
 }
 
-// Events returns every event so far, oldest first.
+// maxEvents bounds the event log: a fleet's changes over weeks of
+// virtual time would otherwise grow it without end. Compliance events
+// come only with changes, so this is months of a 1,000-cluster fleet.
+const maxEvents = 100_000
+
+// Events returns the events so far, oldest first: at least the last
+// maxEvents (100,000).
 func (p *Provider) Events() []Event {
 	p.ev.mu.Lock()
 	defer p.ev.mu.Unlock()
