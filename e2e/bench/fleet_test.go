@@ -22,7 +22,6 @@ import (
 	"github.com/gitopsim/gitopsim/sim"
 	"github.com/gitopsim/gitopsim/sim/clock"
 	"github.com/gitopsim/gitopsim/sim/cluster"
-	"github.com/gitopsim/gitopsim/sim/gitserver"
 )
 
 // dedicatedEnv names the largest fleet BenchmarkFleetDedicated runs:
@@ -192,29 +191,16 @@ func dedicatedFleet(b *testing.B, assetsDir string, n int) dedicatedResult {
 		// heartbeat and two git polls to every one.
 		AgentProfile: "realistic",
 	})
-	if err != nil {
-		b.Fatal(err)
-	}
-	if err := s.Start(ctx); err != nil {
-		b.Fatal(err)
-	}
+	stop := startSim(b, s, err)
 	defer func() {
-		stop, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-		defer cancel()
-		if err := s.Stop(stop); err != nil {
+		if err := stop(); err != nil {
 			b.Errorf("stop the simulator: %v", err)
 		}
 		checkNoLeftovers(b, wd, filepath.Join(wd, "fleet"))
 	}()
 
 	const ns, repo = "baseline", "platform/baseline"
-	if _, err := s.Git().CreateRepo(repo, gitserver.RepoOptions{Public: true, DefaultBranch: "main"}); err != nil {
-		b.Fatal(err)
-	}
-	rev, err := s.Git().Commit(repo, "main", "baseline", baselineFiles(ns))
-	if err != nil {
-		b.Fatal(err)
-	}
+	rev := baselineRepo(b, s, repo, ns)
 	groups := make([]string, fleetGroups)
 	for i := range groups {
 		groups[i] = fmt.Sprintf("dedicated-%d", i+1)

@@ -17,6 +17,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
 	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/authorization/armauthorization/v2"
 	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/resources/armpolicy"
+	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/google/uuid"
 
 	"github.com/gitopsim/gitopsim/sim"
@@ -168,26 +169,10 @@ func policyFleet(b *testing.B, backend cluster.Backend, n, tasks int, run string
 		AgentProfile: "realistic",
 		PolicyTiming: &timing,
 	})
-	if err != nil {
-		b.Fatal(err)
-	}
-	if err := s.Start(ctx); err != nil {
-		b.Fatal(err)
-	}
-	defer func() {
-		stop, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-		defer cancel()
-		_ = s.Stop(stop)
-	}()
+	defer startSim(b, s, err)()
 	ns := "baseline-" + run
 	repo := "platform/baseline-" + run
-	if _, err := s.Git().CreateRepo(repo, gitserver.RepoOptions{Public: true, DefaultBranch: "main"}); err != nil {
-		b.Fatal(err)
-	}
-	rev, err := s.Git().Commit(repo, "main", "baseline", baselineFiles(ns))
-	if err != nil {
-		b.Fatal(err)
-	}
+	rev := baselineRepo(b, s, repo, ns)
 	az, err := azsdk.New(s.Endpoints().ARM)
 	if err != nil {
 		b.Fatal(err)
@@ -311,6 +296,38 @@ func fleetPending(ctx context.Context, s *sim.Sim, assignmentID string, clusters
 		}
 	}
 	return pending
+}
+
+// startSim starts the simulator sim.New returned (failing the benchmark
+// on err) and returns what stops it, which the caller defers: a fleet
+// must be gone before the next iteration starts one.
+func startSim(b *testing.B, s *sim.Sim, err error) (stop func() error) {
+	b.Helper()
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := s.Start(b.Context()); err != nil {
+		b.Fatal(err)
+	}
+	return func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		return s.Stop(ctx)
+	}
+}
+
+// baselineRepo makes the public repo repo holding baselineFiles(ns) on
+// main and returns its commit.
+func baselineRepo(b *testing.B, s *sim.Sim, repo, ns string) plumbing.Hash {
+	b.Helper()
+	if _, err := s.Git().CreateRepo(repo, gitserver.RepoOptions{Public: true, DefaultBranch: "main"}); err != nil {
+		b.Fatal(err)
+	}
+	rev, err := s.Git().Commit(repo, "main", "baseline", baselineFiles(ns))
+	if err != nil {
+		b.Fatal(err)
+	}
+	return rev
 }
 
 // largestFleet is the largest fleet size a benchmark runs: the number

@@ -129,6 +129,7 @@ type Fleet struct {
 	started bool
 	etcdURL *url.URL      // the fleet's etcd, its own or EtcdURL
 	etcd    *envtest.Etcd // its own etcd; nil with EtcdURL
+	etcdLog *os.File      // its own etcd's output
 	members map[string]*envtestBackend
 }
 
@@ -215,7 +216,7 @@ func (f *Fleet) Start(ctx context.Context) error {
 		_ = logf.Close()
 		return fmt.Errorf("cluster: fleet: start etcd (log in %s): %w", filepath.Join(dir, "etcd.log"), err)
 	}
-	f.etcd, f.etcdURL, f.started = etcd, etcd.URL, true
+	f.etcd, f.etcdURL, f.etcdLog, f.started = etcd, etcd.URL, logf, true
 	return nil
 }
 
@@ -239,7 +240,7 @@ func (f *Fleet) Add(ctx context.Context, name string) (Backend, error) {
 	}
 	b, err := newEnvtest(Options{
 		Backend: Envtest, Workdir: filepath.Join(clusterDir(f.opts.Workdir), "members", name),
-		Logger: f.log.With("member", name), AssetsDir: f.opts.AssetsDir,
+		Logger: f.opts.Logger.With("member", name), AssetsDir: f.opts.AssetsDir,
 		ControllerManagerArgs: []string{fleetControllers},
 	})
 	if err != nil {
@@ -248,11 +249,13 @@ func (f *Fleet) Add(ctx context.Context, name string) (Backend, error) {
 	}
 	b.etcdURL, b.etcdPrefix, b.goEnv, b.startLimit = cloneURL(f.etcdURL), f.memberPrefix(name), fleetGoEnv, fleetStartTimeout
 	f.members[name] = b
+	external := f.etcd == nil
 	f.mu.Unlock()
 	if err := os.MkdirAll(b.opts.Workdir, 0o700); err != nil {
+		f.forget(name)
 		return nil, fmt.Errorf("cluster: fleet member %s: %w", name, err)
 	}
-	if f.etcd == nil && !f.opts.Keep {
+	if external && !f.opts.Keep {
 		// A run that died left its keys in an etcd the fleet did not
 		// start; this member starts empty, as Keep=false promises.
 		if err := etcdDeletePrefix(ctx, b.etcdURL, b.etcdPrefix+"/"); err != nil {
@@ -298,8 +301,8 @@ func (f *Fleet) Stop(ctx context.Context) error {
 	f.mu.Lock()
 	members := f.members
 	f.members = map[string]*envtestBackend{}
-	etcd, etcdURL := f.etcd, f.etcdURL
-	f.etcd, f.etcdURL, f.started = nil, nil, false
+	etcd, etcdURL, etcdLog := f.etcd, f.etcdURL, f.etcdLog
+	f.etcd, f.etcdURL, f.etcdLog, f.started = nil, nil, nil, false
 	f.mu.Unlock()
 	var (
 		wg   sync.WaitGroup
@@ -322,6 +325,7 @@ func (f *Fleet) Stop(ctx context.Context) error {
 		if err := etcd.Stop(); err != nil {
 			errs = append(errs, fmt.Errorf("fleet etcd: %w", err))
 		}
+		_ = etcdLog.Close()
 	} else if etcdURL != nil && !f.opts.Keep {
 		for name := range members {
 			if err := etcdDeletePrefix(ctx, etcdURL, f.memberPrefix(name)+"/"); err != nil {

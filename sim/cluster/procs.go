@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 )
 
@@ -83,10 +84,12 @@ func clusterDir(workdir string) string { return filepath.Join(workdir, "cluster"
 // process, its pid and arguments are bin's.
 func dyingWrapper(path, bin string, env []string, log *slog.Logger) (string, error) {
 	launch := "exec"
-	if sp, err := exec.LookPath("setpriv"); err == nil {
+	if sp, err := setpriv(); err == nil {
 		launch = "exec " + strconv.Quote(sp) + " --pdeathsig KILL --"
 	} else {
-		log.Warn("setpriv (util-linux) not found: this process outlives gitopsim if gitopsim is killed; the next start in the same workdir kills it", "binary", bin)
+		setprivMissing.Do(func() {
+			log.Warn("setpriv (util-linux) not found: the fleet's etcd and API servers outlive gitopsim if gitopsim is killed; the next start in the same workdir kills them", "err", err)
+		})
 	}
 	script := "#!/bin/sh\n" + strings.Join(append(slices.Clone(env), launch), " ") + " " + strconv.Quote(bin) + " \"$@\"\n"
 	if err := os.WriteFile(path, []byte(script), 0o755); err != nil {
@@ -94,3 +97,10 @@ func dyingWrapper(path, bin string, env []string, log *slog.Logger) (string, err
 	}
 	return path, nil
 }
+
+// setpriv is looked up once, not once per member of a fleet; its
+// absence is said once.
+var (
+	setpriv        = sync.OnceValues(func() (string, error) { return exec.LookPath("setpriv") })
+	setprivMissing sync.Once
+)
