@@ -21,6 +21,13 @@ type Endpoints struct {
 	Git               GitEndpoint        `json:"git"`
 	Helm              HelmEndpoint       `json:"helm"`
 	ConnectedClusters []ConnectedCluster `json:"connectedClusters"`
+	// UI is the web view, when one serves.
+	UI *UIEndpoint `json:"ui,omitempty"`
+}
+
+// UIEndpoint is the web view (package ui).
+type UIEndpoint struct {
+	URL string `json:"url"`
 }
 
 // ClusterEndpoint is the Kubernetes API.

@@ -113,6 +113,7 @@ func (s *Sim) startAgent(ctx context.Context, o OnboardOptions, ob *azclient.Onb
 		ClusterID: ob.ID, Key: ob.Key, ARMURL: s.arm.URL(), CAPEM: caPEM,
 		GitKnownHosts: s.git.KnownHosts(), Kube: o.Backend.AdminConfig(),
 		Profile: o.Profile, Intervals: o.Intervals, Clock: s.clock, Logger: s.log, Cache: s.agentCache,
+		OnEvent: func(e agent.Event) { s.agentEvent(ob.ID, e) },
 	})
 	if err != nil {
 		return nil, fmt.Errorf("onboard %s: %w", o.Name, err)
@@ -121,6 +122,25 @@ func (s *Sim) startAgent(ctx context.Context, o OnboardOptions, ob *azclient.Onb
 		return nil, fmt.Errorf("onboard %s: start agent: %w", o.Name, err)
 	}
 	return &Connected{Name: o.Name, ResourceGroup: o.ResourceGroup, ID: ob.ID, Backend: o.Backend, Agent: ag}, nil
+}
+
+// WatchAgents calls f with every event of every agent the simulator
+// starts from now on, and the ARM id of its cluster; f runs on the
+// agent's goroutine and must return quickly. Register it before Start to
+// see the local cluster's first events.
+func (s *Sim) WatchAgents(f func(clusterID string, e agent.Event)) {
+	s.watchMu.Lock()
+	defer s.watchMu.Unlock()
+	s.agentWatchers = append(s.agentWatchers, f)
+}
+
+func (s *Sim) agentEvent(clusterID string, e agent.Event) {
+	s.watchMu.Lock()
+	ws := s.agentWatchers
+	s.watchMu.Unlock()
+	for _, f := range ws {
+		f(clusterID, e)
+	}
 }
 
 // addConnectedLocked records a started cluster, whose agent then stops

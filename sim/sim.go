@@ -103,7 +103,13 @@ type Sim struct {
 	// asked for them (OnboardFleet with Dedicated).
 	fleet *cluster.Fleet
 
+	// agentWatchers are called with every agent event (WatchAgents);
+	// appended to, never changed in place.
+	watchMu       sync.Mutex
+	agentWatchers []func(clusterID string, e agent.Event)
+
 	mu        sync.Mutex
+	uiURL     string
 	lock      *os.File
 	running   []component
 	connected []*Connected
@@ -381,7 +387,22 @@ func (s *Sim) endpointsLocked() Endpoints {
 		},
 		Helm:              HelmEndpoint{RepositoryURL: s.helm.URL(), CAFile: s.caFile},
 		ConnectedClusters: s.connectedEndpoints(),
+		UI:                s.uiEndpoint(),
 	}
+}
+
+func (s *Sim) uiEndpoint() *UIEndpoint {
+	if s.uiURL == "" {
+		return nil
+	}
+	return &UIEndpoint{URL: s.uiURL}
+}
+
+// SetUI records the web view's URL for Endpoints; "" removes it.
+func (s *Sim) SetUI(url string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.uiURL = url
 }
 
 // WriteEndpoints writes Endpoints to EndpointsPath atomically. Call it once

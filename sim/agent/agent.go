@@ -105,6 +105,9 @@ type Options struct {
 	// Cache is shared by the agents of clusters that share an API server
 	// (see ServerCache); nil gives the agent a cache of its own.
 	Cache *ServerCache
+	// OnEvent, when set, is called with every event as it is recorded,
+	// on the goroutine that records it; it must return quickly.
+	OnEvent func(Event)
 }
 
 // Agent is the Arc agent set of one connected cluster.
@@ -153,6 +156,9 @@ type Event struct {
 	// InstallFailed, Synced, SyncFailed, GitNotReady, Removed, ...
 	Reason  string `json:"reason"`
 	Message string `json:"message"`
+	// Revision is the revision synced (full hash), for Synced and
+	// SyncFailed.
+	Revision string `json:"revision,omitempty"`
 }
 
 const maxEvents = 10000
@@ -300,13 +306,22 @@ func (a *Agent) Stop(ctx context.Context) error {
 
 // event records and logs an event.
 func (a *Agent) event(config, reason, format string, args ...any) {
-	msg := fmt.Sprintf(format, args...)
+	a.record(Event{Configuration: config, Reason: reason, Message: fmt.Sprintf(format, args...)})
+}
+
+// record stamps, keeps, logs and hands on an event.
+func (a *Agent) record(ev Event) {
+	config, reason, msg := ev.Configuration, ev.Reason, ev.Message
+	ev.Time = a.clk.Now()
 	a.evMu.Lock()
 	if len(a.events) >= maxEvents {
 		a.events = slices.Delete(a.events, 0, len(a.events)-maxEvents+1)
 	}
-	a.events = append(a.events, Event{Time: a.clk.Now(), Configuration: config, Reason: reason, Message: msg})
+	a.events = append(a.events, ev)
 	a.evMu.Unlock()
+	if a.opts.OnEvent != nil {
+		a.opts.OnEvent(ev)
+	}
 	level := slog.LevelInfo
 	if failureReasons[reason] {
 		level = slog.LevelWarn

@@ -185,7 +185,7 @@ func (h *helmOperator) run() {
 	if h.timer != nil {
 		h.timer.Stop()
 	}
-	h.timer = h.a.clk.AfterFunc(h.nextWake(now), h.run)
+	h.timer = clock.Again(h.a.clk, h.nextWake(now), h.run)
 	h.mu.Unlock()
 	if changed {
 		h.a.statusChanged(h.o.name)

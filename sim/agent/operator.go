@@ -51,6 +51,8 @@ type operator struct {
 
 	stMu sync.Mutex
 	st   opStatus
+	// objects are what the last sync did with each manifest.
+	objects []SyncedObject
 
 	// helm is the configuration's Helm operator, or nil.
 	helm *helmOperator
@@ -136,7 +138,7 @@ func (o *operator) run() {
 	}
 	next, changed := o.step()
 	if !o.stopped {
-		o.timer = o.a.clk.AfterFunc(next, o.run)
+		o.timer = clock.Again(o.a.clk, next, o.run)
 	}
 	o.mu.Unlock()
 	if changed {

@@ -64,7 +64,7 @@ func (o *operator) sync() bool {
 	if err != nil {
 		changed := o.setStatus(opStatus{phase: "Installed", message: fmt.Sprintf("sync of revision %s failed: %v", rev.String()[:7], err), level: "Error"})
 		if changed {
-			o.a.event(o.name, "SyncFailed", "configuration %s: sync of %s failed: %v", o.name, rev.String()[:7], err)
+			o.a.record(Event{Configuration: o.name, Reason: "SyncFailed", Revision: rev.String(), Message: fmt.Sprintf("configuration %s: sync of %s failed: %v", o.name, rev.String()[:7], err)})
 		}
 		return changed
 	}
@@ -97,7 +97,7 @@ func (o *operator) finishSync(ctx context.Context, rev plumbing.Hash, res syncRe
 		if level == "Error" {
 			reason = "SyncFailed"
 		}
-		o.a.event(o.name, reason, "configuration %s: %s", o.name, msg)
+		o.a.record(Event{Configuration: o.name, Reason: reason, Revision: rev.String(), Message: fmt.Sprintf("configuration %s: %s", o.name, msg)})
 	}
 	return changed
 }
@@ -208,6 +208,7 @@ func (o *operator) applyRevision(ctx context.Context, rev plumbing.Hash) (syncRe
 	failed := o.kubectlEach(staged, "apply", false)
 	res.applied = len(staged) - len(failed)
 	res.errs = append(res.errs, failed...)
+	o.recordObjects(resources, staged, failed, res.excluded)
 	if o.p.GC || o.p.GCDry {
 		errs, err := o.collectGarbage(ctx, syncSet, checksums, &res)
 		if err != nil {
@@ -221,6 +222,37 @@ func (o *operator) applyRevision(ctx context.Context, rev plumbing.Hash) (syncRe
 	}
 	slices.SortFunc(res.errs, func(a, b resourceError) int { return strings.Compare(a.id, b.id) })
 	return res, nil
+}
+
+// recordObjects keeps what the last sync did with each manifest, for
+// Agent.Configurations.
+func (o *operator) recordObjects(resources map[string]*resource.Manifest, staged []stagedObject, failed []resourceError, excluded []string) {
+	status := map[string]SyncedObject{}
+	for id, m := range resources {
+		status[id] = SyncedObject{ID: id, Source: m.Source(), Status: ObjectIgnored}
+	}
+	for _, id := range excluded {
+		if obj, ok := status[id]; ok {
+			obj.Status = ObjectExcluded
+			status[id] = obj
+		}
+	}
+	for _, s := range staged {
+		status[s.id] = SyncedObject{ID: s.id, Source: s.source, Status: ObjectApplied}
+	}
+	for _, f := range failed {
+		obj := status[f.id]
+		obj.ID, obj.Status, obj.Error = f.id, ObjectFailed, f.err
+		status[f.id] = obj
+	}
+	objs := make([]SyncedObject, 0, len(status))
+	for _, obj := range status {
+		objs = append(objs, obj)
+	}
+	slices.SortFunc(objs, func(a, b SyncedObject) int { return strings.Compare(a.ID, b.ID) })
+	o.stMu.Lock()
+	o.objects = objs
+	o.stMu.Unlock()
 }
 
 // effectiveNamespaces gives each manifest the namespace it would be

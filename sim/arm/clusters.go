@@ -62,7 +62,16 @@ func (s *Server) lock(now time.Time) {
 	s.purgeExpiredSettingsLocked(now)
 }
 
-func (s *Server) unlock() { s.store.mu.Unlock() }
+// unlock releases the store lock, then tells watchers what lock found
+// due on the clock.
+func (s *Server) unlock() {
+	notices := s.store.notices
+	s.store.notices = nil
+	s.store.mu.Unlock()
+	for _, n := range notices {
+		s.noticeAll(n)
+	}
+}
 
 // connectivity derives connectivityStatus from the heartbeat and identity
 // times (spec §2.3).

@@ -327,6 +327,7 @@ func (s *Server) purgeExpiredSettingsLocked(now time.Time) {
 		}
 		clear(cfg.Protected)
 		cfg.Protected = nil
+		s.store.notices = append(s.store.notices, Notice{ID: cfg.ID, Kind: NoticeProtectedSettingsPurged, Time: cfg.ProtectedWritten.Add(ProtectedSettingsTTL), Fetched: cfg.ProtectedFetched})
 		if !cfg.ProtectedFetched {
 			cfg.ProtectedExpired = true
 			cfg.Compliance = Compliance{

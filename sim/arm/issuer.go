@@ -193,7 +193,7 @@ func (i *issuer) token(c *call) *Error {
 	}
 	// "https://management.core.windows.net//.default" names the resource
 	// "https://management.core.windows.net/".
-	now := c.now
+	now := i.s.tokenNow(c.now)
 	lifetime := i.s.opts.TokenLifetime
 	claims := jwt.MapClaims{
 		"aud":   resource,

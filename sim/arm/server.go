@@ -69,6 +69,12 @@ type Options struct {
 	ClientObjectID string
 	// TokenLifetime of issued tokens on Clock; default 1h.
 	TokenLifetime time.Duration
+	// TokenClock, when set, is the clock tokens are issued and checked
+	// on instead of Clock. Clients time their tokens on the wall clock,
+	// so a simulator whose clock a presenter pauses and jumps issues them
+	// on the wall clock, or a jump of two days would expire every
+	// client's token at once.
+	TokenClock clock.Clock
 	// PageSize caps LIST pages; default 100. Small values make paging
 	// testable.
 	PageSize int
@@ -100,6 +106,7 @@ type Server struct {
 
 	watchMu  sync.Mutex
 	watchers []func(ResourceChange)
+	noticers []func(Notice)
 
 	agentTokens agentTokens
 
@@ -382,7 +389,7 @@ func (s *Server) serve(c *call) *Error {
 			return e
 		}
 		if !issuerPath(segs) {
-			if _, e := s.issuer.authenticate(c.r, c.now); e != nil {
+			if _, e := s.issuer.authenticate(c.r, s.tokenNow(c.now)); e != nil {
 				return e
 			}
 		}
@@ -393,7 +400,7 @@ func (s *Server) serve(c *call) *Error {
 		return e
 	}
 	if !rt.public && c.who == nil {
-		who, e := s.issuer.authenticate(c.r, c.now)
+		who, e := s.issuer.authenticate(c.r, s.tokenNow(c.now))
 		if e != nil {
 			return e
 		}
@@ -483,4 +490,12 @@ func (s *Server) logRequest(c *call, rec *statusRecorder, took time.Duration) {
 	if s.reqLog != nil {
 		_, _ = s.reqLog.Write(append(b, '\n'))
 	}
+}
+
+// tokenNow is the time tokens are issued and checked at (TokenClock).
+func (s *Server) tokenNow(now time.Time) time.Time {
+	if s.opts.TokenClock != nil {
+		return s.opts.TokenClock.Now()
+	}
+	return now
 }

@@ -25,6 +25,8 @@ type store struct {
 	// genSeq numbers configuration generations across the whole store,
 	// so a deleted and recreated configuration never repeats one.
 	genSeq int64
+	// notices wait for the store lock to be released (Server.unlock).
+	notices []Notice
 }
 
 func newStore(defaultSub string) *store {

@@ -46,6 +46,23 @@ type Ticker interface {
 	Reset(interval time.Duration)
 }
 
+// Again schedules the next run of a loop: a task that, each time it runs,
+// schedules its own next run. It is AfterFunc, except on a Controlled
+// clock, whose Jump runs such a loop once at the end of the jump instead
+// of at every step, as it runs a periodic task (an agent that polls git
+// every 5 minutes polls once after a two-day jump, not 576 times).
+func Again(c Clock, d time.Duration, f func()) Timer {
+	if l, ok := c.(looper); ok {
+		return l.again(d, f)
+	}
+	return c.AfterFunc(d, f)
+}
+
+// looper is a clock that treats loops apart (Controlled).
+type looper interface {
+	again(d time.Duration, f func()) Timer
+}
+
 func sleep(ctx context.Context, c Clock, d time.Duration) error {
 	if err := ctx.Err(); err != nil {
 		return err

@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -426,6 +427,19 @@ func (s *Server) SetRepoLatency(repo string, d time.Duration) {
 	m.latency = d
 	s.meta[repo] = m
 	s.mu.Unlock()
+}
+
+// Down reports whether the server, and which repos, refuse service now.
+func (s *Server) Down() (server bool, repos []string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for name, m := range s.meta {
+		if m.down {
+			repos = append(repos, name)
+		}
+	}
+	slices.Sort(repos)
+	return s.down, repos
 }
 
 func (s *Server) isDown() bool {

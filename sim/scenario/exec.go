@@ -100,7 +100,7 @@ func execute(ctx context.Context, e env, sc *Scenario) *Result {
 		ctx: ctx, sc: sc, env: e, start: e.clk.Now(), wall: clock.Real(),
 		decls: map[string]*clusterDecl{}, groups: map[string][]*clusterDecl{}, assignments: map[string]*assignmentRef{}, remediations: map[string]string{},
 		clusters: map[string]*sim.Connected{}, keys: map[string]*keyPair{}, tokens: map[string]*tokenInfo{}, stepAt: map[string]time.Time{}, volatile: map[string]bool{},
-		res: &Result{Name: sc.Metadata.Name, File: sc.Pos.File, Passed: true},
+		res: &Result{Name: sc.Metadata.Name, File: sc.Pos.File, Passed: true, Start: e.clk.Now()},
 	}
 	r.virt, _ = e.clk.(*clock.Virtual)
 	r.rg = sc.Spec.ResourceGroup

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/gitopsim/gitopsim/sim/internal/atomicfile"
+	"github.com/gitopsim/gitopsim/sim/ui"
 )
 
 // Step outcomes.
@@ -93,6 +94,8 @@ type Result struct {
 	Failures []string
 	// Caught are failures a catch block handled.
 	Caught []string
+	// Start is when the scenario began on its clock.
+	Start time.Time
 	// Virtual is how much simulated time the scenario took; Wall how much
 	// real time.
 	Virtual, Wall time.Duration
@@ -272,4 +275,20 @@ func WriteJUnitFile(path string, results []*Result) error {
 		return err
 	}
 	return atomicfile.WriteFile(path, buf.Bytes(), 0o644)
+}
+
+// ScenarioInfo is the result as the web view and the HTML report show it.
+func (r *Result) ScenarioInfo() ui.ScenarioInfo {
+	steps, _ := json.Marshal(r.Steps)
+	if r.Steps == nil {
+		steps = []byte("[]")
+	}
+	result := Passed
+	if !r.Passed {
+		result = Failed
+	}
+	return ui.ScenarioInfo{
+		Name: r.Name, File: filepath.Base(r.File), Result: result, Start: r.Start.UTC(),
+		VirtualDuration: FormatOffset(r.Virtual), Failures: r.Failures, Steps: steps,
+	}
 }

@@ -51,6 +51,11 @@ type Options struct {
 	Out io.Writer
 	// Logger is for the runner's own messages; nil discards.
 	Logger *slog.Logger
+	// View, when set, is called with each scenario's simulator before it
+	// starts (to attach a ui.Recorder, serve a web view); the function it
+	// returns is called with the result once the scenario ran, before the
+	// simulator stops.
+	View func(name string, s *sim.Sim) (done func(*Result))
 	// Golden compares each transcript with the file beside the scenario
 	// (see GoldenPath) and fails the scenario on a difference; with
 	// UpdateGolden the files are rewritten instead.
@@ -276,7 +281,12 @@ func (r *Runner) execute(ctx context.Context, sc *Scenario, tl io.Writer) *Resul
 	if err != nil {
 		return fail(err)
 	}
+	viewDone := func(*Result) {}
+	if r.opts.View != nil {
+		viewDone = r.opts.View(sc.Metadata.Name, s)
+	}
 	if err := s.Start(ctx); err != nil {
+		viewDone(nil)
 		return fail(fmt.Errorf("start simulator: %w", err))
 	}
 	e := env{sim: s, clk: s.Clock(), timeline: tl, newBackend: func(ctx context.Context, name string) (cluster.Backend, error) {
@@ -303,6 +313,7 @@ func (r *Runner) execute(ctx context.Context, sc *Scenario, tl io.Writer) *Resul
 			fmt.Fprintf(tl, "  golden: %v\n", err)
 		}
 	}
+	viewDone(res)
 	if !res.Passed {
 		dir := filepath.Join(r.opts.ReportDir, sc.Metadata.Name)
 		if err := writeDiagnostics(ctx, dir, wd, s, sc, res); err != nil {

@@ -37,6 +37,9 @@ type flags struct {
 	assetsDir    string
 	golden       bool
 	updateGolden bool
+	html         string
+	ui           bool
+	uiPort       int
 }
 
 // NewCommand returns the run command.
@@ -68,6 +71,15 @@ The timeline goes to stdout. The exit code is 0 only if every scenario passed.`,
 			if !cluster.ValidBackend(f.cluster) || f.cluster == cluster.Kind {
 				return &cli.UsageError{Command: cmd.CommandPath(), Err: fmt.Errorf("invalid --cluster %q: scenarios run on envtest or kubeconfig", f.cluster)}
 			}
+			if f.ui && f.parallel > 1 {
+				return &cli.UsageError{Command: cmd.CommandPath(), Err: errors.New("--ui shows one scenario at a time: use -p 1")}
+			}
+			if cmd.Flags().Changed("ui-port") && !f.ui {
+				return &cli.UsageError{Command: cmd.CommandPath(), Err: errors.New("--ui-port goes with --ui")}
+			}
+			if f.uiPort < 0 || f.uiPort > 65535 {
+				return &cli.UsageError{Command: cmd.CommandPath(), Err: fmt.Errorf("invalid --ui-port %d: must be 0-65535", f.uiPort)}
+			}
 			if f.cluster == cluster.KubeconfigKind && f.parallel > 1 {
 				return &cli.UsageError{Command: cmd.CommandPath(), Err: errors.New("--cluster kubeconfig has one cluster: use -p 1")}
 			}
@@ -87,6 +99,9 @@ The timeline goes to stdout. The exit code is 0 only if every scenario passed.`,
 	fl.StringVar(&f.assetsDir, "assets-dir", "", "directory with kube-apiserver, etcd and kube-controller-manager (envtest)")
 	fl.BoolVar(&f.golden, "golden", false, "fail a scenario whose transcript differs from its .golden file")
 	fl.BoolVar(&f.updateGolden, "update-golden", false, "rewrite each scenario's .golden file from this run")
+	fl.StringVar(&f.html, "html", "", "write the timeline of every scenario, with its measured delays and failed steps, as one self-contained HTML page here")
+	fl.BoolVar(&f.ui, "ui", false, "serve the web view of the scenario running now (with --clock scaled:<k> its clock can be paused and jumped)")
+	fl.IntVar(&f.uiPort, "ui-port", 0, "web view port on 127.0.0.1 with --ui (0 picks a free one)")
 	return cmd
 }
 
@@ -102,10 +117,14 @@ func run(ctx context.Context, s *cli.Streams, f *flags, args []string) error {
 	if err != nil {
 		return err
 	}
+	views, err := newViews(s, f, log)
+	if err != nil {
+		return err
+	}
 	r, err := scenario.New(scenario.Options{
 		Cluster:  cluster.Options{Backend: f.cluster, Kubeconfig: f.kubeconfig, AssetsDir: f.assetsDir},
 		Parallel: f.parallel, Clock: f.clock, ConcurrentTasks: f.tasks, Workdir: f.workdir, ReportDir: f.reportDir,
-		Out: s.Out, Logger: log, Golden: f.golden, UpdateGolden: f.updateGolden,
+		Out: s.Out, Logger: log, Golden: f.golden, UpdateGolden: f.updateGolden, View: views.view(),
 	})
 	if err != nil {
 		return err
@@ -133,6 +152,12 @@ func run(ctx context.Context, s *cli.Streams, f *flags, args []string) error {
 		if err := scenario.WriteTranscripts(f.transcript, results); err != nil {
 			return fmt.Errorf("write transcript: %w", err)
 		}
+	}
+	if f.html != "" {
+		if err := views.writeReport(f.html); err != nil {
+			return fmt.Errorf("write html report: %w", err)
+		}
+		fmt.Fprintf(s.Out, "HTML report: %s\n", f.html)
 	}
 	failed := 0
 	for _, res := range results {

@@ -6,10 +6,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -28,6 +30,7 @@ import (
 	"github.com/gitopsim/gitopsim/sim/gitserver"
 	"github.com/gitopsim/gitopsim/sim/helmrepo"
 	"github.com/gitopsim/gitopsim/sim/policy"
+	"github.com/gitopsim/gitopsim/sim/ui"
 )
 
 // stopTimeout bounds a clean shutdown.
@@ -58,6 +61,8 @@ type flags struct {
 	fleetGroups   []string
 	fleetBackend  string
 	fleetEtcd     string
+	uiPort        int
+	noUI          bool
 }
 
 // NewCommand returns the up command.
@@ -106,7 +111,9 @@ and removes the file.`,
 	fl.StringVar(&f.fleetEtcd, "fleet-etcd", "", "with --fleet-backend dedicated: an etcd (http://host:port) the clusters' API servers use instead of one gitopsim starts; their keys live under /fleet/<cluster> and stay there with --state-dir")
 	fl.StringSliceVar(&f.fleetGroups, "fleet-resource-groups", nil, "resource groups the clusters of --clusters go to in turn (default fleet-1, fleet-2, … one per 50 clusters)")
 	fl.StringVar(&f.policyTiming, "policy-timing", policy.TimingDocumented, "Azure Policy delays: documented (5m assignment, 10m deployment, 15m evaluation, 24h cycle) or immediate (test mode)")
-	fl.Float64Var(&f.timeScale, "time-scale", 1, "virtual seconds per real second for gitopsim's own timers (60: a minute a second)")
+	fl.Float64Var(&f.timeScale, "time-scale", 1, "virtual seconds per real second for gitopsim's own timers (60: a minute a second); the web view can change it, pause and jump")
+	fl.IntVar(&f.uiPort, "ui-port", 0, "web view port on 127.0.0.1 (0 picks a free one)")
+	fl.BoolVar(&f.noUI, "no-ui", false, "do not serve the web view")
 	return cmd
 }
 
@@ -129,7 +136,10 @@ func (f *flags) validate(cmd *cobra.Command) error {
 	if f.gitBackend != gitserver.Native && f.gitBackend != gitserver.Reference {
 		return fmt.Errorf("invalid --git-backend %q: valid values are %s, %s", f.gitBackend, gitserver.Native, gitserver.Reference)
 	}
-	for flag, port := range map[string]int{"apiserver-port": f.apiserverPort, "arm-port": f.armPort, "git-ssh-port": f.gitSSHPort, "git-https-port": f.gitHTTPSPort, "helm-port": f.helmPort} {
+	if f.noUI && changed("ui-port") {
+		return errors.New("--ui-port and --no-ui contradict each other")
+	}
+	for flag, port := range map[string]int{"ui-port": f.uiPort, "apiserver-port": f.apiserverPort, "arm-port": f.armPort, "git-ssh-port": f.gitSSHPort, "git-https-port": f.gitHTTPSPort, "helm-port": f.helmPort} {
 		if port < 0 || port > 65535 {
 			return fmt.Errorf("invalid --%s %d: must be 0-65535", flag, port)
 		}
@@ -175,8 +185,8 @@ func (f *flags) validate(cmd *cobra.Command) error {
 	if _, err := policy.TimingProfile(f.policyTiming); err != nil {
 		return fmt.Errorf("invalid --policy-timing: %w", err)
 	}
-	if !(f.timeScale > 0) {
-		return fmt.Errorf("invalid --time-scale %v: must be a positive number (1 is real time)", f.timeScale)
+	if !(f.timeScale > 0) || f.timeScale > clock.MaxScale {
+		return fmt.Errorf("invalid --time-scale %v: must be a number above 0 and at most %d (1 is real time)", f.timeScale, clock.MaxScale)
 	}
 	return nil
 }
@@ -187,16 +197,11 @@ func run(s *cli.Streams, f *flags) error {
 	// envtest logs through controller-runtime's global logger; route it to
 	// ours, or it prints a warning that it was never set.
 	ctrllog.SetLogger(logr.FromSlogHandler(log.Handler()))
-	clk, err := clock.Scaled(f.timeScale)
+	// A clock the web view can pause, speed up and jump. Same-instant
+	// work of a jump (every agent's poll at its end) runs a few at a time.
+	clk, err := clock.NewControlled(clock.ControlledOptions{Scale: f.timeScale, Workers: 2 * runtime.NumCPU()})
 	if err != nil {
 		return err
-	}
-	// Tokens expire on gitopsim's clock, but clients time them on the wall
-	// clock; on a fast clock an hour of tokens would be gone in seconds of a
-	// demo, so give them a day of wall time. At real time, Azure's hour.
-	var tokenLifetime time.Duration
-	if f.timeScale > 1 {
-		tokenLifetime = time.Duration(f.timeScale * float64(24*time.Hour))
 	}
 	timing, err := policy.TimingProfile(f.policyTiming)
 	if err != nil {
@@ -215,9 +220,11 @@ func run(s *cli.Streams, f *flags) error {
 			Context:         f.context,
 		},
 		ARM: arm.Options{
-			Addr:          loopback(f.armPort),
-			StateDir:      subdir(f.stateDir, "arm"),
-			TokenLifetime: tokenLifetime,
+			Addr:     loopback(f.armPort),
+			StateDir: subdir(f.stateDir, "arm"),
+			// Clients time tokens on the wall clock; the simulated one
+			// jumps.
+			TokenClock: clock.Real(),
 		},
 		Helm:         helmrepo.Options{Addr: loopback(f.helmPort)},
 		Fleet:        fleetOptions(f),
@@ -258,6 +265,14 @@ func run(s *cli.Streams, f *flags) error {
 		}
 	}()
 
+	// The recorder listens before anything starts, so the timeline has
+	// the local cluster's first events.
+	var rec *ui.Recorder
+	if !f.noUI {
+		rec = ui.NewRecorder(ui.RecorderOptions{Logger: log})
+		defer rec.Attach(sm)()
+	}
+
 	log.Info("starting gitopsim", "workdir", sm.Workdir(), "cluster", f.cluster)
 	if err := sm.Start(ctx); err != nil {
 		if ctx.Err() != nil {
@@ -276,6 +291,12 @@ func run(s *cli.Streams, f *flags) error {
 			return errors.Join(err, stopErr)
 		}
 	}
+	var view *ui.Server
+	if rec != nil {
+		if view, err = startUI(ctx, sm, rec, f, log); err != nil {
+			return errors.Join(err, sm.Stop(context.Background()))
+		}
+	}
 	if err := sm.WriteEndpoints(); err != nil {
 		stopErr := sm.Stop(context.Background())
 		return errors.Join(err, stopErr)
@@ -285,11 +306,29 @@ func run(s *cli.Streams, f *flags) error {
 	<-ctx.Done()
 	stopCtx, stopCancel := context.WithTimeout(context.Background(), stopTimeout)
 	defer stopCancel()
+	if view != nil {
+		if err := view.Stop(stopCtx); err != nil {
+			log.Warn("stopping the web view", "err", err)
+		}
+	}
 	if err := sm.Stop(stopCtx); err != nil {
 		return fmt.Errorf("shutdown: %w", err)
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// startUI serves the web view and records its URL for endpoints.json.
+func startUI(ctx context.Context, sm *sim.Sim, rec *ui.Recorder, f *flags, log *slog.Logger) (*ui.Server, error) {
+	view, err := ui.New(ui.Options{Addr: loopback(f.uiPort), Sim: sm, Recorder: rec, Logger: log})
+	if err != nil {
+		return nil, err
+	}
+	if err := view.Start(ctx); err != nil {
+		return nil, fmt.Errorf("start the web view: %w", err)
+	}
+	sm.SetUI(view.URL())
+	return view, nil
 }
 
 // onboardFleet connects the clusters of --clusters, reporting progress
@@ -345,6 +384,9 @@ func printSummary(s *cli.Streams, sm *sim.Sim, f *flags, took time.Duration) {
 			break
 		}
 		fmt.Fprintf(w, "  connected   %s (resource group %s, agent profile %s)\n", c.Name, c.ResourceGroup, f.profile)
+	}
+	if e.UI != nil {
+		fmt.Fprintf(w, "  web view    %s\n", e.UI.URL)
 	}
 	fmt.Fprintf(w, "  ca          %s\n", e.ARM.CAFile)
 	fmt.Fprintf(w, "  endpoints   %s\n", sm.EndpointsPath())

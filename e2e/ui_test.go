@@ -1,0 +1,264 @@
+package e2e_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
+	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/kubernetesconfiguration/armkubernetesconfiguration/v2"
+	cdruntime "github.com/chromedp/cdproto/runtime"
+	"github.com/chromedp/chromedp"
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+
+	"github.com/gitopsim/gitopsim/sim"
+	"github.com/gitopsim/gitopsim/sim/arm"
+	"github.com/gitopsim/gitopsim/sim/azsdk"
+	"github.com/gitopsim/gitopsim/sim/clock"
+	"github.com/gitopsim/gitopsim/sim/gitserver"
+	"github.com/gitopsim/gitopsim/sim/ui"
+)
+
+// browserPath finds a Chromium to drive; "" when there is none.
+func browserPath() string {
+	for _, name := range []string{"chromium", "chromium-browser", "google-chrome", "google-chrome-stable"} {
+		if p, err := exec.LookPath(name); err == nil {
+			return p
+		}
+	}
+	return ""
+}
+
+// screenshotDir is where the specs leave screenshots of the main states:
+// $GITOPSIM_SCREENSHOTS, else out/ui-screenshots at the repo's root.
+func screenshotDir() string {
+	if d := os.Getenv("GITOPSIM_SCREENSHOTS"); d != "" {
+		return d
+	}
+	_, file, _, _ := runtime.Caller(0)
+	return filepath.Join(filepath.Dir(file), "..", "out", "ui-screenshots")
+}
+
+// The web view in a real browser: a simulator of its own (on the suite's
+// Kubernetes API, with a clock the page steers and the fast agent
+// profile), served by the ui package and driven by headless Chromium
+// through the DevTools protocol. Nothing is reloaded between steps: what
+// the page shows arrives over its event stream.
+var _ = Describe("web view", Ordered, Label("browser"), func() {
+	var (
+		sm      *sim.Sim
+		ctl     *clock.Controlled
+		view    *ui.Server
+		browser context.Context
+		shots   string
+		jsMu    sync.Mutex
+		jsErrs  []string
+		configs *armkubernetesconfiguration.SourceControlConfigurationsClient
+	)
+	const cell = `#grid [data-cluster="browser/local"]`
+
+	BeforeAll(func(ctx SpecContext) {
+		path := browserPath()
+		if path == "" {
+			Skip("no Chromium here (make test installs Debian's chromium; apt-get install chromium)")
+		}
+		var err error
+		ctl, err = clock.NewControlled(clock.ControlledOptions{Workers: 4})
+		Expect(err).NotTo(HaveOccurred())
+		sm, err = sim.New(sim.Options{
+			Workdir: GinkgoT().TempDir(), Clock: ctl, SharedCluster: stack.Cluster(),
+			Local:        sim.LocalCluster{Name: "local", ResourceGroup: "browser"},
+			AgentProfile: "fast",
+			ARM:          arm.Options{TokenClock: clock.Real()},
+			Logger:       slog.New(slog.NewTextHandler(GinkgoWriter, nil)),
+		})
+		Expect(err).NotTo(HaveOccurred())
+		rec := ui.NewRecorder(ui.RecorderOptions{})
+		detach := rec.Attach(sm)
+		Expect(sm.Start(ctx)).To(Succeed())
+		view, err = ui.New(ui.Options{Sim: sm, Recorder: rec, Refresh: 200 * time.Millisecond})
+		Expect(err).NotTo(HaveOccurred())
+		Expect(view.Start(ctx)).To(Succeed())
+		DeferCleanup(func(ctx SpecContext) {
+			Expect(view.Stop(ctx)).To(Succeed())
+			Expect(sm.Stop(ctx)).To(Succeed())
+			detach()
+		})
+
+		_, err = sm.Git().CreateRepo("demo", gitserver.RepoOptions{Public: true, DefaultBranch: "master"})
+		Expect(err).NotTo(HaveOccurred())
+		_, err = sm.Git().Commit("demo", "master", "a first manifest", map[string]*string{"web.yaml": to.Ptr(cmYAML("browser-demo", "web", "v1"))})
+		Expect(err).NotTo(HaveOccurred())
+		az, err := azsdk.New(sm.Endpoints().ARM)
+		Expect(err).NotTo(HaveOccurred())
+		configs, err = armkubernetesconfiguration.NewSourceControlConfigurationsClient(az.SubscriptionID, az.Credential, az.Options)
+		Expect(err).NotTo(HaveOccurred())
+
+		shots = screenshotDir()
+		Expect(os.MkdirAll(shots, 0o755)).To(Succeed())
+		opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(path), chromedp.NoSandbox,
+			chromedp.DisableGPU, chromedp.WindowSize(1280, 900))
+		alloc, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+		var cancelBrowser context.CancelFunc
+		browser, cancelBrowser = chromedp.NewContext(alloc, chromedp.WithListener(func(ev any) {
+			if e, ok := ev.(*cdruntime.EventExceptionThrown); ok {
+				jsMu.Lock()
+				d := e.ExceptionDetails
+				msg := d.Text
+				if d.Exception != nil && d.Exception.Description != "" {
+					msg = d.Exception.Description
+				}
+				jsErrs = append(jsErrs, fmt.Sprintf("%s:%d:%d: %s", d.URL, d.LineNumber+1, d.ColumnNumber+1, msg))
+				jsMu.Unlock()
+			}
+		}))
+		DeferCleanup(func() { cancelBrowser(); cancelAlloc() })
+		// The first run starts the browser, and lives as long as it.
+		Expect(chromedp.Do(browser, chromedp.Navigate("about:blank"))).To(Succeed())
+	}, NodeTimeout(3*time.Minute))
+
+	AfterAll(func() {
+		jsMu.Lock()
+		defer jsMu.Unlock()
+		Expect(jsErrs).To(BeEmpty(), "the page threw")
+	})
+
+	// run drives the browser with a deadline of its own.
+	run := func(d time.Duration, actions ...chromedp.Action[chromedp.Void]) {
+		GinkgoHelper()
+		ctx, cancel := context.WithTimeout(browser, d)
+		defer cancel()
+		Expect(chromedp.Do(ctx, actions...)).To(Succeed())
+	}
+	shot := func(name string) {
+		GinkgoHelper()
+		ctx, cancel := context.WithTimeout(browser, 30*time.Second)
+		defer cancel()
+		png, err := chromedp.Run(ctx, chromedp.CaptureScreenshot())
+		Expect(err).NotTo(HaveOccurred())
+		Expect(os.WriteFile(filepath.Join(shots, name), png, 0o644)).To(Succeed())
+		AddReportEntry("screenshot", filepath.Join(shots, name))
+	}
+	attr := func(sel, name string) string {
+		GinkgoHelper()
+		ctx, cancel := context.WithTimeout(browser, 10*time.Second)
+		defer cancel()
+		v, err := chromedp.Run(ctx, chromedp.AttributeValue(chromedp.CSS(sel), name))
+		Expect(err).NotTo(HaveOccurred())
+		return v.Value
+	}
+	pageNow := func() time.Time {
+		GinkgoHelper()
+		t, err := time.Parse(time.RFC3339Nano, attr("#clock-now", "data-now"))
+		Expect(err).NotTo(HaveOccurred())
+		return t
+	}
+
+	It("loads and shows the local cluster", func() {
+		run(30*time.Second, chromedp.Navigate(view.URL()), chromedp.WaitVisible(chromedp.CSS(cell)))
+		Expect(attr(cell, "data-connectivity")).To(Equal("Connected"))
+		shot("01-local-cluster.png")
+	})
+
+	It("shows a configuration created through ARM turn Installed without a reload", func(ctx SpecContext) {
+		_, err := configs.CreateOrUpdate(ctx, "browser", "Microsoft.Kubernetes", "connectedClusters", "local", "demo",
+			armkubernetesconfiguration.SourceControlConfiguration{Properties: &armkubernetesconfiguration.SourceControlConfigurationProperties{
+				RepositoryURL: to.Ptr(sm.Git().HTTPSURL() + "/demo.git"), OperatorNamespace: to.Ptr("browser-demo"),
+				OperatorInstanceName: to.Ptr("demo"), OperatorType: to.Ptr(armkubernetesconfiguration.OperatorTypeFlux),
+				OperatorScope: to.Ptr(armkubernetesconfiguration.OperatorScopeTypeNamespace), OperatorParams: to.Ptr("--git-readonly"),
+			}}, nil)
+		Expect(err).NotTo(HaveOccurred())
+		run(2*time.Minute, chromedp.WaitVisible(chromedp.CSS(cell+`[data-state="Installed"]`)))
+		run(30*time.Second, chromedp.WaitVisible(chromedp.CSS(`#timeline .span[data-kind="install"]`)))
+		shot("02-installed.png")
+	})
+
+	It("moves simulated time with its controls", func() {
+		run(10*time.Second, chromedp.Click(chromedp.CSS("#pause")))
+		Eventually(func() bool { return ctl.State().Paused }).WithTimeout(10 * time.Second).Should(BeTrue())
+		before := ctl.Now()
+		run(10*time.Second, chromedp.Click(chromedp.CSS("#jump-1h")))
+		Eventually(ctl.Now).WithTimeout(30 * time.Second).Should(BeTemporally(">=", before.Add(time.Hour)))
+		// The page keeps milliseconds.
+		Eventually(pageNow).WithTimeout(10 * time.Second).Should(BeTemporally(">=", before.Add(time.Hour).Truncate(time.Millisecond)))
+		// Paused, the page's clock stands still.
+		Consistently(pageNow).WithTimeout(time.Second).Should(BeTemporally("~", ctl.Now(), time.Second))
+		run(10*time.Second, chromedp.Click(chromedp.CSS("#scale-60")), chromedp.Click(chromedp.CSS("#resume")))
+		Eventually(func() float64 { return ctl.State().Scale }).WithTimeout(10 * time.Second).Should(Equal(60.0))
+		Eventually(pageNow).WithTimeout(10 * time.Second).Should(BeTemporally(">", ctl.Now().Add(-time.Minute)))
+		run(10*time.Second, chromedp.Click(chromedp.CSS("#scale-1")))
+		Eventually(func() float64 { return ctl.State().Scale }).WithTimeout(10 * time.Second).Should(Equal(1.0))
+	})
+
+	It("takes the cluster offline, delivers a change late and draws the delay", func() {
+		run(10*time.Second, chromedp.Click(chromedp.CSS(cell)), chromedp.WaitVisible(chromedp.CSS("#links-toggle")),
+			chromedp.Click(chromedp.CSS("#links-toggle")))
+		// Azure calls a cluster Offline 15 minutes after its last
+		// heartbeat: jump past that.
+		run(10*time.Second, chromedp.Click(chromedp.CSS("#jump-15m")))
+		run(10*time.Second, chromedp.Click(chromedp.CSS("#jump-15m")))
+		run(time.Minute, chromedp.WaitVisible(chromedp.CSS(cell+`[data-connectivity="Offline"]`)))
+		run(30*time.Second, chromedp.WaitVisible(chromedp.CSS(`#timeline .span[data-kind="offline"]`)))
+		shot("03-offline.png")
+
+		run(10*time.Second, chromedp.SetValue(chromedp.CSS("#push-repo"), "demo"), chromedp.Click(chromedp.CSS("#push-demo")))
+		Eventually(func() int { return len(sm.Git().Events()) }).WithTimeout(10 * time.Second).Should(BeNumerically(">=", 2))
+		head, err := sm.Git().Ref("demo", "master")
+		Expect(err).NotTo(HaveOccurred())
+		run(10*time.Second, chromedp.Click(chromedp.CSS("#jump-1h")))
+		run(10*time.Second, chromedp.Click(chromedp.CSS("#links-toggle")))
+		run(2*time.Minute, chromedp.WaitVisible(chromedp.CSS(cell+`[data-connectivity="Connected"]`)))
+		Eventually(func() string {
+			for _, c := range sm.Connected()[0].Agent.Configurations() {
+				return c.Revision
+			}
+			return ""
+		}).WithTimeout(2 * time.Minute).Should(Equal(head.String()))
+		late := `#timeline .span[data-kind="delivery"]`
+		run(30*time.Second, chromedp.WaitVisible(chromedp.CSS(late)))
+		tctx, cancel := context.WithTimeout(browser, 10*time.Second)
+		defer cancel()
+		title, err := chromedp.Run(tctx, chromedp.TextContent(chromedp.CSS(late+" title")))
+		Expect(err).NotTo(HaveOccurred())
+		Expect(title).To(ContainSubstring("after the push of " + head.String()[:7]))
+		Expect(title).To(ContainSubstring("could not reach Azure"))
+		// The detail lists the objects of the last sync, the demo change's
+		// ConfigMap among them.
+		run(30*time.Second, chromedp.WaitVisible(chromedp.CSS(`#cluster-detail table.objects tr[data-status="applied"][data-object*="gitopsim-demo"]`)))
+		shot("04-late-delivery.png")
+	})
+
+	It("offers every control as an HTTP endpoint with clear errors", func() {
+		for path, want := range map[string]string{
+			"api/clock/jump  {\"by\": \"a while\"}":                   "BadRequest",
+			"api/clock/scale {\"scale\": 0}":                          "BadRequest",
+			"api/clock/pause {\"paused\": true}":                      "BadRequest",
+			"api/clusters/browser/local/links {\"offline\": \"yes\"}": "BadRequest",
+			"api/clusters/browser/nope/links {\"offline\": true}":     "NotFound",
+			"api/repos/nope/push {}":                                  "NotFound",
+		} {
+			target, body, _ := strings.Cut(path, " ")
+			resp, err := http.Post(view.URL()+target, "application/json", strings.NewReader(body))
+			Expect(err).NotTo(HaveOccurred())
+			var answer struct {
+				Error struct{ Code, Message string }
+			}
+			Expect(json.NewDecoder(resp.Body).Decode(&answer)).To(Succeed())
+			resp.Body.Close()
+			Expect(answer.Error.Code).To(Equal(want), path)
+			Expect(answer.Error.Message).NotTo(BeEmpty(), path)
+		}
+		Expect(ctl.State().Scale).To(Equal(1.0), "a rejected scale must not change the clock")
+		Expect(ctl.State().Paused).To(BeFalse(), "a rejected pause must not pause the clock")
+	})
+})
