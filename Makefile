@@ -43,6 +43,15 @@ azure-cli:
 	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq azure-cli >/dev/null; } \
 	  || echo "could not install azure-cli; the azcli e2e spec will be skipped" >&2; }
 
+# The web view's browser spec drives Debian's chromium headless. Installing
+# it is best effort: without a browser the spec skips and says why.
+.PHONY: chromium
+chromium:
+	@command -v chromium >/dev/null || command -v chromium-browser >/dev/null || { \
+	  echo "installing chromium with apt (for the web view's browser spec, which skips without it)" >&2; \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } \
+	  || echo "could not install chromium; the browser spec will be skipped" >&2; }
+
 .PHONY: tools
 tools: ## Build kube-apiserver, etcd, kube-controller-manager into bin/k8s and Flux's kubectl into bin/kubectl (once; ~7 min cold)
 	@tools/controlplane/build.sh
@@ -57,14 +66,14 @@ up: tools build ## Start the whole stack (envtest) until Ctrl-C; endpoints in .g
 	$(GITOPSIM) up $(UP_FLAGS)
 
 .PHONY: test
-test: tools deps azure-cli ## Unit tests with -race, the wall-clock check, and the e2e suite on envtest
+test: tools deps azure-cli chromium ## Unit tests with -race, the wall-clock check, and the e2e suite on envtest
 	GITOPSIM_E2E_LABELS='!corpus' $(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) ./...
 	@# The repo-layout corpus starts two API servers per fixture; under -race
 	@# it alone would take most of the budget, so it runs without.
 	GITOPSIM_E2E_LABELS='corpus' $(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./e2e/
 
 .PHONY: e2e
-e2e: tools deps azure-cli ## Only the Ginkgo e2e suite (GITOPSIM_E2E_CLUSTER=envtest|kind|kubeconfig)
+e2e: tools deps azure-cli chromium ## Only the Ginkgo e2e suite (GITOPSIM_E2E_CLUSTER=envtest|kind|kubeconfig)
 	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./e2e/ -args -ginkgo.v $(GINKGO_FLAGS)
 
 .PHONY: bench

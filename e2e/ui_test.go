@@ -26,6 +26,7 @@ import (
 	"github.com/gitopsim/gitopsim/sim/azsdk"
 	"github.com/gitopsim/gitopsim/sim/clock"
 	"github.com/gitopsim/gitopsim/sim/gitserver"
+	"github.com/gitopsim/gitopsim/sim/scenario"
 	"github.com/gitopsim/gitopsim/sim/ui"
 )
 
@@ -49,6 +50,91 @@ func screenshotDir() string {
 	return filepath.Join(filepath.Dir(file), "..", "out", "ui-screenshots")
 }
 
+// tab is a headless Chromium tab, driven through the DevTools protocol,
+// with the JavaScript exceptions its pages threw.
+type tab struct {
+	ctx   context.Context
+	shots string
+	mu    sync.Mutex
+	errs  []string
+}
+
+// openTab starts Chromium for the spec (skipping it, with the reason,
+// where there is none) and stops it at the end.
+func openTab() *tab {
+	GinkgoHelper()
+	path := browserPath()
+	if path == "" {
+		Skip("no Chromium here (make test installs Debian's chromium; apt-get install chromium)")
+	}
+	t := &tab{shots: screenshotDir()}
+	Expect(os.MkdirAll(t.shots, 0o755)).To(Succeed())
+	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(path), chromedp.NoSandbox,
+		chromedp.DisableGPU, chromedp.WindowSize(1280, 900))
+	alloc, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	var cancel context.CancelFunc
+	t.ctx, cancel = chromedp.NewContext(alloc, chromedp.WithListener(func(ev any) {
+		if e, ok := ev.(*cdruntime.EventExceptionThrown); ok {
+			d := e.ExceptionDetails
+			msg := d.Text
+			if d.Exception != nil && d.Exception.Description != "" {
+				msg = d.Exception.Description
+			}
+			t.mu.Lock()
+			t.errs = append(t.errs, fmt.Sprintf("%s:%d:%d: %s", d.URL, d.LineNumber+1, d.ColumnNumber+1, msg))
+			t.mu.Unlock()
+		}
+	}))
+	DeferCleanup(func() { cancel(); cancelAlloc() })
+	// The first run starts the browser, which lives as long as its context.
+	Expect(chromedp.Do(t.ctx, chromedp.Navigate("about:blank"))).To(Succeed())
+	return t
+}
+
+// run runs actions with a deadline of their own.
+func (t *tab) run(d time.Duration, actions ...chromedp.Action[chromedp.Void]) {
+	GinkgoHelper()
+	ctx, cancel := context.WithTimeout(t.ctx, d)
+	defer cancel()
+	Expect(chromedp.Do(ctx, actions...)).To(Succeed())
+}
+
+// shot saves a screenshot of the viewport as a test artifact.
+func (t *tab) shot(name string) {
+	GinkgoHelper()
+	ctx, cancel := context.WithTimeout(t.ctx, 30*time.Second)
+	defer cancel()
+	png, err := chromedp.Run(ctx, chromedp.CaptureScreenshot())
+	Expect(err).NotTo(HaveOccurred())
+	Expect(os.WriteFile(filepath.Join(t.shots, name), png, 0o644)).To(Succeed())
+	AddReportEntry("screenshot", filepath.Join(t.shots, name))
+}
+
+func (t *tab) attr(sel, name string) string {
+	GinkgoHelper()
+	ctx, cancel := context.WithTimeout(t.ctx, 10*time.Second)
+	defer cancel()
+	v, err := chromedp.Run(ctx, chromedp.AttributeValue(chromedp.CSS(sel), name))
+	Expect(err).NotTo(HaveOccurred())
+	return v.Value
+}
+
+func (t *tab) text(sel string) string {
+	GinkgoHelper()
+	ctx, cancel := context.WithTimeout(t.ctx, 10*time.Second)
+	defer cancel()
+	v, err := chromedp.Run(ctx, chromedp.TextContent(chromedp.CSS(sel)))
+	Expect(err).NotTo(HaveOccurred())
+	return v
+}
+
+// thrown are the exceptions the tab's pages threw so far.
+func (t *tab) thrown() []string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return append([]string(nil), t.errs...)
+}
+
 // The web view in a real browser: a simulator of its own (on the suite's
 // Kubernetes API, with a clock the page steers and the fast agent
 // profile), served by the ui package and driven by headless Chromium
@@ -59,19 +145,13 @@ var _ = Describe("web view", Ordered, Label("browser"), func() {
 		sm      *sim.Sim
 		ctl     *clock.Controlled
 		view    *ui.Server
-		browser context.Context
-		shots   string
-		jsMu    sync.Mutex
-		jsErrs  []string
+		browser *tab
 		configs *armkubernetesconfiguration.SourceControlConfigurationsClient
 	)
 	const cell = `#grid [data-cluster="browser/local"]`
 
 	BeforeAll(func(ctx SpecContext) {
-		path := browserPath()
-		if path == "" {
-			Skip("no Chromium here (make test installs Debian's chromium; apt-get install chromium)")
-		}
+		browser = openTab()
 		var err error
 		ctl, err = clock.NewControlled(clock.ControlledOptions{Workers: 4})
 		Expect(err).NotTo(HaveOccurred())
@@ -104,59 +184,16 @@ var _ = Describe("web view", Ordered, Label("browser"), func() {
 		configs, err = armkubernetesconfiguration.NewSourceControlConfigurationsClient(az.SubscriptionID, az.Credential, az.Options)
 		Expect(err).NotTo(HaveOccurred())
 
-		shots = screenshotDir()
-		Expect(os.MkdirAll(shots, 0o755)).To(Succeed())
-		opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(path), chromedp.NoSandbox,
-			chromedp.DisableGPU, chromedp.WindowSize(1280, 900))
-		alloc, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-		var cancelBrowser context.CancelFunc
-		browser, cancelBrowser = chromedp.NewContext(alloc, chromedp.WithListener(func(ev any) {
-			if e, ok := ev.(*cdruntime.EventExceptionThrown); ok {
-				jsMu.Lock()
-				d := e.ExceptionDetails
-				msg := d.Text
-				if d.Exception != nil && d.Exception.Description != "" {
-					msg = d.Exception.Description
-				}
-				jsErrs = append(jsErrs, fmt.Sprintf("%s:%d:%d: %s", d.URL, d.LineNumber+1, d.ColumnNumber+1, msg))
-				jsMu.Unlock()
-			}
-		}))
-		DeferCleanup(func() { cancelBrowser(); cancelAlloc() })
-		// The first run starts the browser, and lives as long as it.
-		Expect(chromedp.Do(browser, chromedp.Navigate("about:blank"))).To(Succeed())
 	}, NodeTimeout(3*time.Minute))
 
 	AfterAll(func() {
-		jsMu.Lock()
-		defer jsMu.Unlock()
-		Expect(jsErrs).To(BeEmpty(), "the page threw")
+		if browser != nil {
+			Expect(browser.thrown()).To(BeEmpty(), "the page threw")
+		}
 	})
-
-	// run drives the browser with a deadline of its own.
-	run := func(d time.Duration, actions ...chromedp.Action[chromedp.Void]) {
-		GinkgoHelper()
-		ctx, cancel := context.WithTimeout(browser, d)
-		defer cancel()
-		Expect(chromedp.Do(ctx, actions...)).To(Succeed())
-	}
-	shot := func(name string) {
-		GinkgoHelper()
-		ctx, cancel := context.WithTimeout(browser, 30*time.Second)
-		defer cancel()
-		png, err := chromedp.Run(ctx, chromedp.CaptureScreenshot())
-		Expect(err).NotTo(HaveOccurred())
-		Expect(os.WriteFile(filepath.Join(shots, name), png, 0o644)).To(Succeed())
-		AddReportEntry("screenshot", filepath.Join(shots, name))
-	}
-	attr := func(sel, name string) string {
-		GinkgoHelper()
-		ctx, cancel := context.WithTimeout(browser, 10*time.Second)
-		defer cancel()
-		v, err := chromedp.Run(ctx, chromedp.AttributeValue(chromedp.CSS(sel), name))
-		Expect(err).NotTo(HaveOccurred())
-		return v.Value
-	}
+	run, shot, attr := func(d time.Duration, a ...chromedp.Action[chromedp.Void]) { GinkgoHelper(); browser.run(d, a...) },
+		func(name string) { GinkgoHelper(); browser.shot(name) },
+		func(sel, name string) string { GinkgoHelper(); return browser.attr(sel, name) }
 	pageNow := func() time.Time {
 		GinkgoHelper()
 		t, err := time.Parse(time.RFC3339Nano, attr("#clock-now", "data-now"))
@@ -226,10 +263,7 @@ var _ = Describe("web view", Ordered, Label("browser"), func() {
 		}).WithTimeout(2 * time.Minute).Should(Equal(head.String()))
 		late := `#timeline .span[data-kind="delivery"]`
 		run(30*time.Second, chromedp.WaitVisible(chromedp.CSS(late)))
-		tctx, cancel := context.WithTimeout(browser, 10*time.Second)
-		defer cancel()
-		title, err := chromedp.Run(tctx, chromedp.TextContent(chromedp.CSS(late+" title")))
-		Expect(err).NotTo(HaveOccurred())
+		title := browser.text(late + " title")
 		Expect(title).To(ContainSubstring("after the push of " + head.String()[:7]))
 		Expect(title).To(ContainSubstring("could not reach Azure"))
 		// The detail lists the objects of the last sync, the demo change's
@@ -260,5 +294,51 @@ var _ = Describe("web view", Ordered, Label("browser"), func() {
 		}
 		Expect(ctl.State().Scale).To(Equal(1.0), "a rejected scale must not change the clock")
 		Expect(ctl.State().Paused).To(BeFalse(), "a rejected pause must not pause the clock")
+	})
+})
+
+// The HTML report of scenario runs, opened from a file: one page with no
+// network, a tab per scenario, the failed scenario and its failed steps
+// marked, and the delays measured drawn on the timeline.
+var _ = Describe("HTML report", Label("browser"), func() {
+	It("shows each scenario's timeline, delays and failed steps from one file", func(ctx SpecContext) {
+		browser := openTab()
+		var states []ui.State
+		for _, file := range []string{"../scenarios/offline-agent.yaml", "../sim/scenario/testdata/failing.yaml"} {
+			sc, err := scenario.Load(file)
+			Expect(err).NotTo(HaveOccurred())
+			sm, err := scenario.NewSim(GinkgoT().TempDir(), sc.Metadata.Name, clock.NewVirtual(time.Time{}), slog.New(slog.NewTextHandler(GinkgoWriter, nil)), stack.Cluster(), nil)
+			Expect(err).NotTo(HaveOccurred())
+			rec := ui.NewRecorder(ui.RecorderOptions{})
+			detach := rec.Attach(sm)
+			Expect(sm.Start(ctx)).To(Succeed())
+			res, err := scenario.Run(ctx, sm, file, GinkgoWriter)
+			Expect(err).NotTo(HaveOccurred())
+			st := rec.Snapshot(sm, "report", "a scenario's virtual clock")
+			info := res.ScenarioInfo()
+			st.Scenario = &info
+			states = append(states, st)
+			Expect(sm.Stop(ctx)).To(Succeed())
+			detach()
+		}
+		path := filepath.Join(browser.shots, "report.html")
+		Expect(ui.WriteReport(path, states, time.Now())).To(Succeed())
+
+		browser.run(30*time.Second, chromedp.Navigate("file://"+path),
+			chromedp.WaitVisible(chromedp.CSS(`#report-picker .report-tab[data-scenario="failing"][data-result="failed"]`)),
+			chromedp.WaitVisible(chromedp.CSS(`#timeline .span[data-kind="offline"]`)),
+			chromedp.WaitVisible(chromedp.CSS(`#timeline .span[data-kind="install"]`)))
+		Expect(browser.text("#timeline .span[data-kind=\"offline\"] title")).To(ContainSubstring("Azure showed edge Offline"))
+		// The only cluster is shown in detail, with the objects it synced.
+		browser.run(10*time.Second, chromedp.WaitVisible(chromedp.CSS(`#cluster-detail table.objects tr[data-status="applied"]`)))
+		browser.shot("05-report.png")
+
+		browser.run(10*time.Second, chromedp.Click(chromedp.CSS(`#report-picker .report-tab[data-scenario="failing"]`)),
+			chromedp.WaitVisible(chromedp.CSS(`#scenario-steps tr.result-failed`)),
+			chromedp.WaitVisible(chromedp.CSS(`#timeline rect.step.result-failed`)),
+			chromedp.WaitVisible(chromedp.CSS(`#scenario-failures li.failure`)))
+		Expect(browser.text("#scenario-failures")).To(ContainSubstring("wrong color"))
+		browser.shot("06-report-failed.png")
+		Expect(browser.thrown()).To(BeEmpty(), "the report threw")
 	})
 })

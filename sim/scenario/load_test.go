@@ -148,7 +148,7 @@ func TestFormatOffset(t *testing.T) {
 }
 
 func TestRunnerRejectsBadClock(t *testing.T) {
-	for _, c := range []string{"scaled:0", "scaled:x", "warp"} {
+	for _, c := range []string{"scaled:0", "scaled:x", "scaled:1e6", "scaled:NaN", "warp"} {
 		if _, err := scenario.New(scenario.Options{Clock: c, Workdir: t.TempDir()}); err == nil {
 			t.Errorf("clock %q accepted", c)
 		}

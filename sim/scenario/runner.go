@@ -90,8 +90,11 @@ func New(opts Options) (*Runner, error) {
 	case opts.Clock == "" || opts.Clock == "virtual" || opts.Clock == "real":
 	case scaled:
 		f, err := strconv.ParseFloat(k, 64)
-		if err != nil || f <= 0 {
-			return nil, fmt.Errorf("scenario: clock %q: the scale must be a positive number, as in scaled:60", opts.Clock)
+		if err == nil {
+			_, err = clock.Scaled(f)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("scenario: clock %q: the scale must be a number above 0 and at most %d, as in scaled:60", opts.Clock, clock.MaxScale)
 		}
 		r.scaled = f
 	default:

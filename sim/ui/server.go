@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/gitopsim/gitopsim/sim"
+	"github.com/gitopsim/gitopsim/sim/agent"
 	"github.com/gitopsim/gitopsim/sim/clock"
 	"github.com/gitopsim/gitopsim/sim/internal/graceful"
 )
@@ -260,8 +261,16 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request) {
 			writeMessage(w, message{event: msgTimeline, id: strconv.FormatInt(e.Seq, 10), data: b})
 		}
 	}
+	// The clock, every cluster and the repos first: whatever changed
+	// between the page's GET /api/state and this stream is then not lost.
 	b, _ := json.Marshal(s.clockView())
 	writeMessage(w, message{event: msgClock, data: b})
+	rows := clusterRows(s.sim)
+	b, _ = json.Marshal(map[string]any{"clusters": rows, "removed": []string{}, "resourceGroups": resourceGroups(rows)})
+	writeMessage(w, message{event: msgClusters, data: b})
+	repos, gitDown := repoRows(s.sim)
+	b, _ = json.Marshal(map[string]any{"repos": repos, "gitDown": gitDown})
+	writeMessage(w, message{event: msgRepos, data: b})
 	fl.Flush()
 	keepalive := time.NewTicker(15 * time.Second)
 	defer keepalive.Stop()
@@ -309,33 +318,11 @@ func (s *Server) cluster(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	type object struct {
-		Configuration string `json:"configuration"`
-		ID            string `json:"id"`
-		Source        string `json:"source"`
-		Status        string `json:"status"`
-		Error         string `json:"error,omitempty"`
-	}
-	objects := []object{}
-	var events []any
+	d := ClusterDetail{Objects: []Object{}, Events: []agent.Event{}}
 	if c != nil {
-		for _, cs := range c.Agent.Configurations() {
-			for _, o := range cs.Objects {
-				objects = append(objects, object{cs.Configuration, o.ID, o.Source, o.Status, o.Error})
-			}
-		}
-		evs := c.Agent.Events()
-		if len(evs) > 500 {
-			evs = evs[len(evs)-500:]
-		}
-		for _, e := range evs {
-			events = append(events, e)
-		}
+		d = clusterDetail(c, 500)
 	}
-	if events == nil {
-		events = []any{}
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"cluster": row, "objects": objects, "events": events})
+	writeJSON(w, http.StatusOK, map[string]any{"cluster": row, "objects": d.Objects, "events": d.Events})
 }
 
 // findCluster finds a cluster by resource group and name (ARM compares

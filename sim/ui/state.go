@@ -65,6 +65,39 @@ type State struct {
 	Events         []Event       `json:"events"`
 	Spans          []Span        `json:"spans"`
 	Scenario       *ScenarioInfo `json:"scenario"`
+	// Details are each cluster's objects and last events, by key: in
+	// reports, which cannot ask for them.
+	Details map[string]ClusterDetail `json:"details,omitempty"`
+}
+
+// Object is one manifest of a configuration's last sync.
+type Object struct {
+	Configuration string `json:"configuration"`
+	ID            string `json:"id"`
+	Source        string `json:"source"`
+	Status        string `json:"status"`
+	Error         string `json:"error,omitempty"`
+}
+
+// ClusterDetail is what GET /api/clusters/{rg}/{name} adds to a row.
+type ClusterDetail struct {
+	Objects []Object      `json:"objects"`
+	Events  []agent.Event `json:"events"`
+}
+
+// clusterDetail reads a cluster's objects and its agent's last events.
+func clusterDetail(c *sim.Connected, maxEvents int) ClusterDetail {
+	d := ClusterDetail{Objects: []Object{}}
+	for _, cs := range c.Agent.Configurations() {
+		for _, o := range cs.Objects {
+			d.Objects = append(d.Objects, Object{cs.Configuration, o.ID, o.Source, o.Status, o.Error})
+		}
+	}
+	d.Events = c.Agent.Events()
+	if len(d.Events) > maxEvents {
+		d.Events = d.Events[len(d.Events)-maxEvents:]
+	}
+	return d
 }
 
 // clusterRows reads every connected cluster: connectivity and compliance
@@ -174,8 +207,17 @@ func (r *Recorder) Snapshot(sm *sim.Sim, mode, clockReason string) State {
 	r.Tick(sm.Clock().Now())
 	rows := clusterRows(sm)
 	repos, gitDown := repoRows(sm)
-	return State{
+	st := State{
 		Mode: mode, Clock: clockView(sm.Clock(), clockReason), Clusters: rows, Repos: repos, GitDown: gitDown,
 		ResourceGroups: resourceGroups(rows), Events: r.Events(0), Spans: r.Spans(),
 	}
+	if mode == "report" {
+		// A report keeps fewer events per cluster than the live view
+		// serves: a thousand clusters' worth must stay one file.
+		st.Details = map[string]ClusterDetail{}
+		for _, c := range sm.Connected() {
+			st.Details[c.ResourceGroup+"/"+c.Name] = clusterDetail(c, 100)
+		}
+	}
+	return st
 }
