@@ -96,6 +96,25 @@ func (s *Server) Ref(repo, ref string) (plumbing.Hash, error) {
 	return h, nil
 }
 
+// HeadBranch is the branch a repo's HEAD points at (whether or not it
+// exists yet), as a clone would check out.
+func (s *Server) HeadBranch(repo string) (string, error) {
+	r, ok := s.store.Get(repo)
+	if !ok {
+		return "", fmt.Errorf("%w: %s", ErrRepoNotFound, repo)
+	}
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	head, err := r.st.Reference(plumbing.HEAD)
+	if err != nil {
+		return "", err
+	}
+	if head.Type() != plumbing.SymbolicReference || !head.Target().IsBranch() {
+		return "", fmt.Errorf("%s: HEAD is detached", repo)
+	}
+	return head.Target().Short(), nil
+}
+
 // Refs lists a repo's refs (without HEAD) and what they point at.
 func (s *Server) Refs(repo string) (map[string]plumbing.Hash, error) {
 	r, ok := s.store.Get(repo)
@@ -208,6 +227,11 @@ func (s *Server) Tag(repo, tag, ref, message string) (plumbing.Hash, error) {
 // Commit writes files (path → content) on top of branch and moves it; a
 // nil content deletes the file. The repo is created (private) if missing.
 func (s *Server) Commit(repo, branch, message string, files map[string]*string) (plumbing.Hash, error) {
+	if branch != "" {
+		if name := plumbing.NewBranchReferenceName(branch).String(); !validRefname(name, false) || refnameTooLong(name) {
+			return plumbing.ZeroHash, fmt.Errorf("commit to %s: %q is not a valid branch name", repo, branch)
+		}
+	}
 	r, ok := s.store.Get(repo)
 	if !ok {
 		var err error

@@ -265,26 +265,24 @@ func (s *Server) demoNamespace(repo, branch string) string {
 	return ns
 }
 
-// defaultBranch is master, else main, else the first branch.
+// defaultBranch is the branch the repo's configurations follow when they
+// agree on one, else the branch of its HEAD, else fluxd's default master.
 func (s *Server) defaultBranch(repo string) string {
-	refs, err := s.sim.Git().Refs(repo)
-	if err != nil {
-		return "master"
-	}
-	var branches []string
-	for ref := range refs {
-		if b, ok := strings.CutPrefix(ref, "refs/heads/"); ok {
-			branches = append(branches, b)
+	followed := map[string]bool{}
+	for _, cl := range s.sim.ARM().Overview() {
+		for _, c := range cl.Configs {
+			if repoPath(c.RepositoryURL) == repo {
+				followed[gitBranch(c.OperatorParams)] = true
+			}
 		}
 	}
-	slices.Sort(branches)
-	for _, b := range []string{"master", "main"} {
-		if slices.Contains(branches, b) {
+	if len(followed) == 1 {
+		for b := range followed {
 			return b
 		}
 	}
-	if len(branches) > 0 {
-		return branches[0]
+	if b, err := s.sim.Git().HeadBranch(repo); err == nil {
+		return b
 	}
 	return "master"
 }
