@@ -140,6 +140,7 @@ func TestUpServesAndStopsCleanlyOnSIGINT(t *testing.T) {
 		t.Error("no namespaces listed")
 	}
 	userFlow(t, e)
+	webView(t, e)
 
 	// A second up on the same workdir must not disturb the first.
 	_, stderr, code := runGitopsim(t, "up", "--workdir", workdir)
@@ -248,6 +249,9 @@ func TestUpFlagMistakes(t *testing.T) {
 		{[]string{"--cluster", "kubeconfig"}, "needs --kubeconfig"},
 		{[]string{"--kubeconfig", "x"}, "--kubeconfig only applies to --cluster kubeconfig"},
 		{[]string{"--time-scale", "0"}, "invalid --time-scale"},
+		{[]string{"--time-scale", "1e6"}, "at most 86400"},
+		{[]string{"--no-ui", "--ui-port", "8080"}, "--ui-port and --no-ui contradict each other"},
+		{[]string{"--ui-port", "-1"}, "invalid --ui-port -1"},
 		{[]string{"--profile", "turbo"}, "invalid --profile \"turbo\": valid values are realistic, fast"},
 		{[]string{"--no-agent", "--connected-cluster", "x"}, "drop them or --no-agent"},
 		{[]string{"--apiserver-port", "70000"}, "invalid --apiserver-port"},

@@ -14,8 +14,9 @@ import (
 func TestRunFailingScenario(t *testing.T) {
 	dir := t.TempDir()
 	junit, reports := filepath.Join(dir, "junit.xml"), filepath.Join(dir, "reports")
+	html := filepath.Join(dir, "report", "run.html")
 	out, errOut, code := runGitopsim(t, "run", "--junit", junit, "--report-dir", reports, "--transcript", filepath.Join(dir, "t.json"),
-		"../../sim/scenario/testdata/failing.yaml")
+		"--html", html, "../../sim/scenario/testdata/failing.yaml")
 	if code != 1 {
 		t.Fatalf("exit %d, want 1\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
 	}
@@ -73,6 +74,17 @@ func TestRunFailingScenario(t *testing.T) {
 	if !strings.Contains(string(refs), "# git server requests") || !strings.Contains(string(refs), "git-upload-pack") {
 		t.Errorf("git-refs.txt lacks the git server's request counts:\n%s", refs)
 	}
+	// The HTML report is one page with the failure in its data (the
+	// browser spec checks how it is drawn).
+	page, err := os.ReadFile(html)
+	if err != nil || !strings.Contains(out, "HTML report: "+html) {
+		t.Fatalf("html report: %v\n%s", err, out)
+	}
+	for _, want := range []string{`id="gitopsim-data">{"mode":"report"`, `"result":"failed"`, `wrong color`, `"kind":"install"`} {
+		if !strings.Contains(string(page), want) {
+			t.Errorf("html report lacks %s", want)
+		}
+	}
 	objs, _ := os.ReadFile(filepath.Join(reports, "failing", "cluster-objects.yaml"))
 	if !strings.Contains(string(objs), "color: blue") {
 		t.Errorf("cluster-objects.yaml lacks the ConfigMap that failed the check:\n%s", objs)
@@ -109,6 +121,9 @@ func TestRunFlagMistakes(t *testing.T) {
 		{[]string{"-p", "0"}, "invalid -p 0"},
 		{[]string{"--concurrent-tasks", "0"}, "invalid --concurrent-tasks 0: at least 1"},
 		{[]string{"--cluster", "kind"}, "scenarios run on envtest or kubeconfig"},
+		{[]string{"--ui", "-p", "2"}, "--ui shows one scenario at a time: use -p 1"},
+		{[]string{"--ui-port", "8080"}, "--ui-port goes with --ui"},
+		{[]string{"--ui", "--ui-port", "70000"}, "invalid --ui-port 70000"},
 	} {
 		_, stderr, code := runGitopsim(t, append([]string{"run"}, append(tc.args, "../../scenarios/policy-baseline.yaml")...)...)
 		if code != 2 || !strings.Contains(stderr, tc.want) {

@@ -3,7 +3,10 @@ package main
 import (
 	"context"
 	"encoding/base64"
+	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -90,5 +93,68 @@ func userFlow(t *testing.T, e *sim.Endpoints) {
 			t.Fatalf("manifest not applied within a minute (fast profile); compliance %q, configmap err %v", last, err)
 		case <-time.After(100 * time.Millisecond):
 		}
+	}
+}
+
+// webView checks what up serves beside the APIs: the web view named in
+// endpoints.json shows the local cluster with the configuration userFlow
+// made, and a jump of two days on its clock leaves the clients' tokens
+// good (they are timed on the wall clock, as clients time them).
+func webView(t *testing.T, e *sim.Endpoints) {
+	t.Helper()
+	if e.UI == nil || !strings.HasPrefix(e.UI.URL, "http://127.0.0.1:") {
+		t.Fatalf("endpoints ui = %+v", e.UI)
+	}
+	page, err := http.Get(e.UI.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(page.Body)
+	page.Body.Close()
+	if page.StatusCode != 200 || !strings.Contains(string(body), `id="gitopsim-data"`) {
+		t.Fatalf("page: %d\n%.300s", page.StatusCode, body)
+	}
+	var st struct {
+		Clusters []struct {
+			Key, Connectivity string
+			Configurations    []struct{ Name, State string }
+		}
+	}
+	getJSON(t, e.UI.URL+"api/state", &st)
+	if len(st.Clusters) != 1 || st.Clusters[0].Key != "gitopsim/local" || len(st.Clusters[0].Configurations) != 1 || st.Clusters[0].Configurations[0].Name != "demo" {
+		t.Errorf("web view state: %+v", st.Clusters)
+	}
+	az, err := azsdk.New(e.ARM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	configs, err := armkubernetesconfiguration.NewSourceControlConfigurationsClient(az.SubscriptionID, az.Credential, az.Options)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cc := e.ConnectedClusters[0]
+	// The client's token is fetched now and cached for the next call.
+	if _, err := configs.Get(context.Background(), cc.ResourceGroup, "Microsoft.Kubernetes", "connectedClusters", cc.Name, "demo", nil); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.Post(e.UI.URL+"api/clock/jump", "application/json", strings.NewReader(`{"by": "48h"}`))
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("jump: %v %v", err, resp)
+	}
+	resp.Body.Close()
+	if _, err := configs.Get(context.Background(), cc.ResourceGroup, "Microsoft.Kubernetes", "connectedClusters", cc.Name, "demo", nil); err != nil {
+		t.Errorf("an ARM call after a 48h jump, with the token from before it: %v", err)
+	}
+}
+
+func getJSON(t *testing.T, url string, out any) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+		t.Fatalf("%s: %v", url, err)
 	}
 }
