@@ -139,6 +139,8 @@ func (s *Server) refresh(ctx context.Context) {
 	tick := time.NewTicker(s.opts.Refresh)
 	defer tick.Stop()
 	var prevRows map[string][]byte
+	// prevHB is each row's heartbeat as last sent.
+	prevHB, nextHB := map[string]*time.Time{}, map[string]*time.Time{}
 	var prevRepos []byte
 	lastClock := time.Now()
 	for {
@@ -150,17 +152,36 @@ func (s *Server) refresh(ctx context.Context) {
 		s.rec.Tick(s.sim.Clock().Now())
 		if !s.rec.hasSubscribers() {
 			prevRows, prevRepos = nil, nil
+			clear(prevHB)
 			continue
 		}
 		rows := clusterRows(s.sim)
+		// A heartbeat alone changes a row every minute of simulated time,
+		// which at 60× is every cluster every second: such rows go out
+		// with the clock, every 5 s, and real changes at once.
+		slow := time.Since(lastClock) >= 5*time.Second
 		next := make(map[string][]byte, len(rows))
 		var changed []ClusterRow
 		for _, row := range rows {
+			hb := row.LastHeartbeat
+			row.LastHeartbeat = nil
 			b, _ := json.Marshal(row)
-			next[row.Key] = b
-			if !bytes.Equal(prevRows[row.Key], b) {
+			row.LastHeartbeat = hb
+			prev, seen := prevRows[row.Key]
+			switch {
+			case !seen || !bytes.Equal(prev, b):
 				changed = append(changed, row)
+				next[row.Key] = b
+			case slow && !sameTime(hb, prevHB[row.Key]):
+				changed = append(changed, row)
+				next[row.Key] = b
+			default:
+				next[row.Key] = prev
+				if h, ok := prevHB[row.Key]; ok {
+					hb = h // not sent yet
+				}
 			}
+			nextHB[row.Key] = hb
 		}
 		var removed []string
 		for k := range prevRows {
@@ -171,7 +192,8 @@ func (s *Server) refresh(ctx context.Context) {
 		if len(changed) > 0 || len(removed) > 0 {
 			s.rec.publish(msgClusters, map[string]any{"clusters": changed, "removed": removed, "resourceGroups": resourceGroups(rows)})
 		}
-		prevRows = next
+		prevRows, prevHB, nextHB = next, nextHB, prevHB
+		clear(nextHB)
 		repos, gitDown := repoRows(s.sim)
 		rb, _ := json.Marshal(map[string]any{"repos": repos, "gitDown": gitDown})
 		if !bytes.Equal(rb, prevRepos) {
@@ -183,6 +205,10 @@ func (s *Server) refresh(ctx context.Context) {
 			s.rec.publish(msgClock, s.clockView())
 		}
 	}
+}
+
+func sameTime(a, b *time.Time) bool {
+	return a == nil && b == nil || a != nil && b != nil && a.Equal(*b)
 }
 
 // routes maps the API (API.md) and the page.

@@ -159,19 +159,28 @@ func TestServerPushAndFaults(t *testing.T) {
 	if code := call(t, h, "POST", "/api/repos/team%2Fdemo/push", `{"files": {"apps/web.yaml": "kind: ConfigMap\n", "gitopsim-demo.yaml": null}}`, &pushed); code != 200 {
 		t.Fatalf("push of files (repo name escaped): %d", code)
 	}
+	// Pushes reach the timeline through the git server's subscription,
+	// on its own goroutine.
 	var st State
-	call(t, h, "GET", "/api/state", "", &st)
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		st = State{}
+		call(t, h, "GET", "/api/state", "", &st)
+		pushes := 0
+		for _, e := range st.Events {
+			if e.Kind == KindPush {
+				pushes++
+			}
+		}
+		if pushes == 3 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d push events on the timeline, want 3", pushes)
+		}
+		<-time.After(10 * time.Millisecond)
+	}
 	if len(st.Repos) != 1 || st.Repos[0].Branches["main"] != pushed.Revision {
 		t.Errorf("repos %+v, want main at %s", st.Repos, pushed.Revision)
-	}
-	pushes := 0
-	for _, e := range st.Events {
-		if e.Kind == KindPush {
-			pushes++
-		}
-	}
-	if pushes != 3 {
-		t.Errorf("%d push events on the timeline, want 3", pushes)
 	}
 	for _, c := range []struct{ path, body, code string }{
 		{"/api/repos/team/demo/push", `{"files": {"../escape": "x"}}`, "BadRequest"},
