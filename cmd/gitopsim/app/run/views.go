@@ -69,7 +69,7 @@ func (v *views) view() func(string, *sim.Sim) func(*scenario.Result) {
 		var srv *ui.Server
 		if v.f.ui {
 			var err error
-			srv, err = ui.New(ui.Options{Addr: v.addr, Sim: sm, Recorder: rec, Logger: v.log, ClockReason: v.clockReason(), Mode: "scenario"})
+			srv, err = ui.New(ui.Options{Addr: v.addr, Sim: sm, Recorder: rec, Logger: v.log, ClockReason: v.clockReason()})
 			if err == nil {
 				err = srv.Start(context.Background())
 			}
