@@ -38,8 +38,12 @@ type Options struct {
 	// Logger receives the server's log; nil discards it.
 	Logger *slog.Logger
 	// Refresh is how often cluster rows are read again and what changed
-	// is sent; default 500ms of wall time.
+	// is sent; default 500ms of Wall time.
 	Refresh time.Duration
+	// Wall paces the refresh and the stream's keepalives: a page is
+	// refreshed on wall time whatever the simulated clock does. Default
+	// clock.Real().
+	Wall clock.Clock
 }
 
 // Server serves the web view: the page, its JSON API and the live stream.
@@ -76,6 +80,9 @@ func New(o Options) (*Server, error) {
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Wall == nil {
+		o.Wall = clock.Real()
 	}
 	s := &Server{opts: o, log: o.Logger.With("component", "ui"), rec: o.Recorder, sim: o.Sim, demo: map[string]int{}}
 	if ctl, ok := o.Sim.Clock().(clock.Controller); ok && o.ClockReason == "" {
@@ -136,18 +143,25 @@ func (s *Server) clockView() ClockView {
 // changed; it also moves time-based spans along.
 func (s *Server) refresh(ctx context.Context) {
 	defer close(s.done)
-	tick := time.NewTicker(s.opts.Refresh)
+	wall := s.opts.Wall
+	ticks := make(chan struct{}, 1)
+	tick := wall.Every(s.opts.Refresh, func() {
+		select {
+		case ticks <- struct{}{}:
+		default: // a refresh still running: skip this one
+		}
+	})
 	defer tick.Stop()
 	var prevRows map[string][]byte
 	// prevHB is each row's heartbeat as last sent.
 	prevHB, nextHB := map[string]*time.Time{}, map[string]*time.Time{}
 	var prevRepos []byte
-	lastClock := time.Now()
+	lastClock := wall.Now()
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-tick.C:
+		case <-ticks:
 		}
 		s.rec.Tick(s.sim.Clock().Now())
 		if !s.rec.hasSubscribers() {
@@ -159,7 +173,7 @@ func (s *Server) refresh(ctx context.Context) {
 		// A heartbeat alone changes a row every minute of simulated time,
 		// which at 60× is every cluster every second: such rows go out
 		// with the clock, every 5 s, and real changes at once.
-		slow := time.Since(lastClock) >= 5*time.Second
+		slow := wall.Since(lastClock) >= 5*time.Second
 		next := make(map[string][]byte, len(rows))
 		var changed []ClusterRow
 		for _, row := range rows {
@@ -200,8 +214,8 @@ func (s *Server) refresh(ctx context.Context) {
 			s.rec.publishRaw(msgRepos, rb)
 			prevRepos = rb
 		}
-		if time.Since(lastClock) >= 5*time.Second {
-			lastClock = time.Now()
+		if wall.Since(lastClock) >= 5*time.Second {
+			lastClock = wall.Now()
 			s.rec.publish(msgClock, s.clockView())
 		}
 	}
@@ -298,15 +312,21 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request) {
 	b, _ = json.Marshal(map[string]any{"repos": repos, "gitDown": gitDown})
 	writeMessage(w, message{event: msgRepos, data: b})
 	fl.Flush()
-	keepalive := time.NewTicker(15 * time.Second)
-	defer keepalive.Stop()
+	keepalive := make(chan struct{}, 1)
+	ka := s.opts.Wall.Every(15*time.Second, func() {
+		select {
+		case keepalive <- struct{}{}:
+		default:
+		}
+	})
+	defer ka.Stop()
 	for {
 		select {
 		case <-r.Context().Done():
 			return
 		case <-sub.gone:
 			return
-		case <-keepalive.C:
+		case <-keepalive:
 			fmt.Fprint(w, ": keepalive\n\n")
 		case m := <-sub.ch:
 			writeMessage(w, m)
