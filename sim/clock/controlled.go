@@ -92,7 +92,7 @@ type Controlled struct {
 	// frozen holds time still during a Jump (with Now at virtBase).
 	frozen  bool
 	workers int
-	queue   ctaskQueue
+	queue   queue[*ctask]
 	seq     uint64
 	// looping is whether the scheduler goroutine runs; it runs while
 	// tasks are queued and exits when there are none.
@@ -449,10 +449,7 @@ type ctask struct {
 	clock  *Controlled
 	f      func()
 	period time.Duration
-	at     time.Time
-	seq    uint64
-	index  int
-	queued bool
+	slot
 	// due marks a task popped in a jump batch that has not started.
 	due bool
 	// running marks a periodic task whose run has not returned.
@@ -501,34 +498,7 @@ func (k cticker) Reset(interval time.Duration) {
 	c.scheduleLocked(k.t, c.nowLocked(time.Now()).Add(interval))
 }
 
-// ctaskQueue is a min-heap on (at, seq).
-type ctaskQueue []*ctask
-
-func (q ctaskQueue) Len() int { return len(q) }
-func (q ctaskQueue) Less(i, j int) bool {
-	if !q[i].at.Equal(q[j].at) {
-		return q[i].at.Before(q[j].at)
-	}
-	return q[i].seq < q[j].seq
-}
-func (q ctaskQueue) Swap(i, j int) {
-	q[i], q[j] = q[j], q[i]
-	q[i].index, q[j].index = i, j
-}
-func (q *ctaskQueue) Push(x any) {
-	t := x.(*ctask)
-	t.index = len(*q)
-	*q = append(*q, t)
-}
-func (q *ctaskQueue) Pop() any {
-	old := *q
-	n := len(old)
-	t := old[n-1]
-	old[n-1] = nil
-	t.index, t.queued = -1, false
-	*q = old[:n-1]
-	return t
-}
+func (t *ctask) place() *slot { return &t.slot }
 
 // minTick keeps a heavily scaled periodic task from spinning a core.
 const minTick = time.Millisecond

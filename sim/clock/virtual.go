@@ -25,7 +25,7 @@ type Virtual struct {
 	mu    sync.Mutex
 	now   time.Time
 	seq   uint64
-	queue taskQueue
+	queue queue[*vtask]
 	runs  uint64
 	// workers is how many tasks due at the same instant may run at once;
 	// 0 and 1 run them one by one.
@@ -259,10 +259,7 @@ type vtask struct {
 	clock  *Virtual
 	f      func()
 	period time.Duration
-	at     time.Time
-	seq    uint64
-	index  int
-	queued bool
+	slot
 	// due marks a task popped with a batch of same-instant tasks that has
 	// not started yet (SetWorkers); Stop and Reset clear it.
 	due bool
@@ -300,31 +297,4 @@ func (k vticker) Reset(interval time.Duration) {
 	v.schedule(k.t, v.now.Add(interval))
 }
 
-// taskQueue is a min-heap on (at, seq).
-type taskQueue []*vtask
-
-func (q taskQueue) Len() int { return len(q) }
-func (q taskQueue) Less(i, j int) bool {
-	if !q[i].at.Equal(q[j].at) {
-		return q[i].at.Before(q[j].at)
-	}
-	return q[i].seq < q[j].seq
-}
-func (q taskQueue) Swap(i, j int) {
-	q[i], q[j] = q[j], q[i]
-	q[i].index, q[j].index = i, j
-}
-func (q *taskQueue) Push(x any) {
-	t := x.(*vtask)
-	t.index = len(*q)
-	*q = append(*q, t)
-}
-func (q *taskQueue) Pop() any {
-	old := *q
-	n := len(old)
-	t := old[n-1]
-	old[n-1] = nil
-	t.index, t.queued = -1, false
-	*q = old[:n-1]
-	return t
-}
+func (t *vtask) place() *slot { return &t.slot }

@@ -17,6 +17,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/gitopsim/gitopsim/sim/internal/durfmt"
+
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	gossh "golang.org/x/crypto/ssh"
 	"golang.org/x/tools/txtar"
@@ -142,16 +144,7 @@ func (r *run) printf(format string, args ...any) {
 func (r *run) offset(t time.Time) string { return FormatOffset(t.Sub(r.start)) }
 
 // fmtDur prints a duration without zero tails: 15m, 1h45m, 31s.
-func fmtDur(d time.Duration) string {
-	s := d.Round(time.Millisecond).String()
-	if strings.HasSuffix(s, "m0s") {
-		s = strings.TrimSuffix(s, "0s")
-	}
-	if strings.HasSuffix(s, "h0m") {
-		s = strings.TrimSuffix(s, "0m")
-	}
-	return s
-}
+func fmtDur(d time.Duration) string { return durfmt.Short(d, time.Millisecond) }
 
 // FormatOffset prints a virtual offset as hh:mm:ss, with days in front
 // when there are any ("3d02:00:31").

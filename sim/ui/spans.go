@@ -2,8 +2,9 @@ package ui
 
 import (
 	"fmt"
-	"strings"
 	"time"
+
+	"github.com/gitopsim/gitopsim/sim/internal/durfmt"
 
 	"github.com/gitopsim/gitopsim/sim/arm"
 )
@@ -264,16 +265,7 @@ func (b *spanBook) openOffline(cluster string, start time.Time) *Span {
 }
 
 // fmtDur prints a duration to the second without zero tails: 1h52m, 31s.
-func fmtDur(d time.Duration) string {
-	s := d.Round(time.Second).String()
-	if strings.HasSuffix(s, "m0s") {
-		s = strings.TrimSuffix(s, "0s")
-	}
-	if strings.HasSuffix(s, "h0m") {
-		s = strings.TrimSuffix(s, "0m")
-	}
-	return s
-}
+func fmtDur(d time.Duration) string { return durfmt.Short(d, time.Second) }
 
 func maxTime(a, b time.Time) time.Time {
 	if a.After(b) {
