@@ -91,12 +91,36 @@ func openTab() *tab {
 	return t
 }
 
-// run runs actions with a deadline of their own.
+// run runs actions with a deadline of their own; on a failure it saves a
+// screenshot and says what the page showed.
 func (t *tab) run(d time.Duration, actions ...chromedp.Action[chromedp.Void]) {
 	GinkgoHelper()
 	ctx, cancel := context.WithTimeout(t.ctx, d)
 	defer cancel()
-	Expect(chromedp.Do(ctx, actions...)).To(Succeed())
+	if err := chromedp.Do(ctx, actions...); err != nil {
+		Fail(fmt.Sprintf("browser: %v\n%s", err, t.explain()))
+	}
+}
+
+// explain describes the page for a failure message, with a screenshot.
+func (t *tab) explain() string {
+	ctx, cancel := context.WithTimeout(t.ctx, 20*time.Second)
+	defer cancel()
+	name := fmt.Sprintf("failure-%d.png", time.Now().UnixNano())
+	if png, err := chromedp.Run(ctx, chromedp.CaptureScreenshot()); err == nil {
+		_ = os.WriteFile(filepath.Join(t.shots, name), png, 0o644)
+	}
+	page, err := chromedp.Run(ctx, chromedp.Evaluate[string](`JSON.stringify({
+		conn: document.querySelector('#conn')?.textContent,
+		now: document.querySelector('#clock-now')?.dataset.now,
+		clusters: [...document.querySelectorAll('#grid .cluster')].slice(0, 5).map(e => e.dataset.cluster + ' ' + e.dataset.connectivity + ' ' + e.dataset.state),
+		spans: [...document.querySelectorAll('#timeline .span')].map(e => e.dataset.kind + ' ' + (e.getAttribute('width') || '')),
+		toasts: [...document.querySelectorAll('#toasts .toast')].map(e => e.textContent),
+		events: [...document.querySelectorAll('#event-log li')].slice(0, 8).map(e => e.textContent)})`))
+	if err != nil {
+		page = "(cannot read the page: " + err.Error() + ")"
+	}
+	return fmt.Sprintf("page: %s\nscreenshot: %s", page, filepath.Join(t.shots, name))
 }
 
 // shot saves a screenshot of the viewport as a test artifact.

@@ -79,7 +79,13 @@ type ControlledOptions struct {
 // that was online before the jump heartbeats at its end, while the
 // timers that model delays (a policy evaluation after 15 minutes, an
 // operation that completes after 5) fire at their own times. Code that
-// reads the clock between two of its own periodic runs sees the gap.
+// reads the clock between two of its own periodic runs sees the gap. A
+// periodic task goes back to its own ticks after a jump; a loop goes on
+// from the end of the jump.
+//
+// A task that runs in a jump must not wait on this clock (Sleep, After,
+// a timer's channel): the jump waits for it, and what it waits for can
+// only come after, so both would wait for ever.
 type Controlled struct {
 	// jumping serializes Jumps.
 	jumping sync.Mutex
@@ -89,11 +95,14 @@ type Controlled struct {
 	virtBase time.Time // virtual time at wallBase, or the frozen time
 	scale    float64
 	paused   bool
-	// frozen holds time still during a Jump (with Now at virtBase).
-	frozen  bool
-	workers int
-	queue   queue[*ctask]
-	seq     uint64
+	// frozen holds time still during a Jump (with Now at virtBase) up to
+	// target; heldLoops wait for the jump to end (again).
+	frozen    bool
+	target    time.Time
+	heldLoops []*ctask
+	workers   int
+	queue     queue[*ctask]
+	seq       uint64
 	// looping is whether the scheduler goroutine runs; it runs while
 	// tasks are queued and exits when there are none.
 	looping   bool
@@ -164,8 +173,16 @@ func (c *Controlled) AfterFunc(d time.Duration, f func()) Timer {
 func (c *Controlled) again(d time.Duration, f func()) Timer {
 	t := &ctask{clock: c, f: f, loop: true}
 	c.mu.Lock()
-	c.scheduleLocked(t, c.nowLocked(time.Now()).Add(max(d, 0)))
-	c.mu.Unlock()
+	defer c.mu.Unlock()
+	at := c.nowLocked(time.Now()).Add(max(d, 0))
+	if c.frozen && !at.After(c.target) && !c.virtBase.Before(c.target) {
+		// A loop that ran at the end of a jump and asks to run again
+		// within it waits for the jump to end: it runs once per jump.
+		t.held, t.slot.at = true, at
+		c.heldLoops = append(c.heldLoops, t)
+		return t
+	}
+	c.scheduleLocked(t, at)
 	return t
 }
 
@@ -259,7 +276,7 @@ func (c *Controlled) Jump(d time.Duration) (int, error) {
 	c.mu.Lock()
 	c.rebaseLocked()
 	target := c.virtBase.Add(d)
-	c.frozen = true
+	c.frozen, c.target = true, target
 	c.mu.Unlock()
 
 	ran := 0
@@ -273,6 +290,13 @@ func (c *Controlled) Jump(d time.Duration) (int, error) {
 	c.mu.Lock()
 	c.virtBase, c.wallBase = target, time.Now()
 	c.frozen = false
+	for _, t := range c.heldLoops {
+		if t.held {
+			t.held = false
+			c.scheduleLocked(t, t.at)
+		}
+	}
+	c.heldLoops = nil
 	c.kickLocked()
 	c.mu.Unlock()
 	c.changed()
@@ -287,7 +311,7 @@ func (c *Controlled) popJumpBatch(target time.Time) []*ctask {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for len(c.queue) > 0 && c.queue[0].coalesced() && c.queue[0].at.Before(target) {
-		c.scheduleLocked(c.queue[0], target)
+		c.coalesceLocked(c.queue[0], target)
 	}
 	if len(c.queue) == 0 || c.queue[0].at.After(target) {
 		return nil
@@ -296,12 +320,19 @@ func (c *Controlled) popJumpBatch(target time.Time) []*ctask {
 	var batch []*ctask
 	for len(c.queue) > 0 && c.queue[0].at.Equal(at) {
 		if t := c.queue[0]; t.coalesced() && t.at.Before(target) {
-			c.scheduleLocked(t, target)
+			c.coalesceLocked(t, target)
 			continue
 		}
 		t := heap.Pop(&c.queue).(*ctask)
 		if t.period > 0 {
-			c.scheduleLocked(t, at.Add(t.period))
+			next := at.Add(t.period)
+			if !t.phase.IsZero() {
+				// Back on the ticks it had before the jump, so that a
+				// fleet's tickers do not all beat at once from now on.
+				next = t.phase.Add((target.Sub(t.phase)/t.period + 1) * t.period)
+				t.phase = time.Time{}
+			}
+			c.scheduleLocked(t, next)
 			if t.running {
 				continue // its run from before the jump is still going
 			}
@@ -313,6 +344,15 @@ func (c *Controlled) popJumpBatch(target time.Time) []*ctask {
 		c.virtBase = at
 	}
 	return batch
+}
+
+// coalesceLocked moves a periodic task or loop due within a jump to its
+// end, remembering a periodic task's phase.
+func (c *Controlled) coalesceLocked(t *ctask, target time.Time) {
+	if t.period > 0 && t.phase.IsZero() {
+		t.phase = t.at
+	}
+	c.scheduleLocked(t, target)
 }
 
 // runBatch runs the tasks of one instant of a jump on up to workers
@@ -349,14 +389,13 @@ func (c *Controlled) runBatch(batch []*ctask) int {
 	return ran
 }
 
-// run runs one task and clears its running mark.
+// run runs one task and clears its running mark (set, under the lock,
+// for periodic tasks only).
 func (c *Controlled) run(t *ctask) {
 	defer func() {
-		if t.period > 0 {
-			c.mu.Lock()
-			t.running = false
-			c.mu.Unlock()
-		}
+		c.mu.Lock()
+		t.running = false
+		c.mu.Unlock()
 	}()
 	t.f()
 }
@@ -456,6 +495,11 @@ type ctask struct {
 	running bool
 	// loop marks the next run of a loop (Again).
 	loop bool
+	// phase is where a periodic task's ticks were before a jump moved it.
+	phase time.Time
+	// held is a loop rescheduled at the last instant of a jump, waiting
+	// for the jump to end.
+	held bool
 }
 
 // coalesced tasks run once at the end of a jump (see Controlled).
@@ -465,8 +509,8 @@ func (t *ctask) Stop() bool {
 	c := t.clock
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	was := t.due || t.queued
-	t.due = false
+	was := t.due || t.queued || t.held
+	t.due, t.held = false, false
 	if t.queued {
 		heap.Remove(&c.queue, t.index)
 	}
@@ -477,8 +521,8 @@ func (t *ctask) Reset(d time.Duration) bool {
 	c := t.clock
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	was := t.queued || t.due
-	t.due = false
+	was := t.queued || t.due || t.held
+	t.due, t.held = false, false
 	c.scheduleLocked(t, c.nowLocked(time.Now()).Add(max(d, 0)))
 	return was
 }

@@ -298,3 +298,68 @@ func TestControlledJumpCoalescesLoops(t *testing.T) {
 		t.Errorf("on Virtual the loop ran %d times in an hour, want 120", len(*vruns))
 	}
 }
+
+// After a jump, periodic tasks go back to their own ticks, so tickers
+// that were spread out stay spread out.
+func TestControlledJumpKeepsPhase(t *testing.T) {
+	c := paused(t)
+	var mu sync.Mutex
+	runs := map[string][]time.Duration{}
+	every := func(name string) {
+		c.Every(5*time.Minute, func() {
+			mu.Lock()
+			defer mu.Unlock()
+			runs[name] = append(runs[name], c.Since(clock.Epoch))
+		})
+	}
+	every("a") // ticks at 5m, 10m, …
+	if _, err := c.Jump(2 * time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	every("b") // ticks at 7m, 12m, …
+	if _, err := c.Jump(time.Hour); err != nil { // to 1h2m
+		t.Fatal(err)
+	}
+	for _, d := range []time.Duration{3 * time.Minute, 2 * time.Minute} { // to 1h5m, 1h7m
+		if _, err := c.Jump(d); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := map[string][]time.Duration{
+		"a": {62 * time.Minute, 65 * time.Minute},
+		"b": {62 * time.Minute, 67 * time.Minute},
+	}
+	for name, w := range want {
+		if !slices.Equal(runs[name], w) {
+			t.Errorf("%s ran at %v, want %v", name, runs[name], w)
+		}
+	}
+}
+
+// A loop that asks to run again at once, at the end of a jump, runs
+// once per jump and again after it, instead of for ever within it.
+func TestControlledJumpLoopAtOnce(t *testing.T) {
+	c := paused(t)
+	var n atomic.Int32
+	var step func()
+	step = func() {
+		n.Add(1)
+		clock.Again(c, 0, step)
+	}
+	clock.Again(c, time.Minute, step)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if _, err := c.Jump(time.Hour); err != nil {
+			t.Error(err)
+		}
+	}()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatalf("the jump did not end: the loop ran %d times in it", n.Load())
+	}
+	if got := n.Load(); got != 1 {
+		t.Errorf("the loop ran %d times in the jump, want 1", got)
+	}
+}

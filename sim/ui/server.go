@@ -99,8 +99,11 @@ func (s *Server) Start(ctx context.Context) error {
 		return fmt.Errorf("ui: listen on %s: %w", s.opts.Addr, err)
 	}
 	s.ln = ln
-	s.httpSrv = &http.Server{Handler: s.routes(), ReadHeaderTimeout: 10 * time.Second}
 	bg, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	// Requests run under bg, so that Stop ends open streams at once
+	// instead of waiting out the shutdown grace for them.
+	s.httpSrv = &http.Server{Handler: s.routes(), ReadHeaderTimeout: 10 * time.Second,
+		BaseContext: func(net.Listener) context.Context { return bg }}
 	s.cancel = cancel
 	s.done = make(chan struct{})
 	go func() {
@@ -303,14 +306,26 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request) {
 	}
 	// The clock, every cluster and the repos first: whatever changed
 	// between the page's GET /api/state and this stream is then not lost.
-	b, _ := json.Marshal(s.clockView())
-	writeMessage(w, message{event: msgClock, data: b})
+	// Rows and repos queued before this snapshot was read are older than
+	// it and are dropped; the rest goes first.
+	clk, _ := json.Marshal(s.clockView())
 	rows := clusterRows(s.sim)
-	b, _ = json.Marshal(map[string]any{"clusters": rows, "removed": []string{}, "resourceGroups": resourceGroups(rows)})
-	writeMessage(w, message{event: msgClusters, data: b})
+	rowsMsg, _ := json.Marshal(map[string]any{"clusters": rows, "removed": []string{}, "resourceGroups": resourceGroups(rows)})
 	repos, gitDown := repoRows(s.sim)
-	b, _ = json.Marshal(map[string]any{"repos": repos, "gitDown": gitDown})
-	writeMessage(w, message{event: msgRepos, data: b})
+	reposMsg, _ := json.Marshal(map[string]any{"repos": repos, "gitDown": gitDown})
+	for more := true; more; {
+		select {
+		case m := <-sub.ch:
+			if m.event != msgClusters && m.event != msgRepos {
+				writeMessage(w, m)
+			}
+		default:
+			more = false
+		}
+	}
+	writeMessage(w, message{event: msgClock, data: clk})
+	writeMessage(w, message{event: msgClusters, data: rowsMsg})
+	writeMessage(w, message{event: msgRepos, data: reposMsg})
 	fl.Flush()
 	keepalive := make(chan struct{}, 1)
 	ka := s.opts.Wall.Every(15*time.Second, func() {
