@@ -326,6 +326,13 @@ func (s *Server) writeCommit(st storage.Storer, tree map[string]treeFile, files 
 		if p == "" || p == "." {
 			return plumbing.ZeroHash, errors.New("empty file path")
 		}
+		for _, part := range strings.Split(p, "/") {
+			if strings.EqualFold(part, ".git") {
+				// git fsck refuses such trees (verify_path: ".git" in
+				// any case, in any directory).
+				return plumbing.ZeroHash, fmt.Errorf("file path %q: .git is reserved", p)
+			}
+		}
 		if content == nil {
 			delete(tree, p)
 			continue
@@ -345,6 +352,13 @@ func (s *Server) writeCommit(st storage.Storer, tree map[string]treeFile, files 
 			return plumbing.ZeroHash, err
 		}
 		tree[p] = treeFile{mode: filemode.Regular, hash: h}
+	}
+	for p := range tree {
+		for d := path.Dir(p); d != "."; d = path.Dir(d) {
+			if _, isFile := tree[d]; isFile {
+				return plumbing.ZeroHash, fmt.Errorf("file path %q: %s is a file", p, d)
+			}
+		}
 	}
 	root, err := buildTree(st, tree, "")
 	if err != nil {

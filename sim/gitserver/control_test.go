@@ -78,3 +78,32 @@ func TestSeedFromFixtureAndEvents(t *testing.T) {
 		t.Errorf("%d events, want 3", n)
 	}
 }
+
+// Commit refuses what git itself refuses: bad branch names, .git in any
+// directory and any case, and a path that is both a file and a
+// directory; the branch stays where it was.
+func TestCommitRefusesBadTrees(t *testing.T) {
+	srv, _ := newServer(t, gitserver.Native)
+	x := "x"
+	before, err := srv.Commit("team/app", "main", "first", map[string]*string{"a": &x})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		branch string
+		files  map[string]*string
+		want   string
+	}{
+		{"no such/..branch", map[string]*string{"b": &x}, "not a valid branch name"},
+		{"main", map[string]*string{"sub/.GIT/hooks/post-checkout": &x}, ".git is reserved"},
+		{"main", map[string]*string{"a/b": &x}, "a is a file"},
+		{"main", map[string]*string{"c": &x, "c/d": &x}, "c is a file"},
+	} {
+		if _, err := srv.Commit("team/app", c.branch, "bad", c.files); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("Commit(%q, %v): %v, want %q", c.branch, c.files, err, c.want)
+		}
+	}
+	if h, err := srv.Ref("team/app", "main"); err != nil || h != before {
+		t.Errorf("main moved to %v (%v) after refused commits", h, err)
+	}
+}

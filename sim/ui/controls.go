@@ -123,13 +123,19 @@ func (s *Server) links(w http.ResponseWriter, r *http.Request) {
 	}
 	c.Agent.ARMLink().SetOffline(*body.Offline)
 	c.Agent.GitLink().SetOffline(*body.Offline)
-	key := c.ResourceGroup + "/" + c.Name
+	s.rec.LinksChanged(c.ID, *body.Offline, s.sim.Clock().Now())
+	key := clusterKey(c.ResourceGroup, c.Name)
 	if *body.Offline {
 		s.control(KindLink, "offline", key, fmt.Sprintf("links of %s cut (Azure and git)", c.Name))
 	} else {
 		s.control(KindLink, "online", key, fmt.Sprintf("links of %s restored", c.Name))
 	}
-	_, row, _ := s.findCluster(w, r)
+	var row ClusterRow
+	for _, cr := range clusterRows(s.sim) {
+		if cr.Key == key {
+			row = cr
+		}
+	}
 	writeJSON(w, http.StatusOK, row)
 }
 
@@ -292,8 +298,10 @@ func validPath(p string) error {
 	if p == "" || path.IsAbs(p) || path.Clean(p) != p || p == "." || strings.HasPrefix(p, "../") || p == ".." {
 		return fmt.Errorf("file path %q: want a clean relative path such as apps/web.yaml", p)
 	}
-	if p == ".git" || strings.HasPrefix(p, ".git/") {
-		return fmt.Errorf("file path %q: .git cannot be written", p)
+	for _, part := range strings.Split(p, "/") {
+		if strings.EqualFold(part, ".git") {
+			return fmt.Errorf("file path %q: .git cannot be written", p)
+		}
 	}
 	return nil
 }

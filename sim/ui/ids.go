@@ -19,6 +19,13 @@ type resourceID struct {
 	typ, name string
 }
 
+// clusterKey names a connected cluster in the view: "resourcegroup/name",
+// lower case, because ARM ids compare case-insensitively and callers spell
+// them as they like.
+func clusterKey(resourceGroup, name string) string {
+	return strings.ToLower(resourceGroup + "/" + name)
+}
+
 // parseID reads an ARM id (any case, with or without a leading slash).
 func parseID(id string) resourceID {
 	var out resourceID
@@ -31,7 +38,7 @@ func parseID(id string) resourceID {
 			rg = n
 		case "connectedclusters":
 			if rg != "" && out.cluster == "" {
-				out.cluster, out.clusterName = rg+"/"+n, n
+				out.cluster, out.clusterName = clusterKey(rg, n), n
 				out.rest = strings.Join(segs[i+2:], "/")
 			}
 		case "sourcecontrolconfigurations":
@@ -65,7 +72,7 @@ type follower struct{ cluster, config string }
 func followersOf(clusters []arm.ClusterOverview, repo, branch string) []follower {
 	var out []follower
 	for _, cl := range clusters {
-		key := cl.ResourceGroup + "/" + cl.Name
+		key := clusterKey(cl.ResourceGroup, cl.Name)
 		for _, c := range cl.Configs {
 			if repoPath(c.RepositoryURL) == repo && gitBranch(c.OperatorParams) == branch {
 				out = append(out, follower{key, c.Name})

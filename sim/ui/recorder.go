@@ -277,7 +277,7 @@ func (r *Recorder) agentEvent(clusterID string, ev agent.Event) {
 	switch ev.Reason {
 	case "ARMUnreachable":
 		e.Kind, e.Action = KindCluster, "heartbeat lost"
-		r.spans.unreachable(id.cluster, lastHB, ev.Time)
+		r.spans.unreachable(id.cluster, lastHB, ev.Time, true)
 	case "ARMReachable":
 		e.Kind, e.Action = KindCluster, "heartbeat regained"
 		r.spans.reachable(id.cluster, ev.Time)
@@ -287,6 +287,28 @@ func (r *Recorder) agentEvent(clusterID string, ev agent.Event) {
 		r.spans.synced(id.cluster, ev.Configuration, ev.Revision, ev.Time)
 	}
 	r.addLocked(e)
+	r.flushSpansLocked()
+}
+
+// LinksChanged records that a cluster's links were cut or restored (a
+// presenter's control): a cut starts the cluster's outage at once, not at
+// its agent's next failed call, which may come only after a jump.
+func (r *Recorder) LinksChanged(clusterID string, offline bool, t time.Time) {
+	key := parseID(clusterID).cluster
+	var lastHB time.Time
+	if offline {
+		r.mu.Lock()
+		lh := r.lastHeartbeat
+		r.mu.Unlock()
+		lastHB = lh(clusterID)
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if offline {
+		r.spans.unreachable(key, lastHB, t, false)
+	} else {
+		r.spans.linksRestored(key, t)
+	}
 	r.flushSpansLocked()
 }
 

@@ -198,7 +198,7 @@ func TestParseIDGenerated(t *testing.T) {
 	t.Logf("seed %d", seed)
 	rnd := rand.New(rand.NewPCG(seed, 2))
 	word := func() string {
-		const letters = "abcdefghijklmnopqrstuvwxyz0123456789-_."
+		const letters = "abcdefghijklmnopqrstuvwxyzABCXYZ0123456789-_."
 		b := make([]byte, 1+rnd.IntN(12))
 		for i := range b {
 			b[i] = letters[rnd.IntN(len(letters))]
@@ -225,7 +225,7 @@ func TestParseIDGenerated(t *testing.T) {
 			id = strings.TrimPrefix(id, "/")
 		}
 		got := parseID(id)
-		if got.cluster != rg+"/"+name || got.clusterName != name {
+		if got.cluster != strings.ToLower(rg+"/"+name) || got.clusterName != name {
 			t.Fatalf("seed %d: %s: cluster %q", seed, id, got.cluster)
 		}
 		if withCfg && got.config != cfg || !withCfg && (got.config != "" || got.rest != "") {
@@ -281,5 +281,85 @@ func TestReportPageSelfContained(t *testing.T) {
 	}
 	if back.Mode != "report" || back.Reports[0].Events[0].Message != st.Events[0].Message || back.Reports[0].Clock.Controllable {
 		t.Errorf("data round trip: %+v", back)
+	}
+}
+
+// A revision first pushed to another branch and then fast-forwarded to
+// the followed one, and a rollback (an older revision pushed over a
+// newer one), both close the spans they deliver.
+func TestRecorderFastForwardAndRollback(t *testing.T) {
+	lastHB := at(0)
+	r := newTestRecorder(&lastHB)
+	a, b := strings.Repeat("a", 40), strings.Repeat("b", 40)
+	push := func(ref, rev string, when time.Duration) {
+		r.push(gitserver.PushEvent{Repo: "fleet", Ref: ref, New: rev, Time: at(when).Format(time.RFC3339Nano)})
+	}
+	synced := func(rev string, when time.Duration) {
+		r.agentEvent(clusterID, agent.Event{Time: at(when), Configuration: "baseline", Reason: "Synced", Revision: rev})
+	}
+	push("refs/heads/dev", a, time.Minute)
+	push("refs/heads/main", a, 2*time.Minute) // fast-forward
+	synced(a, 3*time.Minute)
+	push("refs/heads/main", b, 4*time.Minute)
+	push("refs/heads/main", a, 5*time.Minute) // rollback over b
+	synced(a, 6*time.Minute)
+	for _, s := range r.Spans() {
+		if s.End == nil {
+			t.Errorf("span %s still open", s.ID)
+		}
+	}
+	if n := len(r.Spans()); n != 3 {
+		t.Errorf("%d spans, want one per push to main (3)", n)
+	}
+}
+
+// Links cut by the presenter start the outage at once, even when the
+// agent only notices at the end of a jump; links cut and restored
+// between two of its calls leave nothing.
+func TestRecorderLinksCut(t *testing.T) {
+	lastHB := at(0)
+	r := newTestRecorder(&lastHB)
+	r.LinksChanged(clusterID, true, at(time.Minute))
+	r.LinksChanged(clusterID, false, at(3*time.Minute))
+	r.Tick(at(time.Hour))
+	if n := len(r.Spans()); n != 0 {
+		t.Fatalf("a 2-minute cut left %d spans: %+v", n, r.Spans())
+	}
+	rev := strings.Repeat("c", 40)
+	r.LinksChanged(clusterID, true, at(time.Hour))
+	r.push(gitserver.PushEvent{Repo: "fleet", Ref: "refs/heads/main", New: rev, Time: at(time.Hour + time.Minute).Format(time.RFC3339Nano)})
+	r.agentEvent(clusterID, agent.Event{Time: at(2 * time.Hour), Reason: "ARMUnreachable"}) // the heartbeat at the end of a jump
+	r.LinksChanged(clusterID, false, at(2*time.Hour+time.Minute))
+	r.agentEvent(clusterID, agent.Event{Time: at(2*time.Hour + 2*time.Minute), Reason: "ARMReachable"})
+	r.agentEvent(clusterID, agent.Event{Time: at(2*time.Hour + 3*time.Minute), Configuration: "baseline", Reason: "Synced", Revision: rev})
+	for _, s := range r.Spans() {
+		if s.Kind == SpanDelivery && (!s.Late || !strings.Contains(s.Message, "could not reach Azure for 1h1m of it")) {
+			t.Errorf("delivery %+v: want late by the 1h1m from the push to the reconnect", s)
+		}
+	}
+}
+
+// Ids spelled in another case are the same cluster.
+func TestRecorderKeysIgnoreCase(t *testing.T) {
+	lastHB := at(0)
+	r := newTestRecorder(&lastHB)
+	r.armChange(arm.ResourceChange{ID: strings.ToUpper(configID), Method: http.MethodPut, Time: at(0)})
+	r.agentEvent(clusterID, agent.Event{Time: at(time.Minute), Configuration: "BASELINE", Reason: "Installed"})
+	r.agentEvent(clusterID, agent.Event{Time: at(time.Minute), Configuration: "baseline", Reason: "Installed"})
+	if spans := r.Spans(); len(spans) != 1 || spans[0].Cluster != "stores/edge" {
+		t.Errorf("spans %+v, want the install on stores/edge", spans)
+	}
+}
+
+func TestRedactURL(t *testing.T) {
+	for raw, want := range map[string]string{
+		"https://bot:s3cret@127.0.0.1/team/app.git": "https://bot:xxxxx@127.0.0.1/team/app.git",
+		"https://bot@127.0.0.1/team/app.git":        "https://bot@127.0.0.1/team/app.git",
+		"git@127.0.0.1:team/app.git":                "git@127.0.0.1:team/app.git",
+		"ssh://git@127.0.0.1:2222/app.git":          "ssh://git@127.0.0.1:2222/app.git",
+	} {
+		if got := redactURL(raw); got != want {
+			t.Errorf("redactURL(%q) = %q, want %q", raw, got, want)
+		}
 	}
 }

@@ -247,7 +247,33 @@ func (s *Server) routes() http.Handler {
 		writeError(w, http.StatusNotFound, "NotFound", fmt.Sprintf("no API at %s; see API.md", r.URL.Path))
 	})
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) { http.NotFound(w, r) })
-	return mux
+	return localOnly(mux)
+}
+
+// localOnly answers only requests meant for this loopback server: a Host
+// that is not a loopback address is another site's name resolved to
+// 127.0.0.1 (DNS rebinding), and a request whose Origin is not the page's
+// own comes from another site open in the same browser. Either could
+// otherwise read the state or push manifests to the clusters; tools that
+// send no Origin (curl, scripts) are not affected.
+func localOnly(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		host, _, err := net.SplitHostPort(r.Host)
+		if err != nil {
+			host = r.Host
+		}
+		if host != "localhost" {
+			if ip := net.ParseIP(strings.Trim(host, "[]")); ip == nil || !ip.IsLoopback() {
+				writeError(w, http.StatusForbidden, "Forbidden", fmt.Sprintf("the web view answers only on a loopback address, not %q", r.Host))
+				return
+			}
+		}
+		if o := r.Header.Get("Origin"); o != "" && o != "http://"+r.Host {
+			writeError(w, http.StatusForbidden, "Forbidden", fmt.Sprintf("requests from %s are not accepted: use the page at http://%s/", o, r.Host))
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
 }
 
 func get(h http.HandlerFunc) http.HandlerFunc  { return method(http.MethodGet, h) }

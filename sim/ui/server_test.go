@@ -75,6 +75,7 @@ func newTestServer(t testing.TB) (*Server, *sim.Sim, *clock.Controlled, http.Han
 func call(t testing.TB, h http.Handler, method, path, body string, out any) int {
 	t.Helper()
 	req := httptest.NewRequest(method, path, strings.NewReader(body))
+	req.Host = "127.0.0.1:8080"
 	rec := httptest.NewRecorder()
 	h.ServeHTTP(rec, req)
 	if out != nil {
@@ -318,6 +319,7 @@ func FuzzControls(f *testing.F) {
 		if err != nil {
 			return // not a request a client can send
 		}
+		req.Host = "localhost:8080"
 		rec := httptest.NewRecorder()
 		h.ServeHTTP(rec, req)
 		if rec.Code >= 500 {
@@ -375,3 +377,35 @@ func TestServerStopEndsStreams(t *testing.T) {
 type writerFunc func([]byte) (int, error)
 
 func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
+
+// Another site open in the browser, or one whose name resolves to
+// 127.0.0.1, gets nothing; the page itself and tools without an Origin do.
+func TestServerRefusesOtherSites(t *testing.T) {
+	_, _, ctl, h := newTestServer(t)
+	for _, c := range []struct {
+		host, origin string
+		want         int
+	}{
+		{"127.0.0.1:8080", "", 200},
+		{"localhost:8080", "http://localhost:8080", 200},
+		{"[::1]:8080", "", 200},
+		{"127.0.0.1:8080", "https://evil.example", 403},
+		{"127.0.0.1:8080", "http://127.0.0.1:9999", 403},
+		{"evil.example:8080", "", 403},
+		{"evil.example", "http://evil.example", 403},
+	} {
+		req := httptest.NewRequest("POST", "/api/clock/jump", strings.NewReader(`{"by": "1h"}`))
+		req.Host = c.host
+		if c.origin != "" {
+			req.Header.Set("Origin", c.origin)
+		}
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		if rec.Code != c.want {
+			t.Errorf("host %s origin %q: %d, want %d", c.host, c.origin, rec.Code, c.want)
+		}
+	}
+	if got := ctl.Now().Sub(clock.Epoch); got != 3*time.Hour {
+		t.Errorf("clock jumped %v, want the 3 accepted jumps", got)
+	}
+}

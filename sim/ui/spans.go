@@ -2,6 +2,8 @@ package ui
 
 import (
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/gitopsim/gitopsim/sim/internal/durfmt"
@@ -33,7 +35,7 @@ type Span struct {
 	Seconds       float64    `json:"seconds"`
 	Duration      string     `json:"duration,omitempty"`
 	// Late marks a delivery that overlapped a time the cluster could not
-	// reach Azure or git.
+	// reach Azure: its agent's calls failed, or its links were cut.
 	Late    bool   `json:"late,omitempty"`
 	Message string `json:"message"`
 }
@@ -41,9 +43,13 @@ type Span struct {
 // interval is a closed stretch of time.
 type interval struct{ from, to time.Time }
 
-// down is a cluster whose agent cannot reach Azure.
+// down is a cluster whose agent cannot reach Azure: since its links were
+// cut or its first failed call, whichever came first.
 type down struct {
 	lastHeartbeat, since time.Time
+	// agentSaw is set once the agent itself reported Azure unreachable:
+	// then only its report of Azure reachable again ends the outage.
+	agentSaw bool
 }
 
 // spanBook derives spans from events. Not safe for concurrent use: the
@@ -52,7 +58,9 @@ type spanBook struct {
 	byID    map[string]*Span
 	order   []string
 	changed []string
-	// pushes is when each revision was first pushed.
+	// pushes is when each revision was last pushed (to any branch): a
+	// revision fast-forwarded to another branch, or pushed again over a
+	// newer one, is delivered from that push on.
 	pushes map[string]time.Time
 	// installWait is when each cluster/configuration was last written
 	// and not Installed since.
@@ -73,12 +81,19 @@ func newSpanBook() spanBook {
 	}
 }
 
-func ck(cluster, config string) string { return cluster + "\x00" + config }
+func ck(cluster, config string) string { return cluster + "\x00" + strings.ToLower(config) }
+
+// maxSpans bounds the book: past it the oldest closed spans go (open
+// ones stay until they close).
+const maxSpans = 20000
 
 // put adds or replaces a span and marks it changed.
 func (b *spanBook) put(s *Span) {
 	if _, ok := b.byID[s.ID]; !ok {
 		b.order = append(b.order, s.ID)
+		if len(b.order) > maxSpans {
+			b.prune()
+		}
 	}
 	b.byID[s.ID] = s
 	b.changed = append(b.changed, s.ID)
@@ -91,6 +106,22 @@ func (b *spanBook) close(s *Span, t time.Time) {
 	d := t.Sub(s.Start)
 	s.Seconds, s.Duration = d.Seconds(), fmtDur(d)
 	b.changed = append(b.changed, s.ID)
+}
+
+// prune drops the oldest closed spans down to nine tenths of maxSpans.
+func (b *spanBook) prune() {
+	drop := len(b.order) - maxSpans*9/10
+	kept := b.order[:0]
+	for _, id := range b.order {
+		if drop > 0 && b.byID[id].End != nil {
+			delete(b.byID, id)
+			drop--
+			continue
+		}
+		kept = append(kept, id)
+	}
+	b.order = kept
+	b.changed = slices.DeleteFunc(b.changed, func(id string) bool { return b.byID[id] == nil })
 }
 
 func (b *spanBook) all() []Span {
@@ -149,11 +180,11 @@ func (b *spanBook) installed(cluster, config string, t time.Time) {
 
 // pushed opens a delivery span for each follower of the pushed branch.
 func (b *spanBook) pushed(rev string, t time.Time, followers []follower) {
-	if _, ok := b.pushes[rev]; !ok {
+	if t.After(b.pushes[rev]) {
 		b.pushes[rev] = t
 	}
 	for _, f := range followers {
-		id := fmt.Sprintf("%s/%s/%s/%s", SpanDelivery, f.cluster, f.config, rev)
+		id := fmt.Sprintf("%s/%s/%s/%s/%d", SpanDelivery, f.cluster, f.config, rev, t.UnixNano())
 		if _, ok := b.byID[id]; ok {
 			continue
 		}
@@ -214,14 +245,26 @@ func (b *spanBook) overlap(cluster string, from, to time.Time) time.Duration {
 	return sum
 }
 
-func (b *spanBook) unreachable(cluster string, lastHeartbeat, t time.Time) {
-	if _, ok := b.down[cluster]; ok {
+// unreachable starts (or confirms) a cluster's outage: from its agent
+// (fromAgent) or from its links being cut.
+func (b *spanBook) unreachable(cluster string, lastHeartbeat, t time.Time, fromAgent bool) {
+	if d, ok := b.down[cluster]; ok {
+		d.agentSaw = d.agentSaw || fromAgent
+		b.down[cluster] = d
 		return
 	}
 	if lastHeartbeat.IsZero() {
 		lastHeartbeat = t
 	}
-	b.down[cluster] = down{lastHeartbeat: lastHeartbeat, since: t}
+	b.down[cluster] = down{lastHeartbeat: lastHeartbeat, since: t, agentSaw: fromAgent}
+}
+
+// linksRestored ends an outage the agent never noticed (links cut and
+// restored between two of its calls).
+func (b *spanBook) linksRestored(cluster string, t time.Time) {
+	if d, ok := b.down[cluster]; ok && !d.agentSaw {
+		b.reachable(cluster, t)
+	}
 }
 
 // reachable ends a cluster's time down, with the offline span Azure

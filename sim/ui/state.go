@@ -2,6 +2,7 @@ package ui
 
 import (
 	"encoding/json"
+	"net/url"
 	"slices"
 	"strings"
 	"time"
@@ -110,7 +111,7 @@ func clusterRows(sm *sim.Sim) []ClusterRow {
 	overview := sm.ARM().Overview()
 	rows := make([]ClusterRow, 0, len(overview))
 	for _, cl := range overview {
-		row := ClusterRow{Key: cl.ResourceGroup + "/" + cl.Name, Name: cl.Name, ResourceGroup: cl.ResourceGroup, ID: cl.ID, Connectivity: cl.Connectivity, Configurations: []ConfigRow{}}
+		row := ClusterRow{Key: clusterKey(cl.ResourceGroup, cl.Name), Name: cl.Name, ResourceGroup: cl.ResourceGroup, ID: cl.ID, Connectivity: cl.Connectivity, Configurations: []ConfigRow{}}
 		if !cl.LastHeartbeat.IsZero() {
 			hb := cl.LastHeartbeat.UTC()
 			row.LastHeartbeat = &hb
@@ -122,7 +123,7 @@ func clusterRows(sm *sim.Sim) []ClusterRow {
 		}
 		for _, cfg := range cl.Configs {
 			cr := ConfigRow{Name: cfg.Name, State: cfg.Compliance.State, Level: cfg.Compliance.Level, Message: operatorMessage(cfg.Compliance.Message),
-				RepositoryURL: cfg.RepositoryURL, Scope: cfg.Scope, Namespace: cfg.Namespace}
+				RepositoryURL: redactURL(cfg.RepositoryURL), Scope: cfg.Scope, Namespace: cfg.Namespace}
 			if i := slices.IndexFunc(status, func(s agent.ConfigStatus) bool { return s.Configuration == cfg.Name }); i >= 0 {
 				cr.Revision = status[i].Revision
 			}
@@ -131,6 +132,20 @@ func clusterRows(sm *sim.Sim) []ClusterRow {
 		rows = append(rows, row)
 	}
 	return rows
+}
+
+// redactURL hides a password written into a repository URL
+// (https://user:secret@host/…): the view and its reports are shown and
+// attached where the secret must not go.
+func redactURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil || u.User == nil {
+		return raw
+	}
+	if _, has := u.User.Password(); !has {
+		return raw
+	}
+	return u.Redacted()
 }
 
 // operatorMessage unwraps the service's JSON-in-a-string message to what
@@ -216,7 +231,7 @@ func (r *Recorder) Snapshot(sm *sim.Sim, mode, clockReason string) State {
 		// serves: a thousand clusters' worth must stay one file.
 		st.Details = map[string]ClusterDetail{}
 		for _, c := range sm.Connected() {
-			st.Details[c.ResourceGroup+"/"+c.Name] = clusterDetail(c, 100)
+			st.Details[clusterKey(c.ResourceGroup, c.Name)] = clusterDetail(c, 100)
 		}
 	}
 	return st
