@@ -316,7 +316,7 @@ func TestControlledJumpKeepsPhase(t *testing.T) {
 	if _, err := c.Jump(2 * time.Minute); err != nil {
 		t.Fatal(err)
 	}
-	every("b") // ticks at 7m, 12m, …
+	every("b")                                   // ticks at 7m, 12m, …
 	if _, err := c.Jump(time.Hour); err != nil { // to 1h2m
 		t.Fatal(err)
 	}
