@@ -285,7 +285,7 @@ var _ = Describe("web view", Ordered, Label("browser"), func() {
 			}
 			return ""
 		}).WithTimeout(2 * time.Minute).Should(Equal(head.String()))
-		late := `#timeline .span[data-kind="delivery"]`
+		late := `#timeline .span[data-kind="delivery"]:not(.open)`
 		run(30*time.Second, chromedp.WaitVisible(chromedp.CSS(late)))
 		title := browser.text(late + " title")
 		Expect(title).To(ContainSubstring("after the push of " + head.String()[:7]))

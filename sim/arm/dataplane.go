@@ -78,6 +78,7 @@ func (s *Server) agentRoutes() {
 	add := func(name, suffix string, methods map[string]handler) {
 		r := newRoute(name, agentPrefix+suffix, nil, methods)
 		r.public = true // agents authenticate with their own key, not Entra ID
+		r.dataPlane = true
 		s.router.add(r)
 	}
 	add("agentHeartbeat", "/heartbeat", map[string]handler{http.MethodPost: s.agentHeartbeat})

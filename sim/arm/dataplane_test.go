@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -114,7 +115,11 @@ func TestAgentDataPlane(t *testing.T) {
 		t.Errorf("a's token on b's path: %d %s", code, body)
 	}
 
-	// Compliance reports show up in ARM.
+	// Compliance reports show up in ARM, but are no ARM write: Azure
+	// Policy does not react to them.
+	var changes []arm.ResourceChange
+	var chMu sync.Mutex
+	f.srv.Watch(func(c arm.ResourceChange) { chMu.Lock(); changes = append(changes, c); chMu.Unlock() })
 	gen := desired[0].Generation
 	err = agentA.ReportCompliance(ctx, "team-a", arm.ComplianceReport{
 		Generation: gen, ComplianceState: "Installed", MessageLevel: "Information",
@@ -125,6 +130,11 @@ func TestAgentDataPlane(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	chMu.Lock()
+	if len(changes) != 0 {
+		t.Errorf("the agent's compliance report made resource changes: %+v", changes)
+	}
+	chMu.Unlock()
 	got, err := f.configs.Get(ctx, "rg1", "Microsoft.Kubernetes", "connectedClusters", "arc-a", "team-a", nil)
 	if err != nil {
 		t.Fatal(err)

@@ -198,8 +198,9 @@ func (s *Server) Dispatch(ctx context.Context, method, path string, body []byte,
 }
 
 // ResourceChange is an acknowledged write (PUT, PATCH or DELETE answered
-// 2xx) to any route of the Server, hosted providers' included: what Azure
-// Policy reacts to when a resource is created or updated.
+// 2xx) to any ARM route of the Server, hosted providers' included: what
+// Azure Policy reacts to when a resource is created or updated. The
+// agents' data plane (heartbeats, compliance reports) makes none.
 type ResourceChange struct {
 	// ID is the request path: the resource id as the caller spelled it.
 	ID     string

@@ -24,6 +24,9 @@ type route struct {
 	versions []string
 	// public routes need no bearer token.
 	public bool
+	// dataPlane routes are the agents' own API, not ARM resources: their
+	// writes are no ResourceChange.
+	dataPlane bool
 	// anyVersion routes require an api-version but accept any (hosted
 	// providers that list none).
 	anyVersion bool
