@@ -20,6 +20,7 @@ import (
 	"github.com/chromedp/chromedp"
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/gitopsim/gitopsim/sim"
 	"github.com/gitopsim/gitopsim/sim/arm"
@@ -190,7 +191,9 @@ var _ = Describe("web view", Ordered, Label("browser"), func() {
 		rec := ui.NewRecorder(ui.RecorderOptions{})
 		detach := rec.Attach(sm)
 		Expect(sm.Start(ctx)).To(Succeed())
-		view, err = ui.New(ui.Options{Sim: sm, Recorder: rec, Refresh: 200 * time.Millisecond})
+		changes := GinkgoT().TempDir()
+		Expect(os.WriteFile(filepath.Join(changes, "scale-web.txtar"), []byte("scale web to 3\n-- web.yaml --\n"+cmYAML("browser-demo", "web", "v3")), 0o644)).To(Succeed())
+		view, err = ui.New(ui.Options{Sim: sm, Recorder: rec, Refresh: 200 * time.Millisecond, Changes: changes})
 		Expect(err).NotTo(HaveOccurred())
 		Expect(view.Start(ctx)).To(Succeed())
 		DeferCleanup(func(ctx SpecContext) {
@@ -294,6 +297,24 @@ var _ = Describe("web view", Ordered, Label("browser"), func() {
 		// ConfigMap among them.
 		run(30*time.Second, chromedp.WaitVisible(chromedp.CSS(`#cluster-detail table.objects tr[data-status="applied"][data-object*="gitopsim-demo"]`)))
 		shot("04-late-delivery.png")
+	})
+
+	It("pushes a change prepared for the demo, chosen on the page", func() {
+		before, err := sm.Git().Ref("demo", "master")
+		Expect(err).NotTo(HaveOccurred())
+		run(10*time.Second, chromedp.WaitReady(chromedp.CSS(`#push-change option[value="scale-web"]`)),
+			chromedp.SetValue(chromedp.CSS("#push-change"), "scale-web"), chromedp.Click(chromedp.CSS("#push-demo")))
+		Eventually(func() string {
+			h, _ := sm.Git().Ref("demo", "master")
+			return h.String()
+		}).WithTimeout(10 * time.Second).ShouldNot(Equal(before.String()))
+		last := sm.Git().Events()[len(sm.Git().Events())-1]
+		Expect(last.Repo).To(Equal("demo"))
+		Eventually(func(g Gomega) {
+			cm, err := admin.CoreV1().ConfigMaps("browser-demo").Get(context.Background(), "web", metav1.GetOptions{})
+			g.Expect(err).NotTo(HaveOccurred())
+			g.Expect(cm.Data["value"]).To(Equal("v3"))
+		}).WithTimeout(time.Minute).Should(Succeed())
 	})
 
 	It("offers every control as an HTTP endpoint with clear errors", func() {

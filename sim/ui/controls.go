@@ -199,18 +199,49 @@ func (s *Server) knownRepo(w http.ResponseWriter, name string) bool {
 	return false
 }
 
-// push commits files to a branch, or the demo change without files.
+// changes lists the prepared changes (Options.Changes), read now.
+func (s *Server) changes(w http.ResponseWriter, _ *http.Request) {
+	set, err := readChanges(s.opts.Changes)
+	if err != nil {
+		s.log.Warn("web view: cannot read the prepared changes", "dir", s.opts.Changes, "err", err)
+		set.Problems = append(set.Problems, err.Error())
+	}
+	writeJSON(w, http.StatusOK, set)
+}
+
+// push commits files to a branch, a prepared change, or the demo change
+// when given neither.
 func (s *Server) push(w http.ResponseWriter, r *http.Request, repo string) {
 	var body struct {
 		Branch  string             `json:"branch"`
 		Message string             `json:"message"`
 		Files   map[string]*string `json:"files"`
+		Change  string             `json:"change"`
 	}
 	if !decode(w, r, &body) {
 		return
 	}
 	if !s.knownRepo(w, repo) {
 		return
+	}
+	if body.Change != "" {
+		if len(body.Files) > 0 {
+			writeError(w, http.StatusBadRequest, "BadRequest", "give files or a prepared change, not both")
+			return
+		}
+		set, err := readChanges(s.opts.Changes)
+		files, ok := set.files[body.Change]
+		if err != nil || !ok {
+			writeError(w, http.StatusNotFound, "NotFound", fmt.Sprintf("no prepared change %q (GET /api/changes lists them)", body.Change))
+			return
+		}
+		body.Files = files
+		if body.Message == "" {
+			body.Message = body.Change
+			if i := slices.IndexFunc(set.Changes, func(c Change) bool { return c.Name == body.Change }); i >= 0 && set.Changes[i].Message != "" {
+				body.Message = set.Changes[i].Message
+			}
+		}
 	}
 	for p := range body.Files {
 		if err := validPath(p); err != nil {

@@ -40,6 +40,9 @@ type Options struct {
 	// Refresh is how often cluster rows are read again and what changed
 	// is sent; default 500ms of Wall time.
 	Refresh time.Duration
+	// Changes is a directory of changes prepared for a demo (see
+	// Change), offered by the page's push control; "" offers none.
+	Changes string
 	// Wall paces the refresh and the stream's keepalives: a page is
 	// refreshed on wall time whatever the simulated clock does. Default
 	// clock.Real().
@@ -241,6 +244,7 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("/api/clusters/{rg}/{name}", get(s.cluster))
 	mux.HandleFunc("/api/clusters/{rg}/{name}/links", post(s.links))
 	mux.HandleFunc("/api/clock/{op}", post(s.clockControl))
+	mux.HandleFunc("/api/changes", get(s.changes))
 	mux.HandleFunc("/api/git", post(s.gitDown))
 	mux.HandleFunc("/api/repos/{path...}", post(s.repo))
 	mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {

@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -407,5 +408,65 @@ func TestServerRefusesOtherSites(t *testing.T) {
 	}
 	if got := ctl.Now().Sub(clock.Epoch); got != 3*time.Hour {
 		t.Errorf("clock jumped %v, want the 3 accepted jumps", got)
+	}
+}
+
+// Prepared changes: a directory of files and a txtar archive (with a
+// deletion), listed by GET /api/changes and pushed by name; what is not
+// a change is listed as a problem, and an unknown name is a 404.
+func TestServerPreparedChanges(t *testing.T) {
+	srv, sm, _, _ := newTestServer(t)
+	dir := t.TempDir()
+	write := func(p, content string) {
+		t.Helper()
+		p = filepath.Join(dir, p)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("scale-web/apps/web.yaml", "replicas: 3\n")
+	write("rollback.txtar", "roll web back\n-- apps/web.yaml --\nreplicas: 1\n-- -apps/extra.yaml --\n")
+	write("broken.txtar", "-- ../escape --\nx\n")
+	write("notes.md", "not a change")
+	srv.opts.Changes = dir
+	h := srv.routes()
+	var set struct {
+		Changes  []Change
+		Problems []string
+	}
+	call(t, h, "GET", "/api/changes", "", &set)
+	if len(set.Changes) != 2 || set.Changes[0].Name != "rollback" || set.Changes[0].Message != "roll web back" ||
+		!slices.Equal(set.Changes[0].Deletes, []string{"apps/extra.yaml"}) || set.Changes[1].Name != "scale-web" {
+		t.Errorf("changes %+v", set.Changes)
+	}
+	if len(set.Problems) != 1 || !strings.HasPrefix(set.Problems[0], "broken.txtar:") {
+		t.Errorf("problems %v", set.Problems)
+	}
+	if _, err := sm.Git().CreateRepo("app", gitserver.RepoOptions{DefaultBranch: "main"}); err != nil {
+		t.Fatal(err)
+	}
+	extra := "kind: ConfigMap\n"
+	if _, err := sm.Git().Commit("app", "main", "seed", map[string]*string{"apps/extra.yaml": &extra}); err != nil {
+		t.Fatal(err)
+	}
+	for _, change := range []string{"scale-web", "rollback"} {
+		var pushed struct{ Revision string }
+		if code := call(t, h, "POST", "/api/repos/app/push", `{"change": "`+change+`"}`, &pushed); code != 200 {
+			t.Fatalf("push %s: %d", change, code)
+		}
+	}
+	refs, _ := sm.Git().Refs("app")
+	if len(refs) != 1 {
+		t.Fatalf("refs %v", refs)
+	}
+	var e apiError
+	if code := call(t, h, "POST", "/api/repos/app/push", `{"change": "nope"}`, &e); code != 404 {
+		t.Errorf("unknown change: %d %+v", code, e)
+	}
+	if code := call(t, h, "POST", "/api/repos/app/push", `{"change": "rollback", "files": {"a": "b"}}`, &e); code != 400 {
+		t.Errorf("change and files: %d %+v", code, e)
 	}
 }

@@ -1040,6 +1040,7 @@ function bindControls() {
   $('#git-toggle').addEventListener('click', () => post('/api/git', { down: !S.gitDown },
     S.gitDown ? 'Bringing git up' : 'Taking git down', r => { if (r && typeof r.gitDown === 'boolean') setRepos(r); }));
   $('#push-demo').addEventListener('click', pushDemo);
+  $('#push-change').addEventListener('focus', loadChanges);
   $('#push-files').addEventListener('click', pushFile);
   bindFilters();
   bindSelection();
@@ -1077,7 +1078,33 @@ function setScale(scale) {
 function pushDemo() {
   const repo = $('#push-repo').value;
   if (!repo) return;
-  post(`/api/repos/${encodeURIComponent(repo)}/push`, {}, `Push to ${repo}`, r => toast(`Pushed the demo change to ${repo}${pushRevision(r)}`));
+  const change = $('#push-change').value;
+  const what = change ? `change ${change}` : 'the demo change';
+  post(`/api/repos/${encodeURIComponent(repo)}/push`, change ? { change } : {}, `Push to ${repo}`,
+    r => toast(`Pushed ${what} to ${repo}${pushRevision(r)}`));
+}
+
+// loadChanges fills the change picker with the prepared changes, read
+// again whenever the picker is opened (they may be edited during a demo).
+async function loadChanges() {
+  if (S.mode !== 'live') return;
+  let set;
+  try {
+    const res = await fetch('/api/changes', { cache: 'no-store' });
+    if (!res.ok) return;
+    set = await res.json();
+  } catch { return; }
+  const sel = $('#push-change');
+  const keep = sel.value;
+  const names = (set.changes || []).map(c => c.name);
+  const opts = [h('option', { value: '' }, 'demo change (a counter goes up)')];
+  for (const c of set.changes || []) {
+    const files = [...(c.files || []), ...(c.deletes || []).map(f => `-${f}`)].join(', ');
+    opts.push(h('option', { value: c.name, title: files }, c.message ? `${c.name}: ${c.message}` : c.name));
+  }
+  if (Array.from(sel.options, o => o.value).join('\n') !== ['', ...names].join('\n')) sel.replaceChildren(...opts);
+  if (names.includes(keep)) sel.value = keep;
+  for (const p of set.problems || []) console.warn('prepared change:', p);
 }
 
 function pushFile() {
@@ -1128,6 +1155,7 @@ function bindSelection() {
 // ---------------------------------------------------------------- live mode
 
 async function bootLive() {
+  loadChanges();
   document.body.classList.add('live');
   setConn('connecting…');
   try {

@@ -63,6 +63,7 @@ type flags struct {
 	fleetEtcd     string
 	uiPort        int
 	noUI          bool
+	uiChanges     string
 }
 
 // NewCommand returns the up command.
@@ -114,6 +115,7 @@ and removes the file.`,
 	fl.Float64Var(&f.timeScale, "time-scale", 1, "virtual seconds per real second for gitopsim's own timers (60: a minute a second); the web view can change it, pause and jump")
 	fl.IntVar(&f.uiPort, "ui-port", 0, "web view port on 127.0.0.1 (0 picks a free one)")
 	fl.BoolVar(&f.noUI, "no-ui", false, "do not serve the web view")
+	fl.StringVar(&f.uiChanges, "ui-changes", "", "a directory of changes prepared for a demo, pushed from the web view with one click: NAME/ (files written into the repo) or NAME.txtar (its comment is the commit message; a file named -PATH deletes PATH)")
 	return cmd
 }
 
@@ -136,8 +138,13 @@ func (f *flags) validate(cmd *cobra.Command) error {
 	if f.gitBackend != gitserver.Native && f.gitBackend != gitserver.Reference {
 		return fmt.Errorf("invalid --git-backend %q: valid values are %s, %s", f.gitBackend, gitserver.Native, gitserver.Reference)
 	}
-	if f.noUI && changed("ui-port") {
-		return errors.New("--ui-port and --no-ui contradict each other")
+	if f.noUI && (changed("ui-port") || changed("ui-changes")) {
+		return errors.New("--ui-port and --ui-changes configure the web view; drop them or --no-ui")
+	}
+	if f.uiChanges != "" {
+		if st, err := os.Stat(f.uiChanges); err != nil || !st.IsDir() {
+			return fmt.Errorf("invalid --ui-changes %q: not a directory", f.uiChanges)
+		}
 	}
 	for flag, port := range map[string]int{"ui-port": f.uiPort, "apiserver-port": f.apiserverPort, "arm-port": f.armPort, "git-ssh-port": f.gitSSHPort, "git-https-port": f.gitHTTPSPort, "helm-port": f.helmPort} {
 		if port < 0 || port > 65535 {
@@ -320,7 +327,7 @@ func run(s *cli.Streams, f *flags) error {
 
 // startUI serves the web view and records its URL for endpoints.json.
 func startUI(ctx context.Context, sm *sim.Sim, rec *ui.Recorder, f *flags, log *slog.Logger) (*ui.Server, error) {
-	view, err := ui.New(ui.Options{Addr: loopback(f.uiPort), Sim: sm, Recorder: rec, Logger: log})
+	view, err := ui.New(ui.Options{Addr: loopback(f.uiPort), Sim: sm, Recorder: rec, Logger: log, Changes: f.uiChanges})
 	if err != nil {
 		return nil, err
 	}
