@@ -149,4 +149,3 @@ func (c *Change) add(p string, content *string, files map[string]*string, total 
 	slices.Sort(c.Deletes)
 	return nil
 }
-
