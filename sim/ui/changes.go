@@ -139,6 +139,14 @@ func (c *Change) add(p string, content *string, files map[string]*string, total 
 	if len(files) >= maxChangeFiles || total > maxChangeBytes {
 		return fmt.Errorf("more than %d files or %d MiB", maxChangeFiles, maxChangeBytes>>20)
 	}
+	for other := range files {
+		switch {
+		case other == p:
+			return fmt.Errorf("%s appears twice", p)
+		case strings.HasPrefix(p, other+"/") || strings.HasPrefix(other, p+"/"):
+			return fmt.Errorf("%s and %s: a path cannot be a file and a directory", other, p)
+		}
+	}
 	files[p] = content
 	if content == nil {
 		c.Deletes = append(c.Deletes, p)
