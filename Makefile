@@ -86,6 +86,7 @@ bench: tools deps ## Benchmarks against same-run baselines, summarised by benchs
 	$(GO) test -run '^$$' -bench PushToCompliance -benchtime 20x -count $(BENCH_COUNT) ./e2e/bench/ | tee -a out/bench.txt
 	$(GO) test -run '^$$' -bench HelmReleaseDeploy -benchtime 20x -count $(BENCH_COUNT) ./e2e/bench/ | tee -a out/bench.txt
 	$(GO) test -run '^$$' -bench CredentialExpiry -benchtime 5x -count $(BENCH_COUNT) ./e2e/bench/ | tee -a out/bench.txt
+	$(GO) test -run '^$$' -bench WebView -benchtime 5x -count $(BENCH_COUNT) -timeout 30m ./e2e/bench/ | tee -a out/bench.txt
 	$(GO) test -run '^$$' -bench ScenarioLibrary -benchtime 1x -count $(BENCH_COUNT) -timeout 30m ./e2e/bench/ | tee -a out/bench.txt
 	$(GO) test -run '^$$' -bench PolicyFleet -benchtime 1x -count $(BENCH_COUNT) -timeout 30m ./e2e/bench/ | tee -a out/bench.txt
 	$(GO) test -run '^$$' -bench FleetDedicated -benchtime 1x -count $(BENCH_COUNT) -timeout 30m ./e2e/bench/ | tee -a out/bench.txt

@@ -348,17 +348,21 @@ var _ = Describe("web view", Ordered, Label("browser"), func() {
 var _ = Describe("HTML report", Label("browser"), func() {
 	It("shows each scenario's timeline, delays and failed steps from one file", func(ctx SpecContext) {
 		browser := openTab()
+		// A Kubernetes API of its own: the suite's has other specs'
+		// objects, which the library scenario's expectations would see.
+		backend := freshEnvtest(ctx)
 		var states []ui.State
-		for _, file := range []string{"../scenarios/offline-agent.yaml", "../sim/scenario/testdata/failing.yaml"} {
+		for i, file := range []string{"../scenarios/offline-agent.yaml", "../sim/scenario/testdata/failing.yaml"} {
 			sc, err := scenario.Load(file)
 			Expect(err).NotTo(HaveOccurred())
-			sm, err := scenario.NewSim(GinkgoT().TempDir(), sc.Metadata.Name, clock.NewVirtual(time.Time{}), slog.New(slog.NewTextHandler(GinkgoWriter, nil)), stack.Cluster(), nil)
+			sm, err := scenario.NewSim(GinkgoT().TempDir(), sc.Metadata.Name, clock.NewVirtual(time.Time{}), slog.New(slog.NewTextHandler(GinkgoWriter, nil)), backend, nil)
 			Expect(err).NotTo(HaveOccurred())
 			rec := ui.NewRecorder(ui.RecorderOptions{})
 			detach := rec.Attach(sm)
 			Expect(sm.Start(ctx)).To(Succeed())
 			res, err := scenario.Run(ctx, sm, file, GinkgoWriter)
 			Expect(err).NotTo(HaveOccurred())
+			Expect(res.Passed).To(Equal(i == 0), "%s: %v", file, res.Failures)
 			st := rec.Snapshot(sm, "report", "a scenario's virtual clock")
 			info := res.ScenarioInfo()
 			st.Scenario = &info
