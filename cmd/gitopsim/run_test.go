@@ -2,10 +2,17 @@ package main
 
 import (
 	"encoding/xml"
+	"errors"
+	"io"
+	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 )
 
 // TestRunFailingScenario runs a scenario that must fail through the CLI:
@@ -129,5 +136,82 @@ func TestRunFlagMistakes(t *testing.T) {
 		if code != 2 || !strings.Contains(stderr, tc.want) {
 			t.Errorf("run %v: exit %d, stderr:\n%s\nwant exit 2 and %q", tc.args, code, stderr, tc.want)
 		}
+	}
+}
+
+// TestRunUIKeepsTheReport runs a scenario with --ui: the web view's
+// address, printed on stderr, serves the run's report once the run is
+// over (its API says the run is over), until SIGINT; the exit code is
+// still the run's.
+func TestRunUIKeepsTheReport(t *testing.T) {
+	cmd := gitopsim(t, "run", "--ui", "../../sim/scenario/testdata/failing.yaml")
+	var out, errb syncBuffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			_ = cmd.Process.Kill()
+			<-exited
+		}
+	})
+	re := regexp.MustCompile(`its report stays at (http://127\.0\.0\.1:\d+/)`)
+	var url string
+	for deadline := time.Now().Add(3 * time.Minute); url == ""; {
+		if m := re.FindStringSubmatch(errb.String()); m != nil {
+			url = m[1]
+			break
+		}
+		select {
+		case err := <-exited:
+			t.Fatalf("run --ui exited (%v) without serving the report:\n%s", err, errb.String())
+		case <-time.After(50 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no report address on stderr:\n%s", errb.String())
+		}
+	}
+	if !strings.Contains(errb.String(), "web view: http://") {
+		t.Errorf("the live view's address was not printed:\n%s", errb.String())
+	}
+	var page []byte
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		resp, err := http.Get(url)
+		if err == nil {
+			page, _ = io.ReadAll(resp.Body)
+			resp.Body.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal(err)
+		}
+		<-time.After(50 * time.Millisecond)
+	}
+	if !strings.Contains(string(page), `"name":"failing"`) || !strings.Contains(string(page), `"result":"failed"`) {
+		t.Errorf("report page lacks the failed scenario:\n%.300s", page)
+	}
+	resp, err := http.Get(url + "api/state")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusGone || !strings.Contains(string(body), "the run is over") {
+		t.Errorf("api/state after the run: %d %s", resp.StatusCode, body)
+	}
+	if err := cmd.Process.Signal(syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-exited:
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || ee.ExitCode() != 1 {
+			t.Errorf("exit after SIGINT: %v, want 1 (the scenario failed)", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("run --ui did not stop on SIGINT")
 	}
 }

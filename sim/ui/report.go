@@ -2,11 +2,18 @@ package ui
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/gitopsim/gitopsim/sim/internal/graceful"
 
 	"github.com/gitopsim/gitopsim/sim/internal/atomicfile"
 )
@@ -82,4 +89,37 @@ func WriteReport(path string, states []State, generated time.Time) error {
 		return fmt.Errorf("ui: report directory: %w", err)
 	}
 	return atomicfile.WriteFile(path, page, 0o644)
+}
+
+// ServeReport serves a report page (ReportPage) on addr until ctx ends:
+// the page at "/", and for the API of the live view that was there, a 410
+// that says the run is over, so that an open live page says to reload.
+func ServeReport(ctx context.Context, addr string, page []byte, log *slog.Logger) error {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	ln, err := (&net.ListenConfig{}).Listen(ctx, "tcp", addr)
+	if err != nil {
+		return fmt.Errorf("ui: listen on %s: %w", addr, err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/{$}", get(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		w.Header().Set("Cache-Control", "no-cache")
+		_, _ = w.Write(page)
+	}))
+	mux.HandleFunc("/api/", func(w http.ResponseWriter, _ *http.Request) {
+		writeError(w, http.StatusGone, "Gone", "the run is over: reload the page for its report")
+	})
+	srv := &http.Server{Handler: localOnly(mux), ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		<-ctx.Done()
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), graceful.Grace)
+		defer cancel()
+		_ = graceful.Shutdown(sctx, srv, graceful.Grace, log)
+	}()
+	if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("ui: report server: %w", err)
+	}
+	return nil
 }

@@ -100,7 +100,7 @@ The timeline goes to stdout. The exit code is 0 only if every scenario passed.`,
 	fl.BoolVar(&f.golden, "golden", false, "fail a scenario whose transcript differs from its .golden file")
 	fl.BoolVar(&f.updateGolden, "update-golden", false, "rewrite each scenario's .golden file from this run")
 	fl.StringVar(&f.html, "html", "", "write the timeline of every scenario, with its measured delays and failed steps, as one self-contained HTML page here")
-	fl.BoolVar(&f.ui, "ui", false, "serve the web view of the scenario running now (with --clock scaled:<k> its clock can be paused and jumped)")
+	fl.BoolVar(&f.ui, "ui", false, "serve the web view of the scenario running now (with --clock scaled:<k> its clock can be paused and jumped), then the run's report until Ctrl-C")
 	fl.IntVar(&f.uiPort, "ui-port", 0, "web view port on 127.0.0.1 with --ui (0 picks a free one)")
 	return cmd
 }
@@ -175,6 +175,13 @@ func run(ctx context.Context, s *cli.Streams, f *flags, args []string) error {
 			if res.Diagnostics != "" {
 				fmt.Fprintf(s.Out, "    diagnostics: %s\n", res.Diagnostics)
 			}
+		}
+	}
+	if f.ui && ctx.Err() == nil {
+		// The run is over, the view stays: a run on virtual time is done
+		// in seconds, so its report is what a presenter shows.
+		if err := views.serveReport(ctx); err != nil {
+			log.Warn("web view: cannot serve the run's report", "err", err)
 		}
 	}
 	if failed > 0 {

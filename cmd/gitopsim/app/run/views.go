@@ -94,7 +94,7 @@ func (v *views) view() func(string, *sim.Sim) func(*scenario.Result) {
 				}
 				cancel()
 			}
-			if res == nil || v.f.html == "" {
+			if res == nil {
 				return
 			}
 			st := rec.Snapshot(sm, "report", v.clockReason())
@@ -105,6 +105,23 @@ func (v *views) view() func(string, *sim.Sim) func(*scenario.Result) {
 			v.mu.Unlock()
 		}
 	}
+}
+
+// serveReport serves the report of the run on the web view's address
+// until ctx ends (Ctrl-C).
+func (v *views) serveReport(ctx context.Context) error {
+	v.mu.Lock()
+	states := v.states
+	v.mu.Unlock()
+	if len(states) == 0 {
+		return fmt.Errorf("no scenario ran to the end")
+	}
+	page, err := ui.ReportPage(states, time.Now())
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(v.s.Err, "web view: the run is over; its report stays at http://%s/ until Ctrl-C\n", v.addr)
+	return ui.ServeReport(ctx, v.addr, page, v.log)
 }
 
 // writeReport writes the HTML report of every scenario run, in the
