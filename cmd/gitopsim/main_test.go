@@ -157,11 +157,9 @@ func TestUpServesAndStopsCleanlyOnSIGINT(t *testing.T) {
 	}
 }
 
-// startUp starts a `gitopsim up` command (its streams already set), kills
-// it at the end of the test if it still runs, and waits for its endpoints
-// file. It returns the file's path and the command's exit; the test fails
-// if up exits first or is not ready within 2 minutes.
-func startUp(t *testing.T, cmd *exec.Cmd, workdir string, errb *syncBuffer) (string, <-chan error) {
+// startCmd starts cmd, kills it at the end of the test if it still runs,
+// and returns its exit.
+func startCmd(t *testing.T, cmd *exec.Cmd) <-chan error {
 	t.Helper()
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -174,6 +172,16 @@ func startUp(t *testing.T, cmd *exec.Cmd, workdir string, errb *syncBuffer) (str
 			<-exited
 		}
 	})
+	return exited
+}
+
+// startUp starts a `gitopsim up` command (its streams already set), kills
+// it at the end of the test if it still runs, and waits for its endpoints
+// file. It returns the file's path and the command's exit; the test fails
+// if up exits first or is not ready within 2 minutes.
+func startUp(t *testing.T, cmd *exec.Cmd, workdir string, errb *syncBuffer) (string, <-chan error) {
+	t.Helper()
+	exited := startCmd(t, cmd)
 	const limit = 2 * time.Minute
 	path := filepath.Join(workdir, sim.EndpointsFile)
 	deadline := time.Now().Add(limit)

@@ -147,17 +147,7 @@ func TestRunUIKeepsTheReport(t *testing.T) {
 	cmd := gitopsim(t, "run", "--ui", "../../sim/scenario/testdata/failing.yaml")
 	var out, errb syncBuffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	t.Cleanup(func() {
-		if cmd.ProcessState == nil {
-			_ = cmd.Process.Kill()
-			<-exited
-		}
-	})
+	exited := startCmd(t, cmd)
 	re := regexp.MustCompile(`its report stays at (http://127\.0\.0\.1:\d+/)`)
 	var url string
 	for deadline := time.Now().Add(3 * time.Minute); url == ""; {

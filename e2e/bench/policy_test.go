@@ -107,15 +107,7 @@ spec:
 // processes). Goal: 1,000 clusters under 60 wall seconds and under 2 GiB.
 func BenchmarkPolicyFleet(b *testing.B) {
 	largest := largestFleet(b, fleetEnv, 100)
-	assets := benchAssets(b)
-	backend, err := cluster.New(cluster.Options{Backend: cluster.Envtest, AssetsDir: assets.Dir, Workdir: b.TempDir()})
-	if err != nil {
-		b.Fatal(err)
-	}
-	if err := backend.Start(b.Context()); err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { _ = backend.Stop(context.Background()) })
+	backend := sharedEnvtest(b)
 	run := 0
 	for _, n := range []int{10, 100, 1000} {
 		// tasks is the virtual clock's workers for same-instant tasks:
@@ -296,6 +288,21 @@ func fleetPending(ctx context.Context, s *sim.Sim, assignmentID string, clusters
 		}
 	}
 	return pending
+}
+
+// sharedEnvtest starts an envtest that the fleets of a benchmark share,
+// stopped when it ends.
+func sharedEnvtest(b *testing.B) cluster.Backend {
+	b.Helper()
+	backend, err := cluster.New(cluster.Options{Backend: cluster.Envtest, AssetsDir: benchAssets(b).Dir, Workdir: b.TempDir()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := backend.Start(b.Context()); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = backend.Stop(context.Background()) })
+	return backend
 }
 
 // startSim starts the simulator sim.New returned (failing the benchmark

@@ -16,7 +16,6 @@ import (
 	"github.com/gitopsim/gitopsim/sim"
 	"github.com/gitopsim/gitopsim/sim/azsdk"
 	"github.com/gitopsim/gitopsim/sim/clock"
-	"github.com/gitopsim/gitopsim/sim/cluster"
 	"github.com/gitopsim/gitopsim/sim/ui"
 )
 
@@ -38,15 +37,7 @@ const viewEnv = "GITOPSIM_BENCH_VIEW"
 // view is cheaper than the API it summarises) and state-KB.
 func BenchmarkWebView(b *testing.B) {
 	largest := largestFleet(b, viewEnv, 100)
-	assets := benchAssets(b)
-	backend, err := cluster.New(cluster.Options{Backend: cluster.Envtest, AssetsDir: assets.Dir, Workdir: b.TempDir()})
-	if err != nil {
-		b.Fatal(err)
-	}
-	if err := backend.Start(b.Context()); err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { _ = backend.Stop(b.Context()) })
+	backend := sharedEnvtest(b)
 	for _, n := range []int{100, 1000} {
 		b.Run(fmt.Sprintf("clusters=%d", n), func(b *testing.B) {
 			if n > largest {
@@ -67,11 +58,8 @@ func BenchmarkWebView(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
+			configs := configsClient(b, s)
 			az, err := azsdk.New(s.Endpoints().ARM)
-			if err != nil {
-				b.Fatal(err)
-			}
-			configs, err := armkubernetesconfiguration.NewSourceControlConfigurationsClient(az.SubscriptionID, az.Credential, az.Options)
 			if err != nil {
 				b.Fatal(err)
 			}
