@@ -317,6 +317,20 @@ var _ = Describe("web view", Ordered, Label("browser"), func() {
 		}).WithTimeout(time.Minute).Should(Succeed())
 	})
 
+	It("takes the git server and one repository down and back from the page", func() {
+		run(10*time.Second, chromedp.Click(chromedp.CSS("#git-toggle")), chromedp.WaitVisible(chromedp.CSS(`#git-toggle[data-down="true"]`)))
+		Expect(sm.Git().Down()).To(BeTrue())
+		run(10*time.Second, chromedp.Click(chromedp.CSS("#git-toggle")), chromedp.WaitVisible(chromedp.CSS(`#git-toggle[data-down="false"]`)))
+		Expect(sm.Git().Down()).To(BeFalse())
+		toggle := `#repo-list .repo-toggle[data-repo="demo"]`
+		run(10*time.Second, chromedp.Click(chromedp.CSS(toggle)), chromedp.WaitVisible(chromedp.CSS(toggle+`[data-down="true"]`)))
+		_, repos := sm.Git().Down()
+		Expect(repos).To(Equal([]string{"demo"}))
+		run(10*time.Second, chromedp.Click(chromedp.CSS(toggle)), chromedp.WaitVisible(chromedp.CSS(toggle+`[data-down="false"]`)))
+		_, repos = sm.Git().Down()
+		Expect(repos).To(BeEmpty())
+	})
+
 	It("offers every control as an HTTP endpoint with clear errors", func() {
 		for path, want := range map[string]string{
 			"api/clock/jump  {\"by\": \"a while\"}":                   "BadRequest",
