@@ -144,7 +144,8 @@ func TestRunFlagMistakes(t *testing.T) {
 // over (its API says the run is over), until SIGINT; the exit code is
 // still the run's.
 func TestRunUIKeepsTheReport(t *testing.T) {
-	cmd := gitopsim(t, "run", "--ui", "../../sim/scenario/testdata/failing.yaml")
+	dir := t.TempDir()
+	cmd := gitopsim(t, "run", "--ui", "--report-dir", filepath.Join(dir, "reports"), "--workdir", filepath.Join(dir, "work"), "../../sim/scenario/testdata/failing.yaml")
 	var out, errb syncBuffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	exited := startCmd(t, cmd)
