@@ -53,17 +53,10 @@ func userFlow(t *testing.T, e *sim.Endpoints) {
 			t.Fatalf("git %s: %v\n%s", strings.Join(args, " "), err, out)
 		}
 	}
-	az, err := azsdk.New(e.ARM)
-	if err != nil {
-		t.Fatal(err)
-	}
-	configs, err := armkubernetesconfiguration.NewSourceControlConfigurationsClient(az.SubscriptionID, az.Credential, az.Options)
-	if err != nil {
-		t.Fatal(err)
-	}
+	configs := configsClient(t, e)
 	b64 := func(s string) *string { return to.Ptr(base64.StdEncoding.EncodeToString([]byte(s))) }
 	cc := e.ConnectedClusters[0]
-	_, err = configs.CreateOrUpdate(ctx, cc.ResourceGroup, "Microsoft.Kubernetes", "connectedClusters", cc.Name, "demo",
+	_, err := configs.CreateOrUpdate(ctx, cc.ResourceGroup, "Microsoft.Kubernetes", "connectedClusters", cc.Name, "demo",
 		armkubernetesconfiguration.SourceControlConfiguration{Properties: &armkubernetesconfiguration.SourceControlConfigurationProperties{
 			RepositoryURL: to.Ptr(e.Git.HTTPSURL + "/demo/app.git"), OperatorNamespace: to.Ptr("demo"), OperatorInstanceName: to.Ptr("demo"),
 			OperatorType: to.Ptr(armkubernetesconfiguration.OperatorTypeFlux), OperatorScope: to.Ptr(armkubernetesconfiguration.OperatorScopeTypeNamespace),
@@ -124,14 +117,7 @@ func webView(t *testing.T, e *sim.Endpoints) {
 	if len(st.Clusters) != 1 || st.Clusters[0].Key != "gitopsim/local" || len(st.Clusters[0].Configurations) != 1 || st.Clusters[0].Configurations[0].Name != "demo" {
 		t.Errorf("web view state: %+v", st.Clusters)
 	}
-	az, err := azsdk.New(e.ARM)
-	if err != nil {
-		t.Fatal(err)
-	}
-	configs, err := armkubernetesconfiguration.NewSourceControlConfigurationsClient(az.SubscriptionID, az.Credential, az.Options)
-	if err != nil {
-		t.Fatal(err)
-	}
+	configs := configsClient(t, e)
 	cc := e.ConnectedClusters[0]
 	// The client's token is fetched now and cached for the next call.
 	if _, err := configs.Get(context.Background(), cc.ResourceGroup, "Microsoft.Kubernetes", "connectedClusters", cc.Name, "demo", nil); err != nil {
@@ -157,4 +143,18 @@ func getJSON(t *testing.T, url string, out any) {
 	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
 		t.Fatalf("%s: %v", url, err)
 	}
+}
+
+// configsClient is the Azure SDK's configurations client for e's ARM.
+func configsClient(t *testing.T, e *sim.Endpoints) *armkubernetesconfiguration.SourceControlConfigurationsClient {
+	t.Helper()
+	az, err := azsdk.New(e.ARM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	configs, err := armkubernetesconfiguration.NewSourceControlConfigurationsClient(az.SubscriptionID, az.Credential, az.Options)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return configs
 }

@@ -323,7 +323,7 @@ func (a *Agent) record(ev Event) {
 		a.opts.OnEvent(ev)
 	}
 	level := slog.LevelInfo
-	if failureReasons[reason] {
+	if IsFailure(reason) {
 		level = slog.LevelWarn
 	}
 	a.log.Log(a.ctx, level, msg, "configuration", config, "reason", reason)
@@ -336,6 +336,10 @@ var failureReasons = map[string]bool{
 	"SyncStateConflict": true, "OperatorWarning": true, "HelmReleaseFailed": true, "HelmUninstallFailed": true,
 	"HelmGitAuthError": true, "HelmOperatorWaitingForTiller": true, "ARMUnreachable": true,
 }
+
+// IsFailure reports whether an event reason says something was not done
+// (the agent logs those at WARN).
+func IsFailure(reason string) bool { return failureReasons[reason] }
 
 // Events returns the events so far, oldest first (the last 10000).
 func (a *Agent) Events() []Event {

@@ -141,6 +141,17 @@ type fluxFlagValues struct {
 	poll, sync, syncTimeout, gitTimeout                       *time.Duration
 }
 
+// GitBranch is the branch an operator with these operatorParams follows:
+// --git-branch as fluxd parses it, "master" without one or when the
+// params would not start fluxd.
+func GitBranch(operatorParams string) string {
+	p, err := parseFluxParams(operatorParams, "", false, Intervals{})
+	if err != nil {
+		return "master"
+	}
+	return p.Branch
+}
+
 // parseFluxParams parses operatorParams as fluxd parses its arguments,
 // with pflag: "--flag=value", "--flag value", bare booleans, "-l",
 // comma-separated and repeated lists. A word that is not a flag is an

@@ -42,14 +42,7 @@ type ConfigStatus struct {
 // Configurations returns the status of each configuration the agent
 // installed an operator for, by name.
 func (a *Agent) Configurations() []ConfigStatus {
-	a.mu.Lock()
-	var ops []*operator
-	for _, in := range a.instances {
-		if in.op != nil {
-			ops = append(ops, in.op)
-		}
-	}
-	a.mu.Unlock()
+	ops := a.operators()
 	out := make([]ConfigStatus, 0, len(ops))
 	for _, o := range ops {
 		o.stMu.Lock()
@@ -58,4 +51,31 @@ func (a *Agent) Configurations() []ConfigStatus {
 	}
 	slices.SortFunc(out, func(a, b ConfigStatus) int { return strings.Compare(a.Configuration, b.Configuration) })
 	return out
+}
+
+// SyncedRevisions returns the last revision each configuration's operator
+// synced (full hash), by configuration; cheaper than Configurations for
+// a view that reads a fleet twice a second.
+func (a *Agent) SyncedRevisions() map[string]string {
+	ops := a.operators()
+	out := make(map[string]string, len(ops))
+	for _, o := range ops {
+		o.stMu.Lock()
+		out[o.name] = o.st.synced
+		o.stMu.Unlock()
+	}
+	return out
+}
+
+// operators are the operators the agent installed.
+func (a *Agent) operators() []*operator {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	var ops []*operator
+	for _, in := range a.instances {
+		if in.op != nil {
+			ops = append(ops, in.op)
+		}
+	}
+	return ops
 }

@@ -3,7 +3,6 @@ package clock
 import (
 	"container/heap"
 	"context"
-	"errors"
 	"fmt"
 	"math"
 	"sync"
@@ -18,10 +17,6 @@ const (
 	// typo, and a month of one-shot timers is already a lot of work.
 	MaxJump = 31 * 24 * time.Hour
 )
-
-// ErrNotControllable is returned by the controls of a clock that cannot be
-// steered (see Controller).
-var ErrNotControllable = errors.New("this clock cannot be controlled")
 
 // Controller is a clock a person steers: a presenter pauses it, speeds it
 // up and jumps ahead. Controlled implements it.

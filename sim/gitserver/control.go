@@ -328,8 +328,9 @@ func (s *Server) writeCommit(st storage.Storer, tree map[string]treeFile, files 
 		}
 		for _, part := range strings.Split(p, "/") {
 			if strings.EqualFold(part, ".git") {
-				// git fsck refuses such trees (verify_path: ".git" in
-				// any case, in any directory).
+				// git refuses such paths in any directory and any case
+				// (read-cache.c, verify_dotfile: ".git" followed by NUL
+				// or a slash, matched case-insensitively).
 				return plumbing.ZeroHash, fmt.Errorf("file path %q: .git is reserved", p)
 			}
 		}

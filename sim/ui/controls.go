@@ -9,6 +9,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/gitopsim/gitopsim/sim/agent"
 )
 
 // maxBody bounds a control's JSON body.
@@ -113,7 +115,7 @@ func (s *Server) links(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "BadRequest", `links needs {"offline": true|false}`)
 		return
 	}
-	c, _, ok := s.findCluster(w, r)
+	c, row, ok := s.findCluster(w, r)
 	if !ok {
 		return
 	}
@@ -130,12 +132,7 @@ func (s *Server) links(w http.ResponseWriter, r *http.Request) {
 	} else {
 		s.control(KindLink, "online", key, fmt.Sprintf("links of %s restored", c.Name))
 	}
-	var row ClusterRow
-	for _, cr := range clusterRows(s.sim) {
-		if cr.Key == key {
-			row = cr
-		}
-	}
+	row.LinksOffline = *body.Offline
 	writeJSON(w, http.StatusOK, row)
 }
 
@@ -290,7 +287,7 @@ func (s *Server) demoNamespace(repo, branch string) string {
 	ns := ""
 	for _, cl := range s.sim.ARM().Overview() {
 		for _, c := range cl.Configs {
-			if repoPath(c.RepositoryURL) != repo || gitBranch(c.OperatorParams) != branch {
+			if repoPath(c.RepositoryURL) != repo || agent.GitBranch(c.OperatorParams) != branch {
 				continue
 			}
 			if !strings.EqualFold(c.Scope, "namespace") || ns != "" && ns != c.Namespace {
@@ -309,7 +306,7 @@ func (s *Server) defaultBranch(repo string) string {
 	for _, cl := range s.sim.ARM().Overview() {
 		for _, c := range cl.Configs {
 			if repoPath(c.RepositoryURL) == repo {
-				followed[gitBranch(c.OperatorParams)] = true
+				followed[agent.GitBranch(c.OperatorParams)] = true
 			}
 		}
 	}

@@ -3,6 +3,8 @@ package ui
 import (
 	"strings"
 
+	"github.com/gitopsim/gitopsim/sim/agent"
+
 	"github.com/gitopsim/gitopsim/sim/arm"
 )
 
@@ -74,7 +76,7 @@ func followersOf(clusters []arm.ClusterOverview, repo, branch string) []follower
 	for _, cl := range clusters {
 		key := clusterKey(cl.ResourceGroup, cl.Name)
 		for _, c := range cl.Configs {
-			if repoPath(c.RepositoryURL) == repo && gitBranch(c.OperatorParams) == branch {
+			if repoPath(c.RepositoryURL) == repo && agent.GitBranch(c.OperatorParams) == branch {
 				out = append(out, follower{key, c.Name})
 			}
 		}
@@ -93,19 +95,4 @@ func repoPath(raw string) string {
 		p = rest // scp-like user@host:path
 	}
 	return strings.TrimPrefix(p, "/")
-}
-
-// gitBranch is the --git-branch of operatorParams, fluxd's default
-// "master" without one (fluxd cmd/fluxd/main.go, flag git-branch).
-func gitBranch(params string) string {
-	fields := strings.Fields(params)
-	for i, f := range fields {
-		if v, ok := strings.CutPrefix(f, "--git-branch="); ok {
-			return strings.Trim(v, `'"`)
-		}
-		if f == "--git-branch" && i+1 < len(fields) {
-			return strings.Trim(fields[i+1], `'"`)
-		}
-	}
-	return "master"
 }

@@ -25,7 +25,6 @@ const (
 	KindLink    = "link"
 	KindGit     = "git"
 	KindClock   = "clock"
-	KindStep    = "step"
 )
 
 // Event levels.
@@ -314,10 +313,8 @@ func (r *Recorder) LinksChanged(clusterID string, offline bool, t time.Time) {
 
 // agentLevel mirrors the agent's own logging: failures are warnings.
 func agentLevel(reason string) string {
-	for _, s := range []string{"Failed", "Unreachable", "Expired", "Conflict", "Warning", "NotReady", "AuthError", "Waiting"} {
-		if strings.Contains(reason, s) {
-			return LevelWarn
-		}
+	if agent.IsFailure(reason) {
+		return LevelWarn
 	}
 	return LevelInfo
 }

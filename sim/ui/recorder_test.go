@@ -245,10 +245,11 @@ func TestRepoPathAndBranch(t *testing.T) {
 		}
 	}
 	for params, want := range map[string]string{
-		"": "master", "--git-branch=main": "main", "--git-readonly --git-branch 'dev' --sync-garbage-collection": "dev",
+		"": "master", "--git-branch=main": "main", "--git-readonly --git-branch dev --sync-garbage-collection": "dev",
+		"--no-such-flag": "master", // fluxd would not start
 	} {
-		if got := gitBranch(params); got != want {
-			t.Errorf("gitBranch(%q) = %q", params, got)
+		if got := agent.GitBranch(params); got != want {
+			t.Errorf("GitBranch(%q) = %q", params, got)
 		}
 	}
 }

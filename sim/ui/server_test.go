@@ -16,6 +16,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-git/go-git/v5"
+	"github.com/go-git/go-git/v5/plumbing/object"
+	githttp "github.com/go-git/go-git/v5/plumbing/transport/http"
+	"github.com/go-git/go-git/v5/storage/memory"
+
 	"github.com/gitopsim/gitopsim/sim"
 	"github.com/gitopsim/gitopsim/sim/clock"
 	"github.com/gitopsim/gitopsim/sim/cluster"
@@ -458,9 +463,39 @@ func TestServerPreparedChanges(t *testing.T) {
 			t.Fatalf("push %s: %d", change, code)
 		}
 	}
-	refs, _ := sm.Git().Refs("app")
-	if len(refs) != 1 {
-		t.Fatalf("refs %v", refs)
+	// What was pushed, read back with a git client: the rollback's
+	// message and files on top of scale-web's.
+	ca, err := os.ReadFile(sm.Git().CAFile())
+	if err != nil {
+		t.Fatal(err)
+	}
+	repo, err := git.Clone(memory.NewStorage(), nil, &git.CloneOptions{URL: sm.Git().HTTPSURL() + "/app.git", CABundle: ca,
+		Auth: &githttp.BasicAuth{Username: gitserver.AdminUser, Password: sm.Git().AdminToken()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	head, _ := repo.Head()
+	top, err := repo.CommitObject(head.Hash())
+	if err != nil {
+		t.Fatal(err)
+	}
+	parent, err := top.Parent(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	file := func(c *object.Commit, name string) string {
+		f, err := c.File(name)
+		if err != nil {
+			return "<absent>"
+		}
+		content, _ := f.Contents()
+		return content
+	}
+	if top.Message != "roll web back\n" || file(top, "apps/web.yaml") != "replicas: 1\n" || file(top, "apps/extra.yaml") != "<absent>" {
+		t.Errorf("rollback commit %q: web %q, extra %q", top.Message, file(top, "apps/web.yaml"), file(top, "apps/extra.yaml"))
+	}
+	if parent.Message != "scale-web\n" || file(parent, "apps/web.yaml") != "replicas: 3\n" || file(parent, "apps/extra.yaml") != extra {
+		t.Errorf("scale-web commit %q: web %q", parent.Message, file(parent, "apps/web.yaml"))
 	}
 	var e apiError
 	if code := call(t, h, "POST", "/api/repos/app/push", `{"change": "nope"}`, &e); code != 404 {

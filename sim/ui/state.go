@@ -116,17 +116,15 @@ func clusterRows(sm *sim.Sim) []ClusterRow {
 			hb := cl.LastHeartbeat.UTC()
 			row.LastHeartbeat = &hb
 		}
-		var status []agent.ConfigStatus
+		var synced map[string]string
 		if c := agents[strings.ToLower(cl.ID)]; c != nil {
 			row.LinksOffline = c.Agent.ARMLink().Offline() || c.Agent.GitLink().Offline()
-			status = c.Agent.Configurations()
+			synced = c.Agent.SyncedRevisions()
 		}
 		for _, cfg := range cl.Configs {
 			cr := ConfigRow{Name: cfg.Name, State: cfg.Compliance.State, Level: cfg.Compliance.Level, Message: operatorMessage(cfg.Compliance.Message),
 				RepositoryURL: redactURL(cfg.RepositoryURL), Scope: cfg.Scope, Namespace: cfg.Namespace}
-			if i := slices.IndexFunc(status, func(s agent.ConfigStatus) bool { return s.Configuration == cfg.Name }); i >= 0 {
-				cr.Revision = status[i].Revision
-			}
+			cr.Revision = synced[cfg.Name]
 			row.Configurations = append(row.Configurations, cr)
 		}
 		rows = append(rows, row)
