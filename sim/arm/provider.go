@@ -205,6 +205,8 @@ type ResourceChange struct {
 	// ID is the request path: the resource id as the caller spelled it.
 	ID     string
 	Method string
+	// Status is the answer's status code: 201 for a PUT that created.
+	Status int
 	// Time is on the simulator's clock.
 	Time time.Time
 }

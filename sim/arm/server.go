@@ -374,7 +374,7 @@ func (s *Server) serveAs(w http.ResponseWriter, r *http.Request, as *principal) 
 	if c.route != nil && !c.route.dataPlane && rec.status >= 200 && rec.status < 300 {
 		switch r.Method {
 		case http.MethodPut, http.MethodPatch, http.MethodDelete:
-			s.notify(ResourceChange{ID: "/" + strings.Join(splitPath(r.URL.EscapedPath()), "/"), Method: r.Method, Time: c.now})
+			s.notify(ResourceChange{ID: "/" + strings.Join(splitPath(r.URL.EscapedPath()), "/"), Method: r.Method, Status: rec.status, Time: c.now})
 		}
 	}
 }

@@ -71,9 +71,6 @@ type Recorder struct {
 	events []Event
 	spans  spanBook
 	subs   map[*subscriber]struct{}
-	// known are the lower-case ids of clusters and configurations seen
-	// written, to tell created from changed.
-	known map[string]bool
 	// announced are the offline spans whose start is on the timeline.
 	announced map[string]bool
 	// lastHeartbeat and tracked answer, for a cluster, when it last
@@ -93,7 +90,7 @@ func NewRecorder(o RecorderOptions) *Recorder {
 	}
 	return &Recorder{
 		log: o.Logger.With("component", "ui"), maxEvents: o.MaxEvents,
-		spans: newSpanBook(), subs: map[*subscriber]struct{}{}, known: map[string]bool{}, announced: map[string]bool{},
+		spans: newSpanBook(), subs: map[*subscriber]struct{}{}, announced: map[string]bool{},
 		lastHeartbeat: func(string) time.Time { return time.Time{} },
 		tracked:       func() []arm.ClusterOverview { return nil },
 	}
@@ -173,7 +170,7 @@ func (r *Recorder) armChange(ch arm.ResourceChange) {
 	id := parseID(ch.ID)
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	verb := r.verbLocked(ch.ID, ch.Method)
+	verb := writeVerb(ch)
 	switch {
 	case id.config != "":
 		r.addLocked(Event{Time: ch.Time, Kind: KindConfig, Action: verb, Cluster: id.cluster, Configuration: id.config,
@@ -194,20 +191,14 @@ func (r *Recorder) armChange(ch arm.ResourceChange) {
 	}
 }
 
-// verbLocked tells created from changed by whether the id was seen.
-func (r *Recorder) verbLocked(id, method string) string {
-	k := strings.ToLower(id)
-	switch method {
-	case http.MethodDelete:
-		delete(r.known, k)
+// writeVerb tells what a write did: ARM answers a PUT that created with 201.
+func writeVerb(ch arm.ResourceChange) string {
+	switch {
+	case ch.Method == http.MethodDelete:
 		return "deleted"
-	case http.MethodPut:
-		if !r.known[k] {
-			r.known[k] = true
-			return "created"
-		}
+	case ch.Method == http.MethodPut && ch.Status == http.StatusCreated:
+		return "created"
 	}
-	r.known[k] = true
 	return "changed"
 }
 

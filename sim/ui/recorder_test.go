@@ -46,7 +46,7 @@ func at(d time.Duration) time.Time { return t0.Add(d) }
 func TestRecorderDeliveryThroughOutage(t *testing.T) {
 	lastHB := at(0)
 	r := newTestRecorder(&lastHB)
-	r.armChange(arm.ResourceChange{ID: configID, Method: http.MethodPut, Time: at(0)})
+	r.armChange(arm.ResourceChange{ID: configID, Method: http.MethodPut, Status: http.StatusCreated, Time: at(0)})
 	r.agentEvent(clusterID, agent.Event{Time: at(90 * time.Second), Configuration: "baseline", Reason: "Installed"})
 	r.agentEvent(clusterID, agent.Event{Time: at(2 * time.Minute), Reason: "ARMUnreachable"})
 	rev := strings.Repeat("ab", 20)
@@ -175,7 +175,7 @@ func TestRecorderEventLogBounded(t *testing.T) {
 func TestPolicyAndPurgeEvents(t *testing.T) {
 	r := NewRecorder(RecorderOptions{})
 	assignment := sub + "/providers/Microsoft.Authorization/policyAssignments/baseline"
-	r.armChange(arm.ResourceChange{ID: assignment, Method: http.MethodPut, Time: at(0)})
+	r.armChange(arm.ResourceChange{ID: assignment, Method: http.MethodPut, Status: http.StatusCreated, Time: at(0)})
 	r.policyEvent(policy.Event{Time: at(10 * time.Minute), Kind: policy.EventDeployment, AssignmentID: assignment, ResourceID: configID})
 	r.policyEvent(policy.Event{Time: at(11 * time.Minute), Kind: policy.EventCompliance, AssignmentID: assignment, ResourceID: clusterID, State: "Compliant"})
 	r.armNotice(arm.Notice{ID: configID, Kind: arm.NoticeProtectedSettingsPurged, Time: at(48 * time.Hour)})
@@ -344,7 +344,7 @@ func TestRecorderLinksCut(t *testing.T) {
 func TestRecorderKeysIgnoreCase(t *testing.T) {
 	lastHB := at(0)
 	r := newTestRecorder(&lastHB)
-	r.armChange(arm.ResourceChange{ID: strings.ToUpper(configID), Method: http.MethodPut, Time: at(0)})
+	r.armChange(arm.ResourceChange{ID: strings.ToUpper(configID), Method: http.MethodPut, Status: http.StatusCreated, Time: at(0)})
 	r.agentEvent(clusterID, agent.Event{Time: at(time.Minute), Configuration: "BASELINE", Reason: "Installed"})
 	r.agentEvent(clusterID, agent.Event{Time: at(time.Minute), Configuration: "baseline", Reason: "Installed"})
 	if spans := r.Spans(); len(spans) != 1 || spans[0].Cluster != "stores/edge" {
