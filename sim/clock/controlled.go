@@ -357,31 +357,17 @@ func (c *Controlled) runBatch(batch []*ctask) int {
 	c.mu.Lock()
 	workers := c.workers
 	c.mu.Unlock()
-	var wg sync.WaitGroup
-	sem := make(chan struct{}, workers)
-	ran := 0
-	for _, t := range batch {
-		sem <- struct{}{}
+	return runAtOnce(len(batch), workers, func(i int) bool {
+		t := batch[i]
 		c.mu.Lock()
+		defer c.mu.Unlock()
 		live := t.due
 		t.due = false
 		if live && t.period > 0 {
 			t.running = true
 		}
-		c.mu.Unlock()
-		if !live {
-			<-sem
-			continue
-		}
-		ran++
-		wg.Add(1)
-		go func() {
-			defer func() { <-sem; wg.Done() }()
-			c.run(t)
-		}()
-	}
-	wg.Wait()
-	return ran
+		return live
+	}, func(i int) { c.run(batch[i]) })
 }
 
 // run runs one task and clears its running mark (set, under the lock,

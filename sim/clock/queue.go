@@ -1,6 +1,9 @@
 package clock
 
-import "time"
+import (
+	"sync"
+	"time"
+)
 
 // slot is a task's place in a clock's queue.
 type slot struct {
@@ -48,4 +51,29 @@ func (q *queue[T]) Pop() any {
 	p.index, p.queued = -1, false
 	*q = old[:n-1]
 	return t
+}
+
+// runAtOnce runs the n tasks of one instant on up to workers goroutines
+// and waits for them, returning how many ran. start(i), called once a
+// worker is free (a task running now may stop task i), says whether task
+// i still runs; run(i) runs it.
+func runAtOnce(n, workers int, start func(i int) bool, run func(i int)) int {
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, max(workers, 1))
+	ran := 0
+	for i := range n {
+		sem <- struct{}{}
+		if !start(i) {
+			<-sem
+			continue // stopped or reset by a task of this batch
+		}
+		ran++
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			run(i)
+		}()
+	}
+	wg.Wait()
+	return ran
 }

@@ -151,28 +151,13 @@ func (v *Virtual) runBatch(limit time.Time, workers int) int {
 		t.due = true
 	}
 	v.mu.Unlock()
-	var wg sync.WaitGroup
-	sem := make(chan struct{}, workers)
-	ran := 0
-	for _, t := range batch {
-		sem <- struct{}{} // a free worker first: tasks running now may stop t
+	return runAtOnce(len(batch), workers, func(i int) bool {
 		v.mu.Lock()
-		live := t.due
-		t.due = false
-		v.mu.Unlock()
-		if !live {
-			<-sem
-			continue // stopped or reset by a task of this batch
-		}
-		ran++
-		wg.Add(1)
-		go func() {
-			defer func() { <-sem; wg.Done() }()
-			t.f()
-		}()
-	}
-	wg.Wait()
-	return ran
+		defer v.mu.Unlock()
+		live := batch[i].due
+		batch[i].due = false
+		return live
+	}, func(i int) { batch[i].f() })
 }
 
 // RunNext jumps to the next scheduled task, runs everything due at that
