@@ -7,7 +7,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -82,16 +81,26 @@ func clusterDir(workdir string) string { return filepath.Join(workdir, "cluster"
 // outright would leave a hundred processes running; the
 // controller-manager gets the same from exec.Cmd. Through the execs the
 // process, its pid and arguments are bin's.
+// shQuote quotes s for sh: nothing in single quotes is expanded ($,
+// backticks, spaces in a workdir's path).
+func shQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
+
 func dyingWrapper(path, bin string, env []string, log *slog.Logger) (string, error) {
 	launch := "exec"
 	if sp, err := setpriv(); err == nil {
-		launch = "exec " + strconv.Quote(sp) + " --pdeathsig KILL --"
+		launch = "exec " + shQuote(sp) + " --pdeathsig KILL --"
 	} else {
 		setprivMissing.Do(func() {
 			log.Warn("setpriv (util-linux) not found: the fleet's etcd and API servers outlive gitopsim if gitopsim is killed; the next start in the same workdir kills them", "err", err)
 		})
 	}
-	script := "#!/bin/sh\n" + strings.Join(append(slices.Clone(env), launch), " ") + " " + strconv.Quote(bin) + " \"$@\"\n"
+	words := make([]string, 0, len(env)+3)
+	for _, kv := range env {
+		k, v, _ := strings.Cut(kv, "=")
+		words = append(words, k+"="+shQuote(v))
+	}
+	words = append(words, launch, shQuote(bin), `"$@"`)
+	script := "#!/bin/sh\n" + strings.Join(words, " ") + "\n"
 	if err := os.WriteFile(path, []byte(script), 0o755); err != nil {
 		return "", err
 	}
