@@ -174,10 +174,7 @@ func (r *run) expectSummary(e *Expect) string {
 
 func summaryCompliance(r *run, e *Expect) string {
 	c := e.Compliance
-	s := fmt.Sprintf("compliance %s/%s", c.Cluster, c.Configuration)
-	if g := r.groups[c.Cluster]; len(g) > 0 {
-		s = fmt.Sprintf("compliance %s (%s)/%s", c.Cluster, plural(len(g), "cluster"), c.Configuration)
-	}
+	s := fmt.Sprintf("compliance %s/%s", r.who(c.Cluster), c.Configuration)
 	if c.State != "" {
 		s += " " + c.State
 	}

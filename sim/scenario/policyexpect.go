@@ -16,11 +16,15 @@ import (
 
 func summaryPolicyCompliance(r *run, e *Expect) string {
 	c := e.PolicyCompliance
-	what := c.Cluster
-	if g := r.groups[c.Cluster]; len(g) > 0 {
-		what = fmt.Sprintf("%s (%s)", c.Cluster, plural(len(g), "cluster"))
+	return fmt.Sprintf("policy %s on %s %s", c.Assignment, r.who(c.Cluster), c.State)
+}
+
+// who names a cluster, or a group with its size: "stores (90 clusters)".
+func (r *run) who(name string) string {
+	if g := r.groups[name]; len(g) > 0 {
+		return fmt.Sprintf("%s (%s)", name, plural(len(g), "cluster"))
 	}
-	return fmt.Sprintf("policy %s on %s %s", c.Assignment, what, c.State)
+	return name
 }
 
 // members are the clusters a cluster-or-group name stands for.

@@ -1,16 +1,25 @@
 package scenario
 
 import (
+	"flag"
 	"math/rand/v2"
+	"strings"
 	"testing"
 	"time"
 )
 
+var rolloutSeed = flag.Uint64("rollout.seed", 0, "seed of TestRolloutSample (0: random, printed)")
+
 // TestRolloutSample draws long curves (random growth at random times,
 // seeded) as at most rolloutRows lines that start at the first point,
-// end at the last and never go down.
+// end at the last, never go down, and at each row's time show what the
+// curve had then.
 func TestRolloutSample(t *testing.T) {
-	seed := uint64(time.Now().UnixNano())
+	seed := *rolloutSeed
+	if seed == 0 {
+		seed = uint64(time.Now().UnixNano())
+	}
+	t.Logf("seed %d (rerun with -rollout.seed=%d)", seed, seed)
 	rng := rand.New(rand.NewPCG(seed, 0))
 	for range 200 {
 		n := 1 + rng.IntN(300)
@@ -35,8 +44,23 @@ func TestRolloutSample(t *testing.T) {
 				t.Fatalf("seed %d: the curve goes down: %v", seed, got)
 			}
 		}
-		if len(ro.text()) == 0 {
-			t.Fatal("no text")
+		for _, row := range got {
+			at, err := parseOffset(row.At)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := 0 // brute force: the last point at or before the row
+			for _, p := range ro.Curve {
+				if pat, _ := parseOffset(p.At); pat <= at {
+					want = p.Synced
+				}
+			}
+			if row.Synced != want {
+				t.Fatalf("seed %d: row at %s shows %d synced, the curve had %d", seed, row.At, row.Synced, want)
+			}
+		}
+		if lines := strings.Count(ro.text(), "\n"); lines != len(got)+1 {
+			t.Fatalf("seed %d: text has %d lines for %d rows and a header", seed, lines, len(got))
 		}
 	}
 }

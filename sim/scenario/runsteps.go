@@ -22,11 +22,7 @@ func summaryNetwork(r *run, s *Step) string {
 	if n.Flaky != nil {
 		what = append(what, fmt.Sprintf("flaky 1/%d", *n.Flaky))
 	}
-	who := n.Cluster
-	if g := r.groups[n.Cluster]; len(g) > 0 {
-		who = fmt.Sprintf("%s (%s)", n.Cluster, plural(len(g), "cluster"))
-	}
-	return fmt.Sprintf("network %s %s links: %s", who, link, strings.Join(what, ", "))
+	return fmt.Sprintf("network %s %s links: %s", r.who(n.Cluster), link, strings.Join(what, ", "))
 }
 
 // doNetwork changes the links of a cluster, or of every cluster of a
@@ -45,9 +41,6 @@ func doNetwork(r *run, s *Step) (string, error) {
 		if n.Link == "" || n.Link == "all" || n.Link == "git" {
 			targets = append(targets, c.Agent.GitLink())
 		}
-	}
-	if len(targets) == 0 {
-		return "", failf("%s", notOnboarded(n.Cluster))
 	}
 	for _, l := range targets {
 		if n.Offline != nil {
