@@ -257,10 +257,7 @@ func (r *Recorder) agentEvent(clusterID string, ev agent.Event) {
 		Configuration: ev.Configuration, Revision: ev.Revision, Level: agentLevel(ev.Reason), Message: ev.Message}
 	var lastHB time.Time
 	if ev.Reason == "ARMUnreachable" {
-		r.mu.Lock()
-		lh := r.lastHeartbeat
-		r.mu.Unlock()
-		lastHB = lh(clusterID)
+		lastHB = r.lastHeartbeatOf(clusterID)
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -280,6 +277,15 @@ func (r *Recorder) agentEvent(clusterID string, ev agent.Event) {
 	r.flushSpansLocked()
 }
 
+// lastHeartbeatOf asks ARM, outside the recorder's lock (ARM takes its
+// own), when a cluster last heartbeat.
+func (r *Recorder) lastHeartbeatOf(clusterID string) time.Time {
+	r.mu.Lock()
+	lh := r.lastHeartbeat
+	r.mu.Unlock()
+	return lh(clusterID)
+}
+
 // LinksChanged records that a cluster's links were cut or restored (a
 // presenter's control): a cut starts the cluster's outage at once, not at
 // its agent's next failed call, which may come only after a jump.
@@ -287,10 +293,7 @@ func (r *Recorder) LinksChanged(clusterID string, offline bool, t time.Time) {
 	key := parseID(clusterID).cluster
 	var lastHB time.Time
 	if offline {
-		r.mu.Lock()
-		lh := r.lastHeartbeat
-		r.mu.Unlock()
-		lastHB = lh(clusterID)
+		lastHB = r.lastHeartbeatOf(clusterID)
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
