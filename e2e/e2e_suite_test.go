@@ -3,10 +3,14 @@
 // (client-go here; the Azure SDK and git as those parts arrive).
 //
 // The backend comes from $GITOPSIM_E2E_CLUSTER (envtest by default); specs
-// carry the label of the backend they need.
+// carry the label of the backend they need. On kind, $GITOPSIM_E2E_KIND_IMAGE
+// is the node image (default: kind's own; `make e2e-kind` passes the one
+// `make kind-image` builds) and $GITOPSIM_E2E_KIND_NAME the cluster's name
+// (default gitopsim-e2e): reused when it exists, else created and deleted.
 package e2e_test
 
 import (
+	"cmp"
 	"context"
 	"log/slog"
 	"os"
@@ -61,9 +65,12 @@ var _ = BeforeSuite(func(ctx SpecContext) {
 		// Specs onboard their own connected clusters, so that each one's
 		// agent sees only its own configurations; `gitopsim up`'s local
 		// cluster is covered by the CLI tests.
-		Local:   sim.LocalCluster{Disabled: true},
-		Logger:  slog.New(slog.NewTextHandler(GinkgoWriter, nil)),
-		Cluster: cluster.Options{Backend: backend, Kubeconfig: os.Getenv("GITOPSIM_E2E_KUBECONFIG")},
+		Local:  sim.LocalCluster{Disabled: true},
+		Logger: slog.New(slog.NewTextHandler(GinkgoWriter, nil)),
+		Cluster: cluster.Options{
+			Backend: backend, Kubeconfig: os.Getenv("GITOPSIM_E2E_KUBECONFIG"),
+			KindNodeImage: os.Getenv("GITOPSIM_E2E_KIND_IMAGE"), KindClusterName: cmp.Or(os.Getenv("GITOPSIM_E2E_KIND_NAME"), "gitopsim-e2e"),
+		},
 		// Small pages, so that listing specs cross page boundaries.
 		// Tokens outlive the virtual days the agent specs skip over.
 		ARM: arm.Options{PageSize: 3, TokenLifetime: 365 * 24 * time.Hour},
@@ -71,7 +78,7 @@ var _ = BeforeSuite(func(ctx SpecContext) {
 	Expect(err).NotTo(HaveOccurred())
 	if err := stack.Available(); err != nil {
 		if backend == cluster.Kind {
-			Skip(err.Error())
+			Fail("the kind backend cannot start here (make e2e-kind starts Docker itself): " + err.Error())
 		}
 		Fail("gitopsim cannot start here (run `make tools`): " + err.Error())
 	}
@@ -84,7 +91,7 @@ var _ = BeforeSuite(func(ctx SpecContext) {
 	Expect(stack.WriteEndpoints()).To(Succeed())
 	admin, err = kubernetes.NewForConfig(stack.Cluster().AdminConfig())
 	Expect(err).NotTo(HaveOccurred())
-}, NodeTimeout(3*time.Minute))
+}, NodeTimeout(8*time.Minute))
 
 func policyScope() policy.TokenRequestOptions {
 	return policy.TokenRequestOptions{Scopes: []string{azsdk.Audience + "/.default"}}

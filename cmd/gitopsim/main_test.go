@@ -297,6 +297,35 @@ func TestUpKindUnavailableHere(t *testing.T) {
 	}
 }
 
+// TestUpKindImageNotPullable: a node image that is neither in Docker nor
+// pullable stops up with what to do, naming the image make kind-image
+// builds.
+func TestUpKindImageNotPullable(t *testing.T) {
+	b, err := cluster.New(cluster.Options{Backend: cluster.Kind, Workdir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Available(); err != nil {
+		t.Skip("needs a Docker engine: ", err)
+	}
+	_, stderr, code := runGitopsim(t, "up", "--workdir", t.TempDir(), "--no-ui", "--cluster", "kind",
+		"--kind-name", "gitopsim-test-nopull", "--kind-image", "gitopsim/no-such-node:v0")
+	for _, want := range []string{"node image gitopsim/no-such-node:v0 is not in Docker and could not be pulled", "make kind-image", cluster.LocalKindImage} {
+		if code == 0 || !strings.Contains(stderr, want) {
+			t.Errorf("exit %d, stderr lacks %q:\n%s", code, want, stderr)
+		}
+	}
+}
+
+func TestUpKindFlagsNeedKind(t *testing.T) {
+	for _, flag := range []string{"--kind-image", "--kind-name"} {
+		_, stderr, code := runGitopsim(t, "up", "--workdir", t.TempDir(), flag, "x")
+		if want := flag + " only applies to --cluster kind (this run uses envtest)"; code != 2 || !strings.Contains(stderr, want) {
+			t.Errorf("%s: exit %d, stderr:\n%s\nwant exit 2 and %q", flag, code, stderr, want)
+		}
+	}
+}
+
 func TestVersionAndHelp(t *testing.T) {
 	stdout, _, code := runGitopsim(t, "version")
 	if code != 0 || !strings.Contains(stdout, "gitopsim ") || !strings.Contains(stdout, cluster.KubernetesVersion) {
@@ -306,6 +335,19 @@ func TestVersionAndHelp(t *testing.T) {
 		stdout, _, code := runGitopsim(t, args...)
 		if code != 0 || !strings.Contains(stdout, "Usage:") {
 			t.Errorf("%v: exit %d, stdout:\n%s", args, code, stdout)
+		}
+	}
+	// --kind-image's help names the offline image and says whether it is
+	// built here (Docker is asked only for help).
+	for _, cmd := range []string{"up", "run"} {
+		stdout, _, _ := runGitopsim(t, cmd, "--help")
+		present := cluster.LocalKindImagePresent(context.Background())
+		want := "it is not built here yet"
+		if present {
+			want = "it is present here: --kind-image " + cluster.LocalKindImage
+		}
+		if !strings.Contains(stdout, "--kind-image image") || !strings.Contains(stdout, "make kind-image builds "+cluster.LocalKindImage) || !strings.Contains(stdout, want) {
+			t.Errorf("%s --help: want --kind-image with %q:\n%s", cmd, want, stdout)
 		}
 	}
 	stdout, _, _ = runGitopsim(t, "up", "--help")

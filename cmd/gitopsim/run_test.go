@@ -127,7 +127,9 @@ func TestRunFlagMistakes(t *testing.T) {
 	}{
 		{[]string{"-p", "0"}, "invalid -p 0"},
 		{[]string{"--concurrent-tasks", "0"}, "invalid --concurrent-tasks 0: at least 1"},
-		{[]string{"--cluster", "kind"}, "scenarios run on envtest or kubeconfig"},
+		{[]string{"--cluster", "minikube"}, `invalid --cluster "minikube": valid values are envtest, kind, kubeconfig`},
+		{[]string{"--kind-image", "x"}, "--kind-image only applies to --cluster kind (this run uses envtest)"},
+		{[]string{"--cluster", "kind", "--assets-dir", "x"}, "--assets-dir only applies to --cluster envtest (this run uses kind)"},
 		{[]string{"--ui", "-p", "2"}, "--ui shows one scenario at a time: use -p 1"},
 		{[]string{"--ui-port", "8080"}, "--ui-port goes with --ui"},
 		{[]string{"--ui", "--ui-port", "70000"}, "invalid --ui-port 70000"},

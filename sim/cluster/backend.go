@@ -76,7 +76,9 @@ type Options struct {
 
 	// KindClusterName names the kind cluster (kind); default "gitopsim".
 	KindClusterName string
-	// KindNodeImage overrides kind's node image (kind).
+	// KindNodeImage is the node image of a cluster the kind backend creates;
+	// empty means the one kind pins (DefaultKindImage). LocalKindImage is
+	// the one `make kind-image` builds without a registry.
 	KindNodeImage string
 
 	// Kubeconfig is the kubeconfig file of an existing cluster (kubeconfig).

@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -13,11 +14,40 @@ import (
 	"time"
 
 	"k8s.io/client-go/tools/clientcmd"
+	kinddefaults "sigs.k8s.io/kind/pkg/apis/config/defaults"
 	kindcluster "sigs.k8s.io/kind/pkg/cluster"
 	kindexec "sigs.k8s.io/kind/pkg/exec"
 )
 
 const kindReadyTimeout = 5 * time.Minute
+
+// LocalKindImage is the kind node image `make kind-image` builds offline
+// (tools/kindnode), tagged with the Kubernetes version of the envtest
+// control plane.
+const LocalKindImage = "gitopsim/kind-node:" + KubernetesVersion
+
+// DefaultKindImage is the node image kind itself pins, pulled from Docker
+// Hub when no --kind-image is given.
+const DefaultKindImage = kinddefaults.Image
+
+// LocalKindImagePresent says whether Docker has LocalKindImage. It answers
+// false when Docker does not answer within a few seconds.
+func LocalKindImagePresent(ctx context.Context) bool {
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	return exec.CommandContext(ctx, "docker", "image", "inspect", "--format", "{{.Id}}", LocalKindImage).Run() == nil
+}
+
+// kindImageHint says what to do when kind could not pull its node image.
+func kindImageHint(ctx context.Context, asked string) string {
+	if asked != LocalKindImage && LocalKindImagePresent(ctx) {
+		return fmt.Sprintf("%s, built here by `make kind-image`, is present: pass --kind-image %s", LocalKindImage, LocalKindImage)
+	}
+	if asked == LocalKindImage {
+		return fmt.Sprintf("%s is not in Docker: build it offline with `make kind-image` (about 25 minutes the first time)", LocalKindImage)
+	}
+	return fmt.Sprintf("build a node image offline with `make kind-image` (about 25 minutes the first time) and pass --kind-image %s", LocalKindImage)
+}
 
 // kindBackend runs a kind cluster through sigs.k8s.io/kind's library.
 type kindBackend struct {
@@ -83,7 +113,7 @@ func (b *kindBackend) Start(ctx context.Context) error {
 			return fmt.Errorf("kind: export kubeconfig of %s: %w", b.name, err)
 		}
 	} else {
-		b.log.Info("creating kind cluster (a minute or more the first time)", "name", b.name)
+		b.log.Info("creating kind cluster (a minute or more the first time)", "name", b.name, "image", cmp.Or(b.opts.KindNodeImage, DefaultKindImage))
 		opts := []kindcluster.CreateOption{
 			kindcluster.CreateWithKubeconfigPath(path),
 			kindcluster.CreateWithWaitForReady(kindReadyTimeout),
@@ -95,6 +125,11 @@ func (b *kindBackend) Start(ctx context.Context) error {
 		}
 		if err := runWithContext(ctx, func() error { return b.provider.Create(b.name, opts...) }); err != nil {
 			// kind removes a half-created cluster itself unless told to retain it.
+			if strings.Contains(err.Error(), "failed to pull image") {
+				image := cmp.Or(b.opts.KindNodeImage, DefaultKindImage)
+				return fmt.Errorf("kind: create cluster %s: node image %s is not in Docker and could not be pulled (no registry reachable?); %s: %w",
+					b.name, image, kindImageHint(ctx, b.opts.KindNodeImage), err)
+			}
 			return fmt.Errorf("kind: create cluster %s: %w", b.name, err)
 		}
 		b.created = true

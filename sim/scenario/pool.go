@@ -1,6 +1,7 @@
 package scenario
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -172,6 +173,10 @@ func (p *pool) acquire(ctx context.Context) (*plane, error) {
 	p.n++
 	o := p.opts
 	o.Workdir = filepath.Join(p.dir, fmt.Sprintf("cp-%d", p.n))
+	if o.Backend == cluster.Kind {
+		// One kind cluster per plane: KindClusterName is their prefix.
+		o.KindClusterName = fmt.Sprintf("%s-%d", cmp.Or(o.KindClusterName, "gitopsim-run"), p.n)
+	}
 	p.mu.Unlock()
 	b, err := cluster.New(o)
 	if err != nil {
@@ -220,7 +225,8 @@ func (p *pool) close(ctx context.Context) error {
 	p.mu.Unlock()
 	var errs []error
 	for _, pl := range all {
-		if pl.dirty && p.opts.Backend == cluster.KubeconfigKind {
+		// A kind cluster that was reused, not created, stays too.
+		if pl.dirty && (p.opts.Backend == cluster.KubeconfigKind || p.opts.Backend == cluster.Kind) {
 			errs = append(errs, pl.reset(ctx))
 		}
 		errs = append(errs, pl.backend.Stop(ctx))

@@ -35,6 +35,8 @@ type flags struct {
 	cluster      string
 	kubeconfig   string
 	assetsDir    string
+	kindName     string
+	kindImage    string
 	golden       bool
 	updateGolden bool
 	html         string
@@ -68,8 +70,13 @@ The timeline goes to stdout. The exit code is 0 only if every scenario passed.`,
 			if f.tasks < 1 {
 				return &cli.UsageError{Command: cmd.CommandPath(), Err: fmt.Errorf("invalid --concurrent-tasks %d: at least 1", f.tasks)}
 			}
-			if !cluster.ValidBackend(f.cluster) || f.cluster == cluster.Kind {
-				return &cli.UsageError{Command: cmd.CommandPath(), Err: fmt.Errorf("invalid --cluster %q: scenarios run on envtest or kubeconfig", f.cluster)}
+			if !cluster.ValidBackend(f.cluster) {
+				return &cli.UsageError{Command: cmd.CommandPath(), Err: fmt.Errorf("invalid --cluster %q: valid values are %s", f.cluster, strings.Join(cluster.Backends, ", "))}
+			}
+			for flag, backend := range map[string]string{"kubeconfig": cluster.KubeconfigKind, "assets-dir": cluster.Envtest, "kind-name": cluster.Kind, "kind-image": cluster.Kind} {
+				if cmd.Flags().Changed(flag) && f.cluster != backend {
+					return &cli.UsageError{Command: cmd.CommandPath(), Err: fmt.Errorf("--%s only applies to --cluster %s (this run uses %s)", flag, backend, f.cluster)}
+				}
 			}
 			if f.ui && f.parallel > 1 {
 				return &cli.UsageError{Command: cmd.CommandPath(), Err: errors.New("--ui shows one scenario at a time: use -p 1")}
@@ -94,9 +101,11 @@ The timeline goes to stdout. The exit code is 0 only if every scenario passed.`,
 	fl.StringVar(&f.transcript, "transcript", "", "write the deterministic JSON transcript(s) here")
 	fl.StringVar(&f.reportDir, "report-dir", "", "diagnostics bundles of failed scenarios go to DIR/<scenario>/ (default <workdir>/reports)")
 	fl.StringVar(&f.workdir, "workdir", "", "scenario state and control planes (default: a temporary directory, removed at the end)")
-	fl.StringVar(&f.cluster, "cluster", cluster.Envtest, "Kubernetes backend: envtest or kubeconfig")
+	fl.StringVar(&f.cluster, "cluster", cluster.Envtest, "Kubernetes backend: envtest, kind (one cluster per -p, <kind-name>-1, -2, …) or kubeconfig")
 	fl.StringVar(&f.kubeconfig, "kubeconfig", "", "kubeconfig of an existing cluster (with --cluster kubeconfig)")
 	fl.StringVar(&f.assetsDir, "assets-dir", "", "directory with kube-apiserver, etcd and kube-controller-manager (envtest)")
+	fl.StringVar(&f.kindName, "kind-name", "gitopsim-run", "prefix of the kind clusters' names (with --cluster kind): <prefix>-1 … are reused when they exist and reset after the run, created otherwise and deleted after it")
+	cli.KindImageFlag(cmd, &f.kindImage)
 	fl.BoolVar(&f.golden, "golden", false, "fail a scenario whose transcript differs from its .golden file")
 	fl.BoolVar(&f.updateGolden, "update-golden", false, "rewrite each scenario's .golden file from this run")
 	fl.StringVar(&f.html, "html", "", "write the timeline of every scenario, with its measured delays and failed steps, as one self-contained HTML page here")
@@ -122,7 +131,8 @@ func run(ctx context.Context, s *cli.Streams, f *flags, args []string) error {
 		return err
 	}
 	r, err := scenario.New(scenario.Options{
-		Cluster:  cluster.Options{Backend: f.cluster, Kubeconfig: f.kubeconfig, AssetsDir: f.assetsDir},
+		Cluster: cluster.Options{Backend: f.cluster, Kubeconfig: f.kubeconfig, AssetsDir: f.assetsDir,
+			KindClusterName: f.kindName, KindNodeImage: f.kindImage},
 		Parallel: f.parallel, Clock: f.clock, ConcurrentTasks: f.tasks, Workdir: f.workdir, ReportDir: f.reportDir,
 		Out: s.Out, Logger: log, Golden: f.golden, UpdateGolden: f.updateGolden, View: views.view(),
 	})

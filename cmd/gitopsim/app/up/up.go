@@ -44,6 +44,7 @@ type flags struct {
 	assetsDir     string
 	apiserverPort int
 	kindName      string
+	kindImage     string
 	timeScale     float64
 	stateDir      string
 	armPort       int
@@ -79,7 +80,8 @@ writes <workdir>/endpoints.json for clients; Ctrl-C (SIGINT) or SIGTERM stops it
 and removes the file.`,
 		Example: `  gitopsim up
   gitopsim up --workdir /tmp/demo --time-scale 60
-  gitopsim up --cluster kubeconfig --kubeconfig ~/.kube/config`,
+  gitopsim up --cluster kubeconfig --kubeconfig ~/.kube/config
+  gitopsim up --cluster kind --kind-image gitopsim/kind-node:` + cluster.KubernetesVersion + `   # after make kind-image`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := f.validate(cmd); err != nil {
@@ -95,7 +97,8 @@ and removes the file.`,
 	fl.StringVar(&f.context, "context", "", "context in --kubeconfig (default: its current context)")
 	fl.StringVar(&f.assetsDir, "assets-dir", "", "directory with kube-apiserver, etcd and kube-controller-manager (envtest; default: $KUBEBUILDER_ASSETS, the setup-envtest store, then bin/k8s/"+cluster.KubernetesVersion+")")
 	fl.IntVar(&f.apiserverPort, "apiserver-port", 0, "kube-apiserver port on 127.0.0.1 (envtest; 0 picks a free one)")
-	fl.StringVar(&f.kindName, "kind-name", "gitopsim", "kind cluster name (with --cluster kind)")
+	fl.StringVar(&f.kindName, "kind-name", "gitopsim", "kind cluster name (with --cluster kind): reused when it exists and left in place; created otherwise and deleted when up stops")
+	cli.KindImageFlag(cmd, &f.kindImage)
 	fl.StringVar(&f.stateDir, "state-dir", "", "keep ARM state (encrypted) and git repos here across restarts (default: in memory only)")
 	fl.IntVar(&f.armPort, "arm-port", 0, "ARM provider port on 127.0.0.1 (0 picks a free one)")
 	fl.IntVar(&f.gitSSHPort, "git-ssh-port", 0, "git SSH port on 127.0.0.1 (0 picks a free one)")
@@ -129,7 +132,7 @@ func (f *flags) validate(cmd *cobra.Command) error {
 	}
 	for flag, backend := range map[string]string{
 		"kubeconfig": cluster.KubeconfigKind, "context": cluster.KubeconfigKind,
-		"assets-dir": cluster.Envtest, "apiserver-port": cluster.Envtest, "kind-name": cluster.Kind,
+		"assets-dir": cluster.Envtest, "apiserver-port": cluster.Envtest, "kind-name": cluster.Kind, "kind-image": cluster.Kind,
 	} {
 		if changed(flag) && f.cluster != backend {
 			return fmt.Errorf("--%s only applies to --cluster %s (this run uses %s)", flag, backend, f.cluster)
@@ -223,6 +226,7 @@ func run(s *cli.Streams, f *flags) error {
 			AssetsDir:       f.assetsDir,
 			APIServerPort:   f.apiserverPort,
 			KindClusterName: f.kindName,
+			KindNodeImage:   f.kindImage,
 			Kubeconfig:      f.kubeconfig,
 			Context:         f.context,
 		},
