@@ -63,7 +63,7 @@ KIND_LOCAL_IMAGE := gitopsim/kind-node:$(shell sed -n 's/^const KubernetesVersio
 KIND_IMAGE ?=
 
 .PHONY: kind-image
-kind-image: deps ## Build the kind node image gitopsim/kind-node:<k8s version> offline, starting Docker if needed (once; ~25 min cold)
+kind-image: deps ## Build the kind node image gitopsim/kind-node:<k8s version> offline, starting Docker if needed (once; ~5 min cold after make tools)
 	@tools/kindnode/build.sh
 
 .PHONY: e2e-kind

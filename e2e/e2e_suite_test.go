@@ -6,11 +6,11 @@
 // carry the label of the backend they need. On kind, $GITOPSIM_E2E_KIND_IMAGE
 // is the node image (default: kind's own; `make e2e-kind` passes the one
 // `make kind-image` builds) and $GITOPSIM_E2E_KIND_NAME the cluster's name
-// (default gitopsim-e2e): reused when it exists, else created and deleted.
+// (default gitopsim-e2e, deleted first when a killed run left it; a name you
+// give is reused as it is), created when missing and then deleted at the end.
 package e2e_test
 
 import (
-	"cmp"
 	"context"
 	"log/slog"
 	"os"
@@ -21,6 +21,7 @@ import (
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 	"k8s.io/client-go/kubernetes"
+	kindcluster "sigs.k8s.io/kind/pkg/cluster"
 
 	"github.com/gitopsim/gitopsim/sim"
 	"github.com/gitopsim/gitopsim/sim/arm"
@@ -57,6 +58,14 @@ var _ = BeforeSuite(func(ctx SpecContext) {
 	if backend == "" {
 		backend = cluster.Envtest
 	}
+	kindName := os.Getenv("GITOPSIM_E2E_KIND_NAME")
+	if backend == cluster.Kind && kindName == "" {
+		// The suite's own cluster starts empty: one left by a killed run
+		// holds namespaces the specs' names would collide with. A cluster
+		// named in GITOPSIM_E2E_KIND_NAME is the user's, reused as it is.
+		kindName = "gitopsim-e2e"
+		_ = kindcluster.NewProvider(kindcluster.ProviderWithDocker()).Delete(kindName, "")
+	}
 	var err error
 	clk = clock.NewVirtual(time.Time{})
 	stack, err = sim.New(sim.Options{
@@ -69,7 +78,7 @@ var _ = BeforeSuite(func(ctx SpecContext) {
 		Logger: slog.New(slog.NewTextHandler(GinkgoWriter, nil)),
 		Cluster: cluster.Options{
 			Backend: backend, Kubeconfig: os.Getenv("GITOPSIM_E2E_KUBECONFIG"),
-			KindNodeImage: os.Getenv("GITOPSIM_E2E_KIND_IMAGE"), KindClusterName: cmp.Or(os.Getenv("GITOPSIM_E2E_KIND_NAME"), "gitopsim-e2e"),
+			KindNodeImage: os.Getenv("GITOPSIM_E2E_KIND_IMAGE"), KindClusterName: kindName,
 		},
 		// Small pages, so that listing specs cross page boundaries.
 		// Tokens outlive the virtual days the agent specs skip over.

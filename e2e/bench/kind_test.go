@@ -3,16 +3,23 @@ package bench
 import (
 	"bufio"
 	"context"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
 	kindcluster "sigs.k8s.io/kind/pkg/cluster"
 
 	"github.com/gitopsim/gitopsim/sim/cluster"
@@ -30,7 +37,7 @@ import (
 // node), up-kind-s (exec to "gitopsim is up", which includes creating the
 // cluster), up-kind/kind-create (the ratio: what gitopsim adds), kind-node-MB
 // (the node container's memory as docker stats counts it, usage less
-// inactive file cache, when up is ready), envtest-MB (resident memory of
+// inactive file cache, once every kube-system pod is Ready), envtest-MB (resident memory of
 // kube-apiserver, etcd and kube-controller-manager under a plain up) and
 // kind-node/envtest.
 func BenchmarkKind(b *testing.B) {
@@ -93,7 +100,8 @@ func BenchmarkKind(b *testing.B) {
 // (which deletes the cluster).
 func upOnKind(b *testing.B, bin, name, image string) (time.Duration, float64) {
 	b.Helper()
-	cmd := exec.Command(bin, "up", "--workdir", b.TempDir(), "-q", "--no-ui", "--cluster", "kind", "--kind-name", name, "--kind-image", image)
+	workdir := b.TempDir()
+	cmd := exec.Command(bin, "up", "--workdir", workdir, "-q", "--no-ui", "--cluster", "kind", "--kind-name", name, "--kind-image", image)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		b.Fatal(err)
@@ -115,6 +123,10 @@ func upOnKind(b *testing.B, bin, name, image string) (time.Duration, float64) {
 	if !ready {
 		_ = cmd.Wait()
 		b.Fatal("gitopsim up --cluster kind ended without becoming ready")
+	}
+	// The node's memory once it has settled: every kube-system pod Ready.
+	if err := systemPodsReady(filepath.Join(workdir, "kubeconfig")); err != nil {
+		b.Error(err)
 	}
 	mb, err := containerMB(name + "-control-plane")
 	if err != nil {
@@ -160,4 +172,37 @@ func containerMB(container string) (float64, error) {
 		return usage / (1 << 20), nil
 	}
 	return 0, os.ErrNotExist
+}
+
+// systemPodsReady waits until every pod in kube-system is Ready.
+func systemPodsReady(kubeconfig string) error {
+	cfg, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
+	if err != nil {
+		return err
+	}
+	cs, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return err
+	}
+	var last string
+	err = wait.PollUntilContextTimeout(context.Background(), time.Second, 3*time.Minute, true, func(ctx context.Context) (bool, error) {
+		pods, err := cs.CoreV1().Pods("kube-system").List(ctx, metav1.ListOptions{})
+		if err != nil {
+			last = err.Error()
+			return false, nil
+		}
+		for _, p := range pods.Items {
+			if !slices.ContainsFunc(p.Status.Conditions, func(c corev1.PodCondition) bool {
+				return c.Type == corev1.PodReady && c.Status == corev1.ConditionTrue
+			}) {
+				last = "pod " + p.Name + " is not Ready"
+				return false, nil
+			}
+		}
+		return len(pods.Items) > 0, nil
+	})
+	if err != nil {
+		return fmt.Errorf("kube-system pods: %w (%s)", err, last)
+	}
+	return nil
 }

@@ -44,9 +44,9 @@ func kindImageHint(ctx context.Context, asked string) string {
 		return fmt.Sprintf("%s, built here by `make kind-image`, is present: pass --kind-image %s", LocalKindImage, LocalKindImage)
 	}
 	if asked == LocalKindImage {
-		return fmt.Sprintf("%s is not in Docker: build it offline with `make kind-image` (about 25 minutes the first time)", LocalKindImage)
+		return fmt.Sprintf("%s is not in Docker: build it offline with `make kind-image` (about 10 minutes the first time)", LocalKindImage)
 	}
-	return fmt.Sprintf("build a node image offline with `make kind-image` (about 25 minutes the first time) and pass --kind-image %s", LocalKindImage)
+	return fmt.Sprintf("build a node image offline with `make kind-image` (about 10 minutes the first time) and pass --kind-image %s", LocalKindImage)
 }
 
 // kindBackend runs a kind cluster through sigs.k8s.io/kind's library.

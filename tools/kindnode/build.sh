@@ -81,7 +81,7 @@ if [ "$have" = "$want" ]; then
 	echo "kind node image $image is up to date (recipe $want)"
 	exit 0
 fi
-step "building $image (recipe $want); cold, about 25 minutes on 2 cores"
+step "building $image (recipe $want); cold, about 5 minutes on 2 cores once the control plane is built"
 
 # 3. Node binaries, with the control plane's build settings (cgo on, as in
 # tools/controlplane) so that the packages both builds share come from Go's
@@ -89,7 +89,7 @@ step "building $image (recipe $want); cold, about 25 minutes on 2 cores"
 bins=$work/k8s
 built_version() { "$bins/kubelet" --version 2>/dev/null | awk '{print $2}'; }
 if [ "$(built_version)" != "$k8s" ] || [ "$(cat "$bins/.recipe" 2>/dev/null)" != "$(cat go.mod go.sum | sha256sum)" ]; then
-	step "3/6 kubelet, kubeadm, kubectl, kube-proxy, kube-scheduler $k8s (about 8 minutes cold)"
+	step "3/6 kubelet, kubeadm, kubectl, kube-proxy, kube-scheduler $k8s (a minute or two: most packages are in the control plane's build cache)"
 	major=${k8s#v}
 	major=${major%%.*}
 	minor=${k8s#v*.}
