@@ -201,8 +201,14 @@ func podStates(ctx context.Context, ns string) string {
 			}
 		}
 	}
-	for _, e := range podEvents(ctx, ns) {
-		fmt.Fprintf(&b, "\n  event %s %s %s: %s", e.Type, e.Reason, e.InvolvedObject.Name, e.Message)
+	// Warnings of every object: a ReplicaSet that cannot make its pods
+	// (no ServiceAccount) says so on itself.
+	events, err := admin.CoreV1().Events(ns).List(ctx, metav1.ListOptions{FieldSelector: fields.OneTermEqualSelector("type", corev1.EventTypeWarning).String()})
+	if err != nil {
+		return b.String() + "\n  events: " + err.Error()
+	}
+	for _, e := range events.Items {
+		fmt.Fprintf(&b, "\n  event %s %s %s/%s: %s", e.Type, e.Reason, e.InvolvedObject.Kind, e.InvolvedObject.Name, e.Message)
 	}
 	return b.String()
 }
