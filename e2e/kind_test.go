@@ -148,7 +148,14 @@ var _ = Describe("on a kind cluster", Label("kind"), func() {
 		bin := buildGitopsim(ctx)
 		prefix := fmt.Sprintf("gitopsim-e2e-run-%d", os.Getpid())
 		provider := kindcluster.NewProvider(kindcluster.ProviderWithDocker())
-		DeferCleanup(func() { _ = provider.Delete(prefix+"-1", "") })
+		DeferCleanup(func() {
+			// A plane whose reset failed is replaced by the next number.
+			for _, c := range kindClusters(provider) {
+				if strings.HasPrefix(c, prefix+"-") {
+					_ = provider.Delete(c, "")
+				}
+			}
+		})
 		args := []string{"run", "--cluster", "kind", "--kind-name", prefix, "--golden", "--workdir", GinkgoT().TempDir(),
 			"../scenarios/offline-agent.yaml", "../scenarios/multi-tenancy.yaml"}
 		if image := os.Getenv("GITOPSIM_E2E_KIND_IMAGE"); image != "" {
@@ -244,8 +251,12 @@ func kindClusters(p *kindcluster.Provider) []string {
 type upProcess struct {
 	cmd     *exec.Cmd
 	workdir string
-	mu      sync.Mutex
-	errBuf  bytes.Buffer
+	// exited is closed when the process has been waited for; err is
+	// Wait's result then.
+	exited chan struct{}
+	err    error
+	mu     sync.Mutex
+	errBuf bytes.Buffer
 }
 
 func (u *upProcess) Write(p []byte) (int, error) {
@@ -264,24 +275,32 @@ func (u *upProcess) stderr() string {
 // it is up.
 func startUp(ctx context.Context, bin, name, image string) *upProcess {
 	GinkgoHelper()
-	u := &upProcess{workdir: GinkgoT().TempDir()}
+	u := &upProcess{workdir: GinkgoT().TempDir(), exited: make(chan struct{})}
 	args := []string{"up", "--cluster", "kind", "--kind-name", name, "--workdir", u.workdir, "--no-ui", "--profile", "fast"}
 	if image != "" {
 		args = append(args, "--kind-image", image)
 	}
 	u.cmd = exec.Command(bin, args...)
 	u.cmd.Stderr = io.MultiWriter(u, GinkgoWriter)
-	stdout, err := u.cmd.StdoutPipe()
+	// A pipe of our own, not StdoutPipe: Wait runs at once in its own
+	// goroutine, and must not close what the scanner still reads.
+	stdout, w, err := os.Pipe()
 	Expect(err).NotTo(HaveOccurred())
+	u.cmd.Stdout = w
 	Expect(u.cmd.Start()).To(Succeed())
+	_ = w.Close()
+	go func() {
+		u.err = u.cmd.Wait()
+		close(u.exited)
+	}()
+	// Whatever the spec did, the process goes: SIGTERM, so that a cluster
+	// it created is deleted, then SIGKILL after two minutes.
 	DeferCleanup(func() {
-		if u.cmd.ProcessState == nil {
-			_ = u.cmd.Process.Kill()
-			_ = u.cmd.Wait()
-		}
+		_ = u.stop()
 	})
 	ready := make(chan bool, 1)
 	go func() {
+		defer stdout.Close()
 		sc := bufio.NewScanner(stdout)
 		up := false
 		for sc.Scan() {
@@ -297,8 +316,9 @@ func startUp(ctx context.Context, bin, name, image string) *upProcess {
 	select {
 	case ok := <-ready:
 		Expect(ok).To(BeTrue(), "gitopsim up ended before it was up:\n%s", u.stderr())
-	case <-time.After(5 * time.Minute):
-		Fail("gitopsim up was not up within 5 minutes:\n" + u.stderr())
+	case <-time.After(7 * time.Minute):
+		// kind itself waits up to 5 minutes for a Ready node.
+		Fail("gitopsim up was not up within 7 minutes:\n" + u.stderr())
 	case <-ctx.Done():
 		Fail("interrupted")
 	}
@@ -330,21 +350,23 @@ func (u *upProcess) nodeReady(ctx context.Context) error {
 	return nil
 }
 
-// stop sends SIGTERM and waits for a clean exit.
+// stop sends SIGTERM and waits for a clean exit; a process that has
+// already exited is only reported on.
 func (u *upProcess) stop() error {
-	if err := u.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		return err
-	}
-	done := make(chan error, 1)
-	go func() { done <- u.cmd.Wait() }()
 	select {
-	case err := <-done:
-		if err != nil {
-			return fmt.Errorf("gitopsim up after SIGTERM: %w\n%s", err, u.stderr())
+	case <-u.exited:
+	default:
+		_ = u.cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-u.exited:
+		case <-time.After(2 * time.Minute):
+			_ = u.cmd.Process.Kill()
+			<-u.exited
+			return fmt.Errorf("gitopsim up did not stop within 2 minutes of SIGTERM")
 		}
-		return nil
-	case <-time.After(2 * time.Minute):
-		_ = u.cmd.Process.Kill()
-		return fmt.Errorf("gitopsim up did not stop within 2 minutes of SIGTERM")
 	}
+	if u.err != nil {
+		return fmt.Errorf("gitopsim up after SIGTERM: %w\n%s", u.err, u.stderr())
+	}
+	return nil
 }

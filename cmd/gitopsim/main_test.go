@@ -309,8 +309,10 @@ func TestUpKindImageNotPullable(t *testing.T) {
 		t.Skip("needs a Docker engine: ", err)
 	}
 	_, stderr, code := runGitopsim(t, "up", "--workdir", t.TempDir(), "--no-ui", "--cluster", "kind",
-		"--kind-name", "gitopsim-test-nopull", "--kind-image", "gitopsim/no-such-node:v0")
-	for _, want := range []string{"node image gitopsim/no-such-node:v0 is not in Docker and could not be pulled", "make kind-image", cluster.LocalKindImage} {
+		// A registry on a closed local port: the pull fails here whatever
+		// the network, and no image from elsewhere can ever run.
+		"--kind-name", "gitopsim-test-nopull", "--kind-image", "127.0.0.1:9/gitopsim/no-such-node:v0")
+	for _, want := range []string{"node image 127.0.0.1:9/gitopsim/no-such-node:v0 is not in Docker and could not be pulled", "make kind-image", cluster.LocalKindImage} {
 		if code == 0 || !strings.Contains(stderr, want) {
 			t.Errorf("exit %d, stderr lacks %q:\n%s", code, want, stderr)
 		}

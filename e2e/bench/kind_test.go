@@ -56,23 +56,30 @@ func BenchmarkKind(b *testing.B) {
 		b.Fatalf("build gitopsim: %v\n%s", err, out)
 	}
 	provider := kindcluster.NewProvider(kindcluster.ProviderWithDocker())
+	// Clusters left by an interrupted run would be reused, and creation
+	// not measured: each iteration starts without them, and none is left.
+	const kindName, upName = "gitopsim-bench-kind", "gitopsim-bench-up"
+	clean := func() {
+		_ = provider.Delete(kindName, "")
+		_ = provider.Delete(upName, "")
+	}
+	b.Cleanup(clean)
 	var kindTotal, upTotal time.Duration
 	var nodeMB, envtestMB float64
 	b.ResetTimer()
 	for range b.N {
-		name := "gitopsim-bench-kind"
-		_ = provider.Delete(name, "")
+		clean()
 		t0 := time.Now()
-		if err := provider.Create(name, kindcluster.CreateWithNodeImage(image), kindcluster.CreateWithWaitForReady(5*time.Minute),
+		if err := provider.Create(kindName, kindcluster.CreateWithNodeImage(image), kindcluster.CreateWithWaitForReady(5*time.Minute),
 			kindcluster.CreateWithKubeconfigPath(filepath.Join(b.TempDir(), "kubeconfig"))); err != nil {
 			b.Fatalf("kind create cluster: %v", err)
 		}
 		kindTotal += time.Since(t0)
-		if err := provider.Delete(name, ""); err != nil {
+		if err := provider.Delete(kindName, ""); err != nil {
 			b.Fatalf("kind delete cluster: %v", err)
 		}
 
-		d, mb := upOnKind(b, bin, "gitopsim-bench-up", image)
+		d, mb := upOnKind(b, bin, upName, image)
 		upTotal += d
 		nodeMB += mb
 
@@ -150,9 +157,12 @@ func containerMB(container string) (float64, error) {
 		return 0, err
 	}
 	id := strings.TrimSpace(string(out))
+	// cgroup v1 (cgroupfs driver), then v2 with the systemd or the
+	// cgroupfs driver.
 	for _, c := range []struct{ usage, stat, inactive string }{
 		{"/sys/fs/cgroup/memory/docker/" + id + "/memory.usage_in_bytes", "/sys/fs/cgroup/memory/docker/" + id + "/memory.stat", "total_inactive_file"},
 		{"/sys/fs/cgroup/system.slice/docker-" + id + ".scope/memory.current", "/sys/fs/cgroup/system.slice/docker-" + id + ".scope/memory.stat", "inactive_file"},
+		{"/sys/fs/cgroup/docker/" + id + "/memory.current", "/sys/fs/cgroup/docker/" + id + "/memory.stat", "inactive_file"},
 	} {
 		u, err := os.ReadFile(c.usage)
 		if err != nil {

@@ -96,7 +96,7 @@ func (b *kindBackend) Available() error {
 	return fmt.Errorf("kind backend needs a running Docker engine: %s; use --cluster envtest (no Docker needed)", reason)
 }
 
-func (b *kindBackend) Start(ctx context.Context) error {
+func (b *kindBackend) Start(ctx context.Context) (err error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if err := b.Available(); err != nil {
@@ -109,30 +109,24 @@ func (b *kindBackend) Start(ctx context.Context) error {
 	}
 	if slices.Contains(existing, b.name) {
 		b.log.Info("reusing kind cluster", "name", b.name)
+		if b.opts.KindNodeImage != "" {
+			b.log.Warn("the kind cluster exists, so the node image asked for is not used; delete the cluster (kind delete cluster --name NAME) to make one from it",
+				"name", b.name, "image", b.opts.KindNodeImage)
+		}
 		if err := b.provider.ExportKubeConfig(b.name, path, false); err != nil {
 			return fmt.Errorf("kind: export kubeconfig of %s: %w", b.name, err)
 		}
 	} else {
-		b.log.Info("creating kind cluster (a minute or more the first time)", "name", b.name, "image", cmp.Or(b.opts.KindNodeImage, DefaultKindImage))
-		opts := []kindcluster.CreateOption{
-			kindcluster.CreateWithKubeconfigPath(path),
-			kindcluster.CreateWithWaitForReady(kindReadyTimeout),
-			kindcluster.CreateWithDisplayUsage(false),
-			kindcluster.CreateWithDisplaySalutation(false),
+		if err := b.create(ctx, path); err != nil {
+			return err
 		}
-		if b.opts.KindNodeImage != "" {
-			opts = append(opts, kindcluster.CreateWithNodeImage(b.opts.KindNodeImage))
-		}
-		if err := runWithContext(ctx, func() error { return b.provider.Create(b.name, opts...) }); err != nil {
-			// kind removes a half-created cluster itself unless told to retain it.
-			if strings.Contains(err.Error(), "failed to pull image") {
-				image := cmp.Or(b.opts.KindNodeImage, DefaultKindImage)
-				return fmt.Errorf("kind: create cluster %s: node image %s is not in Docker and could not be pulled (no registry reachable?); %s: %w",
-					b.name, image, kindImageHint(ctx, b.opts.KindNodeImage), err)
+		// From here a failure deletes the cluster this Start made: nobody
+		// else would, and the next start would reuse a broken one.
+		defer func() {
+			if err != nil {
+				b.deleteCreated(path)
 			}
-			return fmt.Errorf("kind: create cluster %s: %w", b.name, err)
-		}
-		b.created = true
+		}()
 	}
 	cfg, err := clientcmd.BuildConfigFromFlags("", path)
 	if err != nil {
@@ -144,6 +138,64 @@ func (b *kindBackend) Start(ctx context.Context) error {
 	}
 	b.setAdmin(cfg, path)
 	return nil
+}
+
+// create makes the cluster. kind's Create cannot be interrupted: when ctx
+// ends first, create waits for it (saying so) and deletes what it made.
+func (b *kindBackend) create(ctx context.Context, path string) error {
+	image := cmp.Or(b.opts.KindNodeImage, DefaultKindImage)
+	b.log.Info("creating kind cluster (a minute or more the first time)", "name", b.name, "image", image)
+	opts := []kindcluster.CreateOption{
+		kindcluster.CreateWithKubeconfigPath(path),
+		kindcluster.CreateWithWaitForReady(kindReadyTimeout),
+		kindcluster.CreateWithDisplayUsage(false),
+		kindcluster.CreateWithDisplaySalutation(false),
+	}
+	if b.opts.KindNodeImage != "" {
+		opts = append(opts, kindcluster.CreateWithNodeImage(b.opts.KindNodeImage))
+	}
+	done := make(chan error, 1)
+	go func() { done <- b.provider.Create(b.name, opts...) }()
+	var err error
+	select {
+	case err = <-done:
+	case <-ctx.Done():
+		b.log.Info("interrupted: waiting for kind to finish creating the cluster, then deleting it", "name", b.name)
+		if err = <-done; err == nil {
+			b.created = true
+			b.deleteCreated(path)
+			return ctx.Err()
+		}
+	}
+	if err != nil {
+		// kind removes a half-created cluster itself unless told to retain it.
+		if strings.Contains(err.Error(), "failed to pull image") {
+			return fmt.Errorf("kind: create cluster %s: node image %s is not in Docker and could not be pulled (no registry reachable?); %s: %w",
+				b.name, image, kindImageHint(ctx, b.opts.KindNodeImage), err)
+		}
+		return fmt.Errorf("kind: create cluster %s: %w", b.name, err)
+	}
+	b.created = true
+	return nil
+}
+
+// deleteCreated deletes the cluster if this backend created it; mu held.
+func (b *kindBackend) deleteCreated(path string) {
+	if !b.created {
+		return
+	}
+	b.created = false
+	if err := b.provider.Delete(b.name, path); err != nil {
+		b.log.Error("delete the kind cluster this start created", "name", b.name, "err", err)
+	}
+}
+
+// Created says whether Start created the cluster (and Stop deletes it), as
+// opposed to reusing one that existed.
+func (b *kindBackend) Created() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.created
 }
 
 func (b *kindBackend) Stop(ctx context.Context) error {

@@ -216,8 +216,8 @@ func (p *pool) drop(ctx context.Context, pl *plane) {
 }
 
 // close stops every plane. A started control plane goes away with what
-// is in it; a cluster that is only borrowed (kubeconfig) is reset first,
-// so that no scenario leaves its namespaces behind in it.
+// is in it; a cluster that is only borrowed (kubeconfig, or a kind cluster that
+// existed before) is reset first, so that no scenario leaves its namespaces behind.
 func (p *pool) close(ctx context.Context) error {
 	p.mu.Lock()
 	all := p.all
@@ -225,13 +225,22 @@ func (p *pool) close(ctx context.Context) error {
 	p.mu.Unlock()
 	var errs []error
 	for _, pl := range all {
-		// A kind cluster that was reused, not created, stays too.
-		if pl.dirty && (p.opts.Backend == cluster.KubeconfigKind || p.opts.Backend == cluster.Kind) {
+		if pl.dirty && borrowed(pl.backend) {
 			errs = append(errs, pl.reset(ctx))
 		}
 		errs = append(errs, pl.backend.Stop(ctx))
 	}
 	return errors.Join(errs...)
+}
+
+// borrowed says whether a plane's cluster outlives the run: a kubeconfig
+// cluster, or a kind cluster that existed before (one the run created is
+// deleted, so resetting it first would only cost time).
+func borrowed(b cluster.Backend) bool {
+	if c, ok := b.(interface{ Created() bool }); ok {
+		return !c.Created()
+	}
+	return b.Name() == cluster.KubeconfigKind
 }
 
 // systemNamespaces are the control plane's own; objects in them are never

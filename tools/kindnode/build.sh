@@ -28,12 +28,35 @@ work=$(cd "$work" && pwd)
 export WORK=$work
 cd "$here"
 
+# One build at a time: make kind-image and make e2e-kind share WORK.
+exec 9>"$work/.lock"
+if ! flock -n 9; then
+	echo "[kind-image] another build of the node image is running; waiting for it" >&2
+	flock 9
+fi
+
 # shellcheck source=versions.env
 . ./versions.env
 k8s=$(go list -m -f '{{.Version}}' k8s.io/kubernetes)
 kind=$(cd "$root" && go list -m -f '{{.Version}}' sigs.k8s.io/kind)
 image=${NODE_IMAGE:-$NODE_REPO:$k8s}
 cp_dir=$root/bin/k8s/$k8s
+
+# The three places that pin Kubernetes must agree, or the image would hold
+# mismatched binaries or carry a tag gitopsim does not look for.
+cp_k8s=$(cd "$root/tools/controlplane" && go list -m -f '{{.Version}}' k8s.io/kubernetes)
+sim_k8s=$(sed -n 's/^const KubernetesVersion = "\(.*\)"/\1/p' "$root/sim/cluster/assets.go")
+if [ "$k8s" != "$cp_k8s" ] || [ "$k8s" != "$sim_k8s" ]; then
+	echo "Kubernetes versions differ: tools/kindnode/go.mod $k8s, tools/controlplane/go.mod $cp_k8s, sim/cluster/assets.go $sim_k8s; make them one" >&2
+	exit 1
+fi
+# The kubelet is linked against this host's glibc and the component images
+# are this host's Debian packages, so the node's Debian must be the host's.
+host_suite=$(. /etc/os-release 2>/dev/null && echo "${VERSION_CODENAME:-}")
+if [ "$host_suite" != "$DEBIAN_SUITE" ]; then
+	echo "the node image is Debian $DEBIAN_SUITE and is built from this host's packages and glibc; this host is ${host_suite:-not Debian}. Build it on Debian $DEBIAN_SUITE (or change DEBIAN_SUITE in tools/kindnode/versions.env to this host's release)." >&2
+	exit 1
+fi
 
 step() { echo "[kind-image] $*" >&2; }
 # Go and debootstrap are silent while they work; say every 30s that they
@@ -51,6 +74,10 @@ ticking() { # what, command...
 }
 
 recipe() {
+	local f
+	for f in kube-apiserver kube-controller-manager etcd; do
+		[ -x "$cp_dir/$f" ] || { echo "$cp_dir/$f is missing after the control-plane build" >&2; return 1; }
+	done
 	{
 		echo "k8s=$k8s kind=$kind"
 		cat go.mod go.sum versions.env build.sh images.sh node.sh runc-wrap manifests/main.go node/*
@@ -75,7 +102,7 @@ fi
 step "2/6 control plane (kube-apiserver, kube-controller-manager, etcd)"
 "$root/tools/controlplane/build.sh" >&2
 
-want=$(recipe)
+want=$(recipe) || exit 1
 have=$(docker image inspect -f '{{index .Config.Labels "org.gitopsim.recipe"}}' "$image" 2>/dev/null || true)
 if [ "$have" = "$want" ]; then
 	echo "kind node image $image is up to date (recipe $want)"
@@ -88,7 +115,10 @@ step "building $image (recipe $want); cold, about 5 minutes on 2 cores once the 
 # build cache. The node's Debian userland has the same glibc as this host.
 bins=$work/k8s
 built_version() { "$bins/kubelet" --version 2>/dev/null | awk '{print $2}'; }
-if [ "$(built_version)" != "$k8s" ] || [ "$(cat "$bins/.recipe" 2>/dev/null)" != "$(cat go.mod go.sum | sha256sum)" ]; then
+# What the binaries depend on besides their version: modules, toolchain,
+# cgo, and this script's build line.
+bins_stamp=$({ cat go.mod go.sum; go env GOVERSION CGO_ENABLED; grep -n 'go build' build.sh; } | sha256sum)
+if [ "$(built_version)" != "$k8s" ] || [ "$(cat "$bins/.recipe" 2>/dev/null)" != "$bins_stamp" ]; then
 	step "3/6 kubelet, kubeadm, kubectl, kube-proxy, kube-scheduler $k8s (a minute or two: most packages are in the control plane's build cache)"
 	major=${k8s#v}
 	major=${major%%.*}
@@ -100,7 +130,7 @@ if [ "$(built_version)" != "$k8s" ] || [ "$(cat "$bins/.recipe" 2>/dev/null)" !=
 		k8s.io/kubernetes/cmd/kubelet k8s.io/kubernetes/cmd/kubeadm k8s.io/kubernetes/cmd/kubectl \
 		k8s.io/kubernetes/cmd/kube-proxy k8s.io/kubernetes/cmd/kube-scheduler
 	[ "$(built_version)" = "$k8s" ] || { echo "built kubelet does not report $k8s" >&2; exit 1; }
-	cat go.mod go.sum | sha256sum >"$bins/.recipe"
+	echo "$bins_stamp" >"$bins/.recipe"
 else
 	step "3/6 node binaries $k8s are built"
 fi
@@ -114,14 +144,15 @@ coredns=$(sed -n 's|.*/coredns:\(v.*\)$|\1|p' "$work/kubeadm-images.txt")
 # 4. The other Go pieces, static (their images have no libc).
 gobin=$work/gobin
 mkdir -p "$gobin"
-goinstall() { # name module@version [ldflags]
-	local name=$1 mod=$2
-	if [ "$(cat "$gobin/.$name" 2>/dev/null)" = "$mod" ] && [ -x "$gobin/$name" ]; then
+goinstall() { # name module@version
+	local name=$1 mod=$2 stamp
+	stamp="$mod $(go env GOVERSION) static -s -w"
+	if [ "$(cat "$gobin/.$name" 2>/dev/null)" = "$stamp" ] && [ -x "$gobin/$name" ]; then
 		return 0
 	fi
 	step "4/6 $mod"
 	CGO_ENABLED=0 GOBIN=$gobin ticking "building $name" go install -ldflags "-s -w" "$mod"
-	echo "$mod" >"$gobin/.$name"
+	echo "$stamp" >"$gobin/.$name"
 }
 goinstall crictl "sigs.k8s.io/cri-tools/cmd/crictl@$CRICTL"
 goinstall coredns "github.com/coredns/coredns@$coredns"

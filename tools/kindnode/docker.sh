@@ -7,9 +7,14 @@
 #   check             exits 0 when an engine answers or could be installed and
 #                     started here, and prints why not otherwise (for CI).
 #
-# A dockerd started here has IP forwarding and masquerading off, so no packet
-# from a container is routed off this machine, and a proxy on a closed local
-# port, so an accidental image pull fails at once instead of reaching out.
+# Nothing from a container may leave this machine. A dockerd started here
+# therefore has IP forwarding off (it leaves net.ipv4.ip_forward at 0) and
+# masquerading off on its default bridge; since kind's own network asks for
+# masquerading anyway, rules in DOCKER-USER (which Docker never flushes) drop
+# whatever a container bridge would forward to another interface, whatever
+# the forwarding setting. dockerd runs with a clean environment, a config file
+# of its own (not /etc/docker/daemon.json) and a proxy on a closed local port,
+# so an image pull fails at once instead of reaching out.
 # When the host's capability bounding set lacks CAP_SYS_RESOURCE, the runc
 # wrapper beside this script becomes the default runtime (see runc-wrap).
 # Its pid file and log are in STATE (default bin/kindnode at the repo root).
@@ -50,14 +55,34 @@ install_packages() {
 	local need=()
 	command -v dockerd >/dev/null || need+=(docker.io)
 	command -v jq >/dev/null || need+=(jq)
+	command -v iptables >/dev/null || need+=(iptables)
 	[ ${#need[@]} -eq 0 ] && return 0
 	echo "installing ${need[*]} with apt (for the kind node image and the kind backend)" >&2
 	apt-get update -qq
-	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
-	# The package's service may have started an engine with its own settings;
-	# this script wants forwarding off, so stop it and start its own.
-	if command -v systemctl >/dev/null && systemctl is-active -q docker 2>/dev/null; then
-		systemctl stop docker docker.socket 2>/dev/null || true
+	# The package's service would start an engine with forwarding on (and
+	# turn net.ipv4.ip_forward on); policy-rc.d keeps it from starting.
+	local prc=/usr/sbin/policy-rc.d had=
+	[ -e "$prc" ] && had=$(mktemp) && cp -p "$prc" "$had"
+	printf '#!/bin/sh\nexit 101\n' >"$prc"
+	chmod +x "$prc"
+	local rc=0
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null || rc=$?
+	if [ -n "$had" ]; then mv "$had" "$prc"; else rm -f "$prc"; fi
+	[ "$rc" = 0 ] || return "$rc"
+	if command -v systemctl >/dev/null && [ -d /run/systemd/system ]; then
+		systemctl disable --now docker.service docker.socket >/dev/null 2>&1 || true
+	fi
+}
+
+# isolate makes sure nothing a container sends is forwarded off the machine.
+isolate() {
+	local rule
+	for rule in "-i br-+ ! -o br-+" "-i docker0 ! -o docker0"; do
+		# shellcheck disable=SC2086
+		iptables -C DOCKER-USER $rule -j DROP 2>/dev/null || iptables -I DOCKER-USER $rule -j DROP
+	done
+	if [ "$(cat /proc/sys/net/ipv4/ip_forward)" != 0 ]; then
+		echo "warning: net.ipv4.ip_forward is 1 on this host (something else turned it on); the DOCKER-USER rules still keep containers' traffic in" >&2
 	fi
 }
 
@@ -70,12 +95,18 @@ start() {
 		args+=(--add-runtime "runc-wrap=$state/runc-wrap" --default-runtime runc-wrap)
 		echo "this host's capability bounding set lacks CAP_SYS_RESOURCE: dockerd runs containers through $state/runc-wrap" >&2
 	fi
-	echo "starting dockerd (IP forwarding and masquerading off; log: $state/dockerd.log)" >&2
-	HTTP_PROXY=http://127.0.0.1:9 HTTPS_PROXY=http://127.0.0.1:9 NO_PROXY= \
+	echo '{}' >"$state/daemon.json"
+	args+=(--config-file "$state/daemon.json")
+	echo "starting dockerd (no forwarding off this machine, pulls blocked; log: $state/dockerd.log)" >&2
+	env -i PATH="$PATH" HOME="${HOME:-/root}" \
+		HTTP_PROXY=http://127.0.0.1:9 HTTPS_PROXY=http://127.0.0.1:9 http_proxy=http://127.0.0.1:9 https_proxy=http://127.0.0.1:9 \
 		setsid nohup dockerd "${args[@]}" >"$state/dockerd.log" 2>&1 </dev/null &
 	local i
 	for ((i = 0; i < 60; i++)); do
-		answers && return 0
+		if answers; then
+			isolate
+			return 0
+		fi
 		if ! kill -0 $! 2>/dev/null; then
 			echo "dockerd exited; the end of $state/dockerd.log:" >&2
 			tail -n 15 "$state/dockerd.log" >&2
@@ -98,6 +129,9 @@ check)
 	;;
 ensure)
 	if answers; then
+		if [ "$(id -u)" = 0 ] && command -v iptables >/dev/null; then
+			isolate
+		fi
 		if lacks_sys_resource && [ "$(docker info -f '{{.DefaultRuntime}}' 2>/dev/null)" = runc ]; then
 			echo "warning: a Docker engine not started by gitopsim answers, with runc as its default runtime; on this host (no CAP_SYS_RESOURCE) its privileged containers fail. Stop it and rerun to get one with $here/runc-wrap." >&2
 		fi

@@ -24,10 +24,12 @@ glibc_pkgs="libc6 libgcc-s1 gcc-12-base"
 iptables_pkgs="$glibc_pkgs iptables libip4tc2 libip6tc2 libxtables12 libnftnl11 libmnl0 libnetfilter-conntrack3 libnfnetlink0 netbase conntrack nftables libnftables1 libjansson4 libgmp10 libedit2 libbsd0 libmd0 libtinfo6"
 
 mkdir -p "$debs"
-if [ ! -f "$debs/.done" ]; then
+# The stamp is the package list: a package added here is downloaded.
+if [ "$(cat "$debs/.done" 2>/dev/null)" != "$iptables_pkgs busybox-static" ]; then
+	rm -f "$debs"/*.deb
 	# As root, apt would warn that its _apt user cannot write here.
 	(cd "$debs" && apt-get download -o APT::Sandbox::User=root $iptables_pkgs busybox-static >/dev/null)
-	touch "$debs/.done"
+	echo "$iptables_pkgs busybox-static" >"$debs/.done"
 fi
 
 deb() { ls "$debs/$1"_*.deb | head -n1; }

@@ -30,7 +30,10 @@ if [ ! -f "$base/.done" ]; then
 	touch "$base/.done"
 fi
 
-rm -rf "$r"
+# A build killed in the chroot leaves proc mounted there; never delete
+# through a mount.
+umount "$r/proc" 2>/dev/null || true
+rm -rf --one-file-system "$r"
 cp -a "$base" "$r"
 rm -f "$r/.done"
 
@@ -113,6 +116,11 @@ containerd --config "$st/config.toml" >"$st/log" 2>&1 &
 ctrd=$!
 trap 'kill $ctrd 2>/dev/null || true; wait $ctrd 2>/dev/null || true; rm -rf "$st"' EXIT
 for _ in $(seq 100); do [ -S "$st/containerd.sock" ] && break; sleep 0.1; done
+if [ ! -S "$st/containerd.sock" ]; then
+	echo "containerd (for preloading images) did not start; its log:" >&2
+	tail -n 20 "$st/log" >&2
+	exit 1
+fi
 ctr -a "$st/containerd.sock" -n k8s.io images import --label=io.cri-containerd.pinned=pinned \
 	--all-platforms --no-unpack --digests "$WORK/images.tar" >/dev/null
 # --digests also names each image import-<date>@sha256:…; kind's own node
@@ -126,9 +134,15 @@ trap - EXIT
 # One layer, with what kind's Dockerfile sets, except STOPSIGNAL, which
 # docker import (20.10) refuses; kind removes its nodes with docker rm -f.
 echo "  docker import $IMAGE" >&2
+old=$(docker image inspect -f '{{.Id}}' "$IMAGE" 2>/dev/null || true)
 tar -C "$r" --numeric-owner -c . | docker import \
 	-c 'ENV container=docker' \
 	-c "LABEL org.gitopsim.recipe=$RECIPE org.gitopsim.kubernetes=$K8S" \
 	-c 'ENTRYPOINT ["/usr/local/bin/entrypoint", "/sbin/init"]' - "$IMAGE" >/dev/null
 rm -rf "$r" "$WORK/images.tar"
+# The image this one replaces keeps no name; remove it unless a cluster
+# still runs on it.
+if [ -n "$old" ] && [ "$old" != "$(docker image inspect -f '{{.Id}}' "$IMAGE")" ]; then
+	docker rmi "$old" >/dev/null 2>&1 || true
+fi
 docker image ls "$IMAGE" >&2
