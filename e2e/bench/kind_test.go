@@ -1,17 +1,14 @@
 package bench
 
 import (
-	"bufio"
 	"context"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -108,29 +105,7 @@ func BenchmarkKind(b *testing.B) {
 func upOnKind(b *testing.B, bin, name, image string) (time.Duration, float64) {
 	b.Helper()
 	workdir := b.TempDir()
-	cmd := exec.Command(bin, "up", "--workdir", workdir, "-q", "--no-ui", "--cluster", "kind", "--kind-name", name, "--kind-image", image)
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		b.Fatal(err)
-	}
-	cmd.Stderr = os.Stderr
-	t0 := time.Now()
-	if err := cmd.Start(); err != nil {
-		b.Fatal(err)
-	}
-	sc := bufio.NewScanner(stdout)
-	ready := false
-	for sc.Scan() {
-		if strings.HasPrefix(sc.Text(), "gitopsim is up") {
-			ready = true
-			break
-		}
-	}
-	d := time.Since(t0)
-	if !ready {
-		_ = cmd.Wait()
-		b.Fatal("gitopsim up --cluster kind ended without becoming ready")
-	}
+	up, d := startUp(b, bin, "--workdir", workdir, "-q", "--no-ui", "--cluster", "kind", "--kind-name", name, "--kind-image", image)
 	// The node's memory once it has settled: every kube-system pod Ready.
 	if err := systemPodsReady(filepath.Join(workdir, "kubeconfig")); err != nil {
 		b.Error(err)
@@ -139,11 +114,7 @@ func upOnKind(b *testing.B, bin, name, image string) (time.Duration, float64) {
 	if err != nil {
 		b.Error(err)
 	}
-	go func() { _, _ = io.Copy(io.Discard, stdout) }()
-	_ = cmd.Process.Signal(syscall.SIGINT)
-	if err := cmd.Wait(); err != nil {
-		b.Fatalf("gitopsim up --cluster kind after SIGINT: %v", err)
-	}
+	stopUp(b, up)
 	return d, mb
 }
 

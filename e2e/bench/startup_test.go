@@ -82,7 +82,17 @@ func bareEnvtest(b *testing.B, assetsDir string) (time.Duration, map[string]floa
 
 func gitopsimUp(b *testing.B, bin string) (time.Duration, map[string]float64) {
 	b.Helper()
-	cmd := exec.Command(bin, "up", "--workdir", b.TempDir(), "-q")
+	up, d := startUp(b, bin, "--workdir", b.TempDir(), "-q")
+	mem := treeRSS(up.Process.Pid, true)
+	stopUp(b, up)
+	return d, mem
+}
+
+// startUp starts gitopsim up with args and returns it once it prints "is
+// up", with the time that took.
+func startUp(b *testing.B, bin string, args ...string) (*exec.Cmd, time.Duration) {
+	b.Helper()
+	cmd := exec.Command(bin, append([]string{"up"}, args...)...)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		b.Fatal(err)
@@ -103,15 +113,19 @@ func gitopsimUp(b *testing.B, bin string) (time.Duration, map[string]float64) {
 	d := time.Since(t0)
 	if !ready {
 		_ = cmd.Wait()
-		b.Fatal("gitopsim up ended without becoming ready")
+		b.Fatalf("gitopsim up %v ended without becoming ready", args)
 	}
-	mem := treeRSS(cmd.Process.Pid, true)
 	go func() { _, _ = io.Copy(io.Discard, stdout) }()
+	return cmd, d
+}
+
+// stopUp stops a gitopsim up with SIGINT and expects a clean exit.
+func stopUp(b *testing.B, cmd *exec.Cmd) {
+	b.Helper()
 	_ = cmd.Process.Signal(syscall.SIGINT)
 	if err := cmd.Wait(); err != nil {
 		b.Fatalf("gitopsim up after SIGINT: %v", err)
 	}
-	return d, mem
 }
 
 func addRSS(into map[string]float64, prefix string, mem map[string]float64) {
