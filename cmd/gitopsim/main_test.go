@@ -259,6 +259,7 @@ func TestUpFlagMistakes(t *testing.T) {
 		{[]string{"--time-scale", "0"}, "invalid --time-scale"},
 		{[]string{"--time-scale", "1e6"}, "at most 86400"},
 		{[]string{"--no-ui", "--ui-port", "8080"}, "drop them or --no-ui"},
+		{[]string{"--state-key", "k"}, "--state-key goes with --state-dir"},
 		{[]string{"--ui-changes", "/no/such/dir"}, "invalid --ui-changes \"/no/such/dir\": not a directory"},
 		{[]string{"--ui-port", "-1"}, "invalid --ui-port -1"},
 		{[]string{"--profile", "turbo"}, "invalid --profile \"turbo\": valid values are realistic, fast"},

@@ -17,11 +17,13 @@ import (
 
 // State persistence: with Options.StateDir, every acknowledged change is
 // written before its response, as one snapshot file encrypted with
-// AES-256-GCM under a key kept in the work dir, through atomicfile, so a
-// crash leaves either the previous or the new state, never a torn one.
+// AES-256-GCM under a key kept with the state (Options.StateKey, or
+// StateDir/state.key), through atomicfile, so a crash leaves either the
+// previous or the new state, never a torn one.
 
 const (
 	stateFile    = "arm-state.bin"
+	stateKeyFile = "state.key"
 	stateMagic   = "GITOPSIM-ARM-STATE-1\n"
 	stateVersion = 1
 )
@@ -39,17 +41,35 @@ type snapshot struct {
 	Providers map[string]json.RawMessage `json:"providers,omitempty"`
 }
 
+// stateKeyPath is where gitopsim before state format 1 kept the key: in
+// the work dir, apart from the state it opens.
 func stateKeyPath(workdir string) string { return filepath.Join(workdir, "arm", "state.key") }
 
-// loadOrCreateStateKey reads the 32-byte state key, or makes one.
-func loadOrCreateStateKey(path string) ([]byte, error) {
-	if b, err := os.ReadFile(path); err == nil {
-		if len(b) != 32 {
-			return nil, fmt.Errorf("state key %s: %d bytes, want 32", path, len(b))
+// loadOrCreateStateKey reads the 32-byte state key at path. When it is
+// missing and state exists, the key of the older layout (legacy) is moved
+// in; a state without any key is refused rather than replaced.
+func loadOrCreateStateKey(path, legacy, state string) ([]byte, error) {
+	read := func(p string) ([]byte, error) {
+		b, err := os.ReadFile(p)
+		if err == nil && len(b) != 32 {
+			return nil, fmt.Errorf("state key %s: %d bytes, want 32", p, len(b))
 		}
+		return b, err
+	}
+	if b, err := read(path); err == nil {
 		return b, nil
 	} else if !errors.Is(err, os.ErrNotExist) {
 		return nil, fmt.Errorf("state key: %w", err)
+	}
+	if _, err := os.Stat(state); err == nil {
+		b, err := read(legacy)
+		if err != nil {
+			return nil, fmt.Errorf("%s exists but its key %s does not (nor %s, where older gitopsims kept it); restore the key", state, path, legacy)
+		}
+		if err := atomicfile.WriteFile(path, b, 0o600); err != nil {
+			return nil, err
+		}
+		return b, nil
 	}
 	k := make([]byte, 32)
 	if _, err := rand.Read(k); err != nil {
@@ -89,15 +109,15 @@ func (s *Server) loadState() error {
 	}
 	plain, err := s.aead.Open(nil, b[:ns], b[ns:], []byte(stateMagic))
 	if err != nil {
-		return fmt.Errorf("arm: cannot decrypt %s with %s (was the work dir's key replaced?)", path, stateKeyPath(s.opts.Workdir))
+		return fmt.Errorf("arm: cannot decrypt %s with the key in %s (is it the key this state was written with?); nothing was changed", path, s.keyFile)
 	}
 	var snap snapshot
 	if err := json.Unmarshal(plain, &snap); err != nil {
-		return fmt.Errorf("arm: decode state: %w", err)
+		return fmt.Errorf("arm: decode state %s: %w; nothing was changed", path, err)
 	}
 	clear(plain)
 	if snap.Version != stateVersion {
-		return fmt.Errorf("arm: state version %d, this gitopsim reads %d", snap.Version, stateVersion)
+		return fmt.Errorf("arm: %s has state version %d, this gitopsim reads %d; use the gitopsim that wrote it, or another --state-dir", path, snap.Version, stateVersion)
 	}
 	st := s.store
 	for _, x := range snap.Subscriptions {

@@ -79,12 +79,49 @@ func TestStateDirSurvivesRestart(t *testing.T) {
 		t.Errorf("48h after the write, across a restart: %+v", d)
 	}
 
-	// A wrong key refuses to start rather than losing state.
-	if err := os.WriteFile(filepath.Join(f.workdir, "arm", "state.key"), bytes.Repeat([]byte{7}, 32), 0o600); err != nil {
+	// The key is kept with the state: a fresh work dir reads it.
+	if _, err := arm.New(arm.Options{Workdir: t.TempDir(), StateDir: stateDir, Clock: f.clk}); err != nil {
+		t.Errorf("a fresh work dir: %v", err)
+	}
+	// State written when the key lived in the work dir (before state
+	// format 1) is read, and its key moved beside it.
+	key, err := os.ReadFile(filepath.Join(stateDir, "state.key"))
+	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := arm.New(arm.Options{Workdir: f.workdir, StateDir: stateDir, Clock: f.clk}); err == nil || !strings.Contains(err.Error(), "cannot decrypt") {
+	legacy := filepath.Join(f.workdir, "arm", "state.key")
+	if err := os.MkdirAll(filepath.Dir(legacy), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(filepath.Join(stateDir, "state.key"), legacy); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := arm.New(arm.Options{Workdir: f.workdir, StateDir: stateDir, Clock: f.clk}); err != nil {
+		t.Errorf("the older layout: %v", err)
+	}
+	if b, _ := os.ReadFile(filepath.Join(stateDir, "state.key")); !bytes.Equal(b, key) {
+		t.Error("the work dir's key was not moved beside the state")
+	}
+	// A wrong key refuses to start rather than losing state, naming the
+	// file and the key, and changes nothing.
+	keyFile := filepath.Join(stateDir, "state.key")
+	if err := os.WriteFile(keyFile, bytes.Repeat([]byte{7}, 32), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	before, _ := os.ReadFile(filepath.Join(stateDir, "arm-state.bin"))
+	_, err = arm.New(arm.Options{Workdir: f.workdir, StateDir: stateDir, Clock: f.clk})
+	if err == nil || !strings.Contains(err.Error(), "cannot decrypt") || !strings.Contains(err.Error(), keyFile) || !strings.Contains(err.Error(), "arm-state.bin") {
 		t.Errorf("wrong key: %v", err)
+	}
+	if after, _ := os.ReadFile(filepath.Join(stateDir, "arm-state.bin")); !bytes.Equal(before, after) {
+		t.Error("the state file was changed by a refused start")
+	}
+	// Without any key, state is refused, not replaced by a new key's.
+	if err := os.Remove(keyFile); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := arm.New(arm.Options{Workdir: t.TempDir(), StateDir: stateDir, Clock: f.clk}); err == nil || !strings.Contains(err.Error(), "restore the key") {
+		t.Errorf("no key: %v", err)
 	}
 }
 

@@ -78,6 +78,13 @@ type Options struct {
 	// PageSize caps LIST pages; default 100. Small values make paging
 	// testable.
 	PageSize int
+	// StateKey is the 32-byte key the state file is encrypted with, and
+	// StateKeyFile where it is kept (for messages): gitopsim up passes its
+	// state dir's (package statedir). Without StateKey the key is
+	// StateDir/state.key, made when missing; a key an older gitopsim kept in
+	// the work dir (arm/state.key) is moved there.
+	StateKey     []byte
+	StateKeyFile string
 	// StateDir, when set, makes state survive a restart: every change is
 	// saved there, encrypted, before it is acknowledged. Empty means in
 	// memory only.
@@ -97,7 +104,8 @@ type Server struct {
 	router router
 	store  *store
 	faults faults
-	aead   cipher.AEAD // encrypts the state file; nil without a state dir
+	aead    cipher.AEAD // encrypts the state file; nil without a state dir
+	keyFile string      // where aead's key is kept, for messages
 	// providers are the hosted providers, by name; providerState holds
 	// their snapshots as loaded, until each is hosted. Both under
 	// store.mu.
@@ -200,9 +208,13 @@ func New(opts Options) (*Server, error) {
 		if err := os.MkdirAll(s.opts.StateDir, 0o700); err != nil {
 			return nil, fmt.Errorf("arm: state dir: %w", err)
 		}
-		k, err := loadOrCreateStateKey(stateKeyPath(wd))
-		if err != nil {
-			return nil, fmt.Errorf("arm: %w", err)
+		k := opts.StateKey
+		s.keyFile = opts.StateKeyFile
+		if k == nil {
+			s.keyFile = filepath.Join(s.opts.StateDir, stateKeyFile)
+			if k, err = loadOrCreateStateKey(s.keyFile, stateKeyPath(wd), filepath.Join(s.opts.StateDir, stateFile)); err != nil {
+				return nil, fmt.Errorf("arm: %w", err)
+			}
 		}
 		if s.aead, err = newGCM(k); err != nil {
 			return nil, fmt.Errorf("arm: %w", err)

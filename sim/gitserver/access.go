@@ -79,7 +79,7 @@ func (s *Server) AddUser(name string, admin bool) error {
 		return fmt.Errorf("gitserver: user %q exists", name)
 	}
 	s.users[name] = &user{name: name, admin: admin, repos: map[string]bool{}}
-	return nil
+	return s.persistLocked()
 }
 
 // Grant lets a non-admin user read (or, with write, push to) a repo.
@@ -91,7 +91,7 @@ func (s *Server) Grant(userName, repo string, write bool) error {
 		return fmt.Errorf("%w %q", ErrUnknownUser, userName)
 	}
 	u.repos[repo] = write
-	return nil
+	return s.persistLocked()
 }
 
 // AddUserKey registers an SSH public key (authorized_keys format) for a
@@ -111,7 +111,7 @@ func (s *Server) AddUserKey(userName, authorizedKey string) (string, error) {
 		return "", fmt.Errorf("%w: %s", ErrKeyInUse, fp)
 	}
 	s.keys[fp] = &identity{user: s.users[userName]}
-	return fp, nil
+	return fp, s.persistLocked()
 }
 
 // AddDeployKey registers an SSH public key for one repo, read-only unless
@@ -128,7 +128,7 @@ func (s *Server) AddDeployKey(repo, authorizedKey string, write bool) (string, e
 		return "", fmt.Errorf("%w: %s", ErrKeyInUse, fp)
 	}
 	s.keys[fp] = &identity{deploy: &deployKey{fingerprint: fp, repo: repo, write: write}}
-	return fp, nil
+	return fp, s.persistLocked()
 }
 
 // RevokeKey removes a user or deploy key by fingerprint (SHA256:...).
@@ -137,6 +137,9 @@ func (s *Server) RevokeKey(fingerprint string) bool {
 	defer s.mu.Unlock()
 	_, ok := s.keys[fingerprint]
 	delete(s.keys, fingerprint)
+	if ok {
+		_ = s.persistLocked()
+	}
 	return ok
 }
 
@@ -156,6 +159,9 @@ func (s *Server) AddToken(userName string, o TokenOptions) (string, error) {
 		return "", fmt.Errorf("%w %q", ErrUnknownUser, userName)
 	}
 	s.tokens = append(s.tokens, &token{user: userName, secret: secret, expires: o.Expires, readOnly: o.ReadOnly})
+	if err := s.persistLocked(); err != nil {
+		return "", err
+	}
 	return secret, nil
 }
 
@@ -166,6 +172,7 @@ func (s *Server) RevokeToken(secret string) bool {
 	for i, t := range s.tokens {
 		if t.secret == secret {
 			s.tokens = append(s.tokens[:i], s.tokens[i+1:]...)
+			_ = s.persistLocked()
 			return true
 		}
 	}
@@ -180,6 +187,7 @@ func (s *Server) ExpireToken(secret string) bool {
 	for _, t := range s.tokens {
 		if t.secret == secret {
 			t.expires = now
+			_ = s.persistLocked()
 			return true
 		}
 	}

@@ -41,8 +41,9 @@ func (s *Server) CreateRepo(name string, o RepoOptions) (*Repo, error) {
 	}
 	s.mu.Lock()
 	s.meta[n] = repoMeta{public: o.Public}
+	err = s.persistLocked()
 	s.mu.Unlock()
-	return r, nil
+	return r, err
 }
 
 // DeleteRepo removes a repository and its data.
@@ -51,8 +52,12 @@ func (s *Server) DeleteRepo(name string) error {
 		return err
 	}
 	s.mu.Lock()
+	defer s.mu.Unlock()
+	wasPublic := s.meta[name].public
 	delete(s.meta, name)
-	s.mu.Unlock()
+	if wasPublic {
+		return s.persistLocked()
+	}
 	return nil
 }
 
@@ -62,11 +67,11 @@ func (s *Server) SetPublic(name string, public bool) error {
 		return fmt.Errorf("%w: %s", ErrRepoNotFound, name)
 	}
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	m := s.meta[name]
 	m.public = public
 	s.meta[name] = m
-	s.mu.Unlock()
-	return nil
+	return s.persistLocked()
 }
 
 // Repos lists repository names.

@@ -48,8 +48,13 @@ type Options struct {
 	// Workdir keeps the SSH host key, known_hosts, and the admin key and
 	// token (under git/). Required.
 	Workdir string
-	// StateDir keeps repositories on disk; empty means in memory.
+	// StateDir keeps repositories on disk, and with them the identities
+	// (users, keys, tokens, deploy keys, public repos) and the SSH host
+	// key; empty means in memory.
 	StateDir string
+	// StateKey encrypts the identities file (tokens are secrets); without
+	// it the key is StateDir/state.key, made when missing.
+	StateKey []byte
 	// SSHAddr and HTTPSAddr to listen on; default 127.0.0.1:0 each.
 	SSHAddr   string
 	HTTPSAddr string
@@ -87,7 +92,8 @@ type Server struct {
 	clock clock.Clock
 	wall  clock.Clock
 	store Store
-	git   string // path of the git binary, for the reference backend
+	ids   *identityStore // nil without a state dir
+	git   string         // path of the git binary, for the reference backend
 
 	hostSigner gossh.Signer
 	adminKey   []byte // PEM of the admin's private key
@@ -157,6 +163,9 @@ func New(opts Options) (*Server, error) {
 		objects: odb.NewCache(opts.CacheBytes / 2), packs: newPackCache(opts.CacheBytes / 2),
 		requests: map[string]int64{}, failures: map[string]int64{},
 	}
+	// Only a state dir the caller chose keeps identities; the reference
+	// backend's scratch repos dir is no state.
+	durable := opts.StateDir != ""
 	switch opts.Backend {
 	case Native:
 	case Reference:
@@ -184,7 +193,28 @@ func New(opts Options) (*Server, error) {
 		}
 	}
 	dir := filepath.Join(wd, "git")
-	if s.hostSigner, _, err = loadOrCreateSSHKey(filepath.Join(dir, "ssh_host_ed25519_key")); err != nil {
+	hostKey := filepath.Join(dir, "ssh_host_ed25519_key")
+	if durable {
+		if s.ids, err = newIdentityStore(opts.StateDir, opts.StateKey); err != nil {
+			return nil, err
+		}
+		if err := s.ids.load(s); err != nil {
+			return nil, err
+		}
+		// The host key goes with the state: configurations carry its
+		// known_hosts line. One an older gitopsim kept in the work dir
+		// moves in.
+		stateHostKey := filepath.Join(opts.StateDir, "ssh_host_ed25519_key")
+		if _, err := os.Stat(stateHostKey); errors.Is(err, os.ErrNotExist) {
+			if b, err := os.ReadFile(hostKey); err == nil {
+				if err := atomicfile.WriteFile(stateHostKey, b, 0o600); err != nil {
+					return nil, fmt.Errorf("gitserver: host key: %w", err)
+				}
+			}
+		}
+		hostKey = stateHostKey
+	}
+	if s.hostSigner, _, err = loadOrCreateSSHKey(hostKey); err != nil {
 		return nil, fmt.Errorf("gitserver: host key: %w", err)
 	}
 	adminSigner, adminPEM, err := loadOrCreateSSHKey(filepath.Join(dir, "admin_ed25519"))
@@ -192,9 +222,16 @@ func New(opts Options) (*Server, error) {
 		return nil, fmt.Errorf("gitserver: admin key: %w", err)
 	}
 	s.adminKey = adminPEM
-	_ = s.AddUser(AdminUser, true)
-	if _, err := s.AddUserKey(AdminUser, string(gossh.MarshalAuthorizedKey(adminSigner.PublicKey()))); err != nil {
-		return nil, err
+	if !s.hasUser(AdminUser) {
+		if err := s.AddUser(AdminUser, true); err != nil {
+			return nil, err
+		}
+	}
+	// A restart with the state dir knows the admin's key already.
+	if id := s.identityForKey(adminSigner.PublicKey()); id == nil || id.user == nil || id.user.name != AdminUser {
+		if _, err := s.AddUserKey(AdminUser, string(gossh.MarshalAuthorizedKey(adminSigner.PublicKey()))); err != nil {
+			return nil, err
+		}
 	}
 	tokPath := filepath.Join(dir, "admin-token")
 	if b, err := os.ReadFile(tokPath); err == nil && strings.TrimSpace(string(b)) != "" {
@@ -213,6 +250,12 @@ func New(opts Options) (*Server, error) {
 		}
 	}
 	return s, nil
+}
+
+func (s *Server) hasUser(name string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.users[name] != nil
 }
 
 func (s *Server) hasToken(secret string) bool {

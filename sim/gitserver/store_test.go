@@ -11,6 +11,8 @@ import (
 	githttp "github.com/go-git/go-git/v5/plumbing/transport/http"
 	"github.com/go-git/go-git/v5/storage/memory"
 
+	gossh "golang.org/x/crypto/ssh"
+
 	"github.com/gitopsim/gitopsim/sim/gitserver"
 )
 
@@ -85,5 +87,127 @@ func TestFaults(t *testing.T) {
 	srv.SetLatency(0)
 	if !strings.HasPrefix(srv.KnownHosts(), "[127.0.0.1]:") {
 		t.Errorf("known_hosts line %q", srv.KnownHosts())
+	}
+}
+
+// TestIdentitiesSurviveAFreshWorkdir: with a state dir, a restart with a new
+// work dir (make clean) keeps users and grants, tokens (working, revoked and
+// expired alike), user and deploy keys, which repos are public, and the SSH
+// host key, checked with the real git client over both fronts.
+func TestIdentitiesSurviveAFreshWorkdir(t *testing.T) {
+	state := t.TempDir()
+	start := func() *gitserver.Server {
+		t.Helper()
+		srv, err := gitserver.New(gitserver.Options{Workdir: t.TempDir(), StateDir: state})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := srv.Start(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		return srv
+	}
+	srv := start()
+	h := &harness{t: t, srv: srv, dir: t.TempDir(), proto: "https"}
+	src := h.dir + "/src"
+	os.MkdirAll(src, 0o755)
+	h.must(src, "init", "-q", "-b", "main")
+	tip := h.commitFile(src, "a.txt", "a\n")
+	for _, repo := range []string{"team/private", "team/open"} {
+		h.must(src, "push", "-q", h.url(repo), "main")
+	}
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(srv.SetPublic("team/open", true))
+	must(srv.AddUser("reader", false))
+	must(srv.Grant("reader", "team/private", false))
+	token, err := srv.AddToken("reader", gitserver.TokenOptions{})
+	must(err)
+	revoked, err := srv.AddToken("reader", gitserver.TokenOptions{})
+	must(err)
+	expired, err := srv.AddToken("reader", gitserver.TokenOptions{})
+	must(err)
+	srv.RevokeToken(revoked)
+	srv.ExpireToken(expired)
+	deployPriv, deployPub := newKey(t, h.dir, "deploy")
+	_, err = srv.AddDeployKey("team/private", deployPub, false)
+	must(err)
+	hostKey := string(gossh.MarshalAuthorizedKey(srv.HostKey()))
+	srv.Stop(context.Background())
+
+	srv = start()
+	defer srv.Stop(context.Background())
+	h.srv = srv
+	if got := string(gossh.MarshalAuthorizedKey(srv.HostKey())); got != hostKey {
+		t.Errorf("host key changed across the restart:\n%s%s", hostKey, got)
+	}
+	reader := h.env(srv.AdminKeyFile(), "reader", token)
+	if out, err := h.gitIn(reader, h.dir, "clone", "-q", h.url("team/private"), h.dir+"/by-token"); err != nil {
+		t.Errorf("the reader's token after the restart: %v\n%s", err, out)
+	}
+	for what, tok := range map[string]string{"revoked": revoked, "expired": expired} {
+		if out, err := h.gitIn(h.env(srv.AdminKeyFile(), "reader", tok), h.dir, "clone", "-q", h.url("team/private"), h.dir+"/"+what); err == nil {
+			t.Errorf("a %s token works after the restart:\n%s", what, out)
+		}
+	}
+	anon := h.env(srv.AdminKeyFile(), "nobody", "wrong")
+	if out, err := h.gitIn(anon, h.dir, "clone", "-q", h.url("team/open"), h.dir+"/open"); err != nil {
+		t.Errorf("the public repo is not public after the restart: %v\n%s", err, out)
+	}
+	h.proto = "ssh"
+	if out, err := h.gitIn(h.env(deployPriv, "x", "x"), h.dir, "clone", "-q", h.url("team/private"), h.dir+"/by-deploy-key"); err != nil {
+		t.Errorf("the deploy key after the restart (host key checked against the old known_hosts line): %v\n%s", err, out)
+	} else if got := h.must(h.dir+"/by-deploy-key", "rev-parse", "HEAD"); got != tip {
+		t.Errorf("clone at %s, want %s", got, tip)
+	}
+	if b, _ := os.ReadFile(state + "/identities.bin"); strings.Contains(string(b), token) || strings.Contains(string(b), "reader") {
+		t.Error("identities.bin holds the token or a user name in clear")
+	}
+}
+
+// TestIdentitiesFileRefusedNotReplaced: a damaged identities file stops the
+// server with a message naming it, and is left as it was.
+func TestIdentitiesFileRefusedNotReplaced(t *testing.T) {
+	state := t.TempDir()
+	srv, err := gitserver.New(gitserver.Options{Workdir: t.TempDir(), StateDir: state})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.AddUser("someone", false); err != nil {
+		t.Fatal(err)
+	}
+	path := state + "/identities.bin"
+	good, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, damaged := range map[string][]byte{
+		"flipped":   append(append([]byte{}, good[:len(good)-1]...), good[len(good)-1]^1),
+		"truncated": good[:len(good)/2],
+		"foreign":   []byte("not ours\n"),
+	} {
+		if err := os.WriteFile(path, damaged, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		_, err := gitserver.New(gitserver.Options{Workdir: t.TempDir(), StateDir: state})
+		if err == nil || !strings.Contains(err.Error(), path) {
+			t.Errorf("%s: err = %v, want a refusal naming %s", name, err, path)
+		}
+		if b, _ := os.ReadFile(path); string(b) != string(damaged) {
+			t.Errorf("%s: the file was changed", name)
+		}
+	}
+	if err := os.Remove(state + "/state.key"); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, good, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := gitserver.New(gitserver.Options{Workdir: t.TempDir(), StateDir: state}); err == nil || !strings.Contains(err.Error(), "key") {
+		t.Errorf("without its key: err = %v, want a refusal about the key", err)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/url"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -30,6 +31,7 @@ import (
 	"github.com/gitopsim/gitopsim/sim/gitserver"
 	"github.com/gitopsim/gitopsim/sim/helmrepo"
 	"github.com/gitopsim/gitopsim/sim/policy"
+	"github.com/gitopsim/gitopsim/sim/statedir"
 	"github.com/gitopsim/gitopsim/sim/ui"
 )
 
@@ -47,6 +49,7 @@ type flags struct {
 	kindImage     string
 	timeScale     float64
 	stateDir      string
+	stateKey      string
 	armPort       int
 	gitSSHPort    int
 	gitHTTPSPort  int
@@ -99,7 +102,8 @@ and removes the file.`,
 	fl.IntVar(&f.apiserverPort, "apiserver-port", 0, "kube-apiserver port on 127.0.0.1 (envtest; 0 picks a free one)")
 	fl.StringVar(&f.kindName, "kind-name", "gitopsim", "kind cluster name (with --cluster kind): reused when it exists and left in place; created otherwise and deleted when up stops")
 	cli.KindImageFlag(cmd, &f.kindImage)
-	fl.StringVar(&f.stateDir, "state-dir", "", "keep ARM state (encrypted) and git repos here across restarts (default: in memory only)")
+	fl.StringVar(&f.stateDir, "state-dir", "", "keep everything created through an API here across restarts, even with a fresh --workdir: ARM resources (encrypted), git repos, users, keys and tokens (encrypted); one gitopsim at a time (default: in memory only)")
+	fl.StringVar(&f.stateKey, "state-key", "", "the 32-byte key that encrypts --state-dir's secrets, kept apart from it as a vault would keep it; made when missing (default: DIR/state.key)")
 	fl.IntVar(&f.armPort, "arm-port", 0, "ARM provider port on 127.0.0.1 (0 picks a free one)")
 	fl.IntVar(&f.gitSSHPort, "git-ssh-port", 0, "git SSH port on 127.0.0.1 (0 picks a free one)")
 	fl.IntVar(&f.gitHTTPSPort, "git-https-port", 0, "git HTTPS port on 127.0.0.1 (0 picks a free one)")
@@ -137,6 +141,9 @@ func (f *flags) validate(cmd *cobra.Command) error {
 		if changed(flag) && f.cluster != backend {
 			return fmt.Errorf("--%s only applies to --cluster %s (this run uses %s)", flag, backend, f.cluster)
 		}
+	}
+	if changed("state-key") && f.stateDir == "" {
+		return errors.New("--state-key goes with --state-dir")
 	}
 	if f.gitBackend != gitserver.Native && f.gitBackend != gitserver.Reference {
 		return fmt.Errorf("invalid --git-backend %q: valid values are %s, %s", f.gitBackend, gitserver.Native, gitserver.Reference)
@@ -217,6 +224,23 @@ func run(s *cli.Streams, f *flags) error {
 	if err != nil {
 		return err
 	}
+	// The state dir is locked for this process, and holds its own key.
+	var state *statedir.Dir
+	var stateKey []byte
+	var stateKeyFile string
+	if f.stateDir != "" {
+		state, err = statedir.Open(statedir.Options{
+			Dir: f.stateDir, KeyFile: f.stateKey, Logger: log,
+			// Before state format 1 the key lived in the work dir.
+			LegacyKey: filepath.Join(f.workdir, "arm", "state.key"),
+		})
+		if err != nil {
+			return err
+		}
+		defer state.Close()
+		stateKey, stateKeyFile = state.Key(), state.KeyFile()
+		rememberedPorts(state, f, log)
+	}
 	sm, err := sim.New(sim.Options{
 		Workdir: f.workdir,
 		Clock:   clk,
@@ -231,8 +255,10 @@ func run(s *cli.Streams, f *flags) error {
 			Context:         f.context,
 		},
 		ARM: arm.Options{
-			Addr:     loopback(f.armPort),
-			StateDir: subdir(f.stateDir, "arm"),
+			Addr:         loopback(f.armPort),
+			StateDir:     subdir(f.stateDir, "arm"),
+			StateKey:     stateKey,
+			StateKeyFile: stateKeyFile,
 			// Clients time tokens on the wall clock; the simulated one
 			// jumps.
 			TokenClock: clock.Real(),
@@ -246,6 +272,7 @@ func run(s *cli.Streams, f *flags) error {
 			SSHAddr:   loopback(f.gitSSHPort),
 			HTTPSAddr: loopback(f.gitHTTPSPort),
 			StateDir:  subdir(f.stateDir, "git"),
+			StateKey:  stateKey,
 			Backend:   f.gitBackend,
 		},
 	})
@@ -312,6 +339,10 @@ func run(s *cli.Streams, f *flags) error {
 		stopErr := sm.Stop(context.Background())
 		return errors.Join(err, stopErr)
 	}
+	if state != nil {
+		e := sm.Endpoints()
+		savePorts(state, &e, log)
+	}
 	printSummary(s, sm, f, time.Since(began))
 
 	<-ctx.Done()
@@ -365,6 +396,47 @@ func onboardFleet(ctx context.Context, s *cli.Streams, sm *sim.Sim, f *flags) er
 }
 
 func loopback(port int) string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(port)) }
+
+// portFlags are the ports a state dir remembers, by flag name.
+func portFlags(f *flags) map[string]*int {
+	return map[string]*int{"arm-port": &f.armPort, "git-ssh-port": &f.gitSSHPort, "git-https-port": &f.gitHTTPSPort, "helm-port": &f.helmPort}
+}
+
+// rememberedPorts gives each port flag left at 0 the port of the state
+// dir's last run, when it is free: configurations stored there carry the
+// git server's URLs, and clients the ARM and Helm ones.
+func rememberedPorts(state *statedir.Dir, f *flags, log *slog.Logger) {
+	last := state.Ports()
+	for name, p := range portFlags(f) {
+		want := last[name]
+		if *p != 0 || want == 0 {
+			continue
+		}
+		l, err := net.Listen("tcp", loopback(want))
+		if err != nil {
+			log.Warn("the port of the state dir's last run is taken; URLs stored with the old port (repository URLs of configurations) will not reach this run",
+				"flag", "--"+name, "port", want, "err", err)
+			continue
+		}
+		_ = l.Close()
+		*p = want
+	}
+}
+
+// savePorts records the ports this run listens on in the state dir.
+func savePorts(state *statedir.Dir, e *sim.Endpoints, log *slog.Logger) {
+	ports := map[string]int{}
+	for name, raw := range map[string]string{"arm-port": e.ARM.URL, "git-ssh-port": e.Git.SSHURL, "git-https-port": e.Git.HTTPSURL, "helm-port": e.Helm.RepositoryURL} {
+		if u, err := url.Parse(raw); err == nil {
+			if p, err := strconv.Atoi(u.Port()); err == nil {
+				ports[name] = p
+			}
+		}
+	}
+	if err := state.SavePorts(ports); err != nil {
+		log.Warn("record this run's ports in the state dir; the next run picks new ones", "err", err)
+	}
+}
 
 // fleetOptions place the dedicated fleet's data: with --state-dir it is
 // kept there (or, with --fleet-etcd, in that etcd) for the next run.
