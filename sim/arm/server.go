@@ -96,14 +96,14 @@ type Options struct {
 
 // Server is the ARM provider and token issuer on one HTTPS listener.
 type Server struct {
-	opts   Options
-	log    *slog.Logger
-	clock  clock.Clock
-	wall   clock.Clock
-	issuer *issuer
-	router router
-	store  *store
-	faults faults
+	opts    Options
+	log     *slog.Logger
+	clock   clock.Clock
+	wall    clock.Clock
+	issuer  *issuer
+	router  router
+	store   *store
+	faults  faults
 	aead    cipher.AEAD // encrypts the state file; nil without a state dir
 	keyFile string      // where aead's key is kept, for messages
 	// providers are the hosted providers, by name; providerState holds
