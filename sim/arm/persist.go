@@ -157,10 +157,32 @@ func (s *Server) commitLocked() *Error {
 		return nil
 	}
 	if err := s.writeStateLocked(); err != nil {
-		s.log.Error("persist ARM state", "err", err)
-		return errorf(http.StatusInternalServerError, CodeInternalServerError, "The change could not be saved; it was not applied durably. Check the state dir.")
+		s.log.Error("persist ARM state; the change is undone", "err", err)
+		s.rollbackLocked()
+		return errorf(http.StatusInternalServerError, CodeInternalServerError, "The change could not be saved, so it was not made. Check the state dir (is the disk full?).")
 	}
 	return nil
+}
+
+// rollbackLocked undoes changes that could not be saved: the store, and
+// every hosted provider, go back to the state file, which atomicfile left
+// as it was before the failed write. Store lock held.
+func (s *Server) rollbackLocked() {
+	st := s.store
+	fresh := newStore(s.opts.SubscriptionID)
+	st.subscriptions, st.groups, st.clusters, st.configs = fresh.subscriptions, fresh.groups, fresh.clusters, fresh.configs
+	st.ops, st.pending = fresh.ops, fresh.pending
+	if err := s.loadState(); err != nil {
+		s.log.Error("reload ARM state after a failed write; serving what could be read", "err", err)
+		return
+	}
+	for name, p := range s.providers {
+		if raw, ok := s.providerState[name]; ok {
+			if err := p.Restore(raw); err != nil {
+				s.log.Error("restore provider state after a failed write", "provider", name, "err", err)
+			}
+		}
+	}
 }
 
 func (s *Server) writeStateLocked() error {

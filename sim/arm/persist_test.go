@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"io/fs"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -134,4 +135,67 @@ func start2(t *testing.T, f *fixture) *fixture {
 		t.Fatal(err)
 	}
 	return &f2
+}
+
+// TestDiskFull puts the state dir on a small tmpfs and fills it: a change
+// that cannot be saved is answered with an error envelope and undone, the
+// server keeps serving, what was saved stays, and once there is room again
+// changes are saved. Needs root (mount); skips, saying so, otherwise.
+func TestDiskFull(t *testing.T) {
+	stateDir := t.TempDir()
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", stateDir).CombinedOutput(); err != nil {
+		t.Skipf("cannot mount a tmpfs (needs root): %v %s", err, out)
+	}
+	t.Cleanup(func() { _ = exec.Command("umount", stateDir).Run() })
+	f := start(t, arm.Options{StateDir: stateDir, TokenLifetime: 1000 * time.Hour})
+	f.onboard("rg1", "arc1")
+	if _, _, err := f.putConfig("rg1", "arc1", "saved", config("https://127.0.0.1/team/app.git")); err != nil {
+		t.Fatal(err)
+	}
+	// Fill what is left, so the next snapshot cannot be written.
+	filler := filepath.Join(stateDir, "filler")
+	fill, err := os.Create(filler)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for {
+		if _, err := fill.Write(make([]byte, 4096)); err != nil {
+			break
+		}
+	}
+	fill.Close()
+	before, err := os.ReadFile(filepath.Join(stateDir, "arm-state.bin"))
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	_, _, err = f.putConfig("rg1", "arc1", "unsaved", config("https://127.0.0.1/team/other.git"))
+	if err == nil || !strings.Contains(err.Error(), "InternalServerError") || !strings.Contains(err.Error(), "could not be saved, so it was not made") {
+		t.Errorf("PUT on a full disk: %v", err)
+	}
+	if _, err := f.configs.Get(t.Context(), "rg1", "Microsoft.Kubernetes", "connectedClusters", "arc1", "unsaved", nil); err == nil {
+		t.Error("the change that could not be saved is visible")
+	}
+	if _, err := f.configs.Get(t.Context(), "rg1", "Microsoft.Kubernetes", "connectedClusters", "arc1", "saved", nil); err != nil {
+		t.Errorf("what was saved before: %v", err)
+	}
+	if _, err := f.configs.BeginDelete(t.Context(), "rg1", "Microsoft.Kubernetes", "connectedClusters", "arc1", "saved", nil); err == nil {
+		t.Error("a DELETE that could not be saved succeeded")
+	}
+	if _, err := f.configs.Get(t.Context(), "rg1", "Microsoft.Kubernetes", "connectedClusters", "arc1", "saved", nil); err != nil {
+		t.Errorf("a DELETE that could not be saved took effect: %v", err)
+	}
+	if after, _ := os.ReadFile(filepath.Join(stateDir, "arm-state.bin")); !bytes.Equal(before, after) {
+		t.Error("the state file changed while the disk was full")
+	}
+	if left, _ := filepath.Glob(filepath.Join(stateDir, ".arm-state.bin.tmp*")); len(left) > 0 {
+		t.Errorf("temporary files left on the full disk: %v", left)
+	}
+
+	if err := os.Remove(filler); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := f.putConfig("rg1", "arc1", "unsaved", config("https://127.0.0.1/team/other.git")); err != nil {
+		t.Errorf("PUT once there is room again: %v", err)
+	}
 }

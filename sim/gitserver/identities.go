@@ -207,8 +207,23 @@ func (s *Server) persistLocked() error {
 		return nil
 	}
 	if err := s.ids.saveLocked(s); err != nil {
-		s.log.Error("persist git identities; the change is not durable", "file", s.ids.path, "err", err)
-		return fmt.Errorf("gitserver: save identities: %w", err)
+		s.log.Error("persist git identities; the change is undone", "file", s.ids.path, "err", err)
+		s.reloadIdentitiesLocked()
+		return fmt.Errorf("gitserver: the change could not be saved, so it was not made: %w", err)
 	}
 	return nil
+}
+
+// reloadIdentitiesLocked undoes changes that could not be saved: the
+// identities go back to the file, which atomicfile left as it was; s.mu
+// held.
+func (s *Server) reloadIdentitiesLocked() {
+	s.users, s.keys, s.tokens = map[string]*user{}, map[string]*identity{}, nil
+	for r, m := range s.meta {
+		m.public = false
+		s.meta[r] = m
+	}
+	if err := s.ids.load(s); err != nil {
+		s.log.Error("reload git identities after a failed write", "err", err)
+	}
 }

@@ -2,7 +2,10 @@ package gitserver_test
 
 import (
 	"context"
+	"errors"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -209,5 +212,49 @@ func TestIdentitiesFileRefusedNotReplaced(t *testing.T) {
 	}
 	if _, err := gitserver.New(gitserver.Options{Workdir: t.TempDir(), StateDir: state}); err == nil || !strings.Contains(err.Error(), "key") {
 		t.Errorf("without its key: err = %v, want a refusal about the key", err)
+	}
+}
+
+// TestIdentitiesDiskFull: an identity change that cannot be saved (the
+// state dir's disk is full) fails and is undone; once there is room it
+// works. Needs root (mount); skips, saying so, otherwise.
+func TestIdentitiesDiskFull(t *testing.T) {
+	state := t.TempDir()
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=128k", "tmpfs", state).CombinedOutput(); err != nil {
+		t.Skipf("cannot mount a tmpfs (needs root): %v %s", err, out)
+	}
+	t.Cleanup(func() { _ = exec.Command("umount", state).Run() })
+	srv, err := gitserver.New(gitserver.Options{Workdir: t.TempDir(), StateDir: state})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.AddUser("kept", false); err != nil {
+		t.Fatal(err)
+	}
+	filler := filepath.Join(state, "filler")
+	fill, err := os.Create(filler)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for {
+		if _, err := fill.Write(make([]byte, 4096)); err != nil {
+			break
+		}
+	}
+	fill.Close()
+	if err := srv.AddUser("lost", false); err == nil || !strings.Contains(err.Error(), "could not be saved") {
+		t.Errorf("AddUser on a full disk: %v", err)
+	}
+	if _, err := srv.AddToken("lost", gitserver.TokenOptions{}); !errors.Is(err, gitserver.ErrUnknownUser) {
+		t.Errorf("the user whose creation failed exists: %v", err)
+	}
+	if _, err := srv.AddToken("kept", gitserver.TokenOptions{}); err == nil {
+		t.Error("a token was made on a full disk")
+	}
+	if err := os.Remove(filler); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := srv.AddToken("kept", gitserver.TokenOptions{}); err != nil {
+		t.Errorf("once there is room again: %v", err)
 	}
 }

@@ -35,6 +35,7 @@ import (
 
 	"github.com/gitopsim/gitopsim/fixtures"
 	"github.com/gitopsim/gitopsim/sim/clock"
+	"github.com/gitopsim/gitopsim/sim/internal/atomicfile"
 	"github.com/gitopsim/gitopsim/sim/internal/graceful"
 	"github.com/gitopsim/gitopsim/sim/internal/pki"
 )
@@ -47,6 +48,9 @@ type Options struct {
 	// Workdir is where packaged charts are written (Workdir/helm-charts).
 	// Required.
 	Workdir string
+	// StateDir keeps the charts published at run time (Publish, Bump)
+	// across restarts; empty means they are forgotten.
+	StateDir string
 	// Addr is the listen address; empty means 127.0.0.1:0.
 	Addr string
 	// CA issues the HTTPS certificate. Required.
@@ -134,11 +138,23 @@ func (s *Server) Start(ctx context.Context) error {
 	s.url = "https://" + l.Addr().String()
 	s.mu.Unlock()
 	for _, ch := range charts {
-		if err := s.Publish(ch); err != nil {
+		if err := s.publish(ch, false); err != nil {
 			l.Close()
 			return err
 		}
 	}
+	kept, err := s.loadKept()
+	if err != nil {
+		l.Close()
+		return err
+	}
+	for _, ch := range kept {
+		if err := s.publish(ch, false); err != nil {
+			l.Close()
+			return err
+		}
+	}
+	charts = append(charts, kept...)
 	s.srv = &http.Server{
 		Handler:           http.HandlerFunc(s.serve),
 		TLSConfig:         &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12},
@@ -176,13 +192,25 @@ func (s *Server) URL() string {
 // Publish packages ch with the Helm SDK and adds it to the index. A
 // version already published is replaced (real repositories treat
 // versions as immutable; a simulator may need to fix a fixture).
-func (s *Server) Publish(ch *chart.Chart) error {
+// With a state dir, the chart is kept there before Publish returns.
+func (s *Server) Publish(ch *chart.Chart) error { return s.publish(ch, true) }
+
+func (s *Server) publish(ch *chart.Chart, keep bool) error {
 	if err := ch.Validate(); err != nil {
 		return fmt.Errorf("helmrepo: chart %s: %w", ch.Name(), err)
 	}
 	file, err := chartutil.Save(ch, s.dir)
 	if err != nil {
 		return fmt.Errorf("helmrepo: package %s-%s: %w", ch.Name(), ch.Metadata.Version, err)
+	}
+	if keep && s.opts.StateDir != "" {
+		b, err := os.ReadFile(file)
+		if err == nil {
+			err = atomicfile.WriteFile(filepath.Join(s.opts.StateDir, filepath.Base(file)), b, 0o644)
+		}
+		if err != nil {
+			return fmt.Errorf("helmrepo: keep %s-%s in the state dir: %w", ch.Name(), ch.Metadata.Version, err)
+		}
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -191,6 +219,27 @@ func (s *Server) Publish(ch *chart.Chart) error {
 	}
 	s.charts[ch.Name()][ch.Metadata.Version] = &packaged{chart: ch, file: filepath.Base(file)}
 	return s.reindexLocked()
+}
+
+// loadKept reads the charts a state dir keeps, oldest first; one that
+// cannot be read stops the start, naming it.
+func (s *Server) loadKept() ([]*chart.Chart, error) {
+	if s.opts.StateDir == "" {
+		return nil, nil
+	}
+	files, err := filepath.Glob(filepath.Join(s.opts.StateDir, "*.tgz"))
+	if err != nil {
+		return nil, err
+	}
+	var out []*chart.Chart
+	for _, f := range files {
+		ch, err := loader.LoadFile(f)
+		if err != nil {
+			return nil, fmt.Errorf("helmrepo: chart %s in the state dir: %w; it was not changed", f, err)
+		}
+		out = append(out, ch)
+	}
+	return out, nil
 }
 
 // Bump publishes the newest version of chart name again as version, with

@@ -8,6 +8,8 @@ import (
 	"encoding/hex"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"testing/fstest"
@@ -141,4 +143,45 @@ func TestBrokenChartsAreRefusedAtStart(t *testing.T) {
 		})
 	}
 
+}
+
+// TestStateDirKeepsPublishedCharts: a chart published at run time is in
+// the next run's index when both use one state dir (each with a fresh
+// work dir); one that cannot be read stops the start and stays.
+func TestStateDirKeepsPublishedCharts(t *testing.T) {
+	state := t.TempDir()
+	s, _ := start(t, Options{StateDir: state})
+	if err := s.Bump("hello", "0.3.0"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Stop(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	again, c := start(t, Options{StateDir: state})
+	if got := again.Versions("hello"); strings.Join(got, ",") != "0.1.0,0.3.0" {
+		t.Errorf("versions after a restart = %v", got)
+	}
+	if cv, err := index(t, c, again).Get("hello", "0.3.0"); err != nil || cv.Version != "0.3.0" {
+		t.Errorf("index after a restart: %v, %v", cv, err)
+	}
+
+	bad := filepath.Join(state, "broken-1.0.0.tgz")
+	if err := os.WriteFile(bad, []byte("not a chart"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ca, err := pki.NewCA("test CA", time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	s3, err := New(Options{StateDir: state, CA: ca, Workdir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s3.Start(t.Context()); err == nil || !strings.Contains(err.Error(), bad) {
+		t.Errorf("a damaged kept chart: %v", err)
+		_ = s3.Stop(context.Background())
+	}
+	if b, _ := os.ReadFile(bad); string(b) != "not a chart" {
+		t.Error("the damaged chart was changed")
+	}
 }

@@ -263,7 +263,7 @@ func run(s *cli.Streams, f *flags) error {
 			// jumps.
 			TokenClock: clock.Real(),
 		},
-		Helm:         helmrepo.Options{Addr: loopback(f.helmPort)},
+		Helm:         helmrepo.Options{Addr: loopback(f.helmPort), StateDir: subdir(f.stateDir, "helm")},
 		Fleet:        fleetOptions(f),
 		Local:        sim.LocalCluster{Name: f.clusterName, ResourceGroup: f.resourceGroup, Disabled: f.noAgent || f.clusters > 1},
 		AgentProfile: f.profile,
