@@ -113,7 +113,7 @@ bench: tools deps ## Benchmarks against same-run baselines, summarised by benchs
 	$(GO) tool benchstat out/bench.txt
 
 .PHONY: fuzz
-fuzz: deps ## Fuzz the ARM router and bodies, git pkt-lines, requests and pack decoding, policy rules, OData filters, remediation requests, scenario files, the web view's API and prepared changes (FUZZ_TIME each; seeds run in make test)
+fuzz: deps ## Fuzz the ARM router and bodies, git pkt-lines, requests and pack decoding, policy rules, OData filters, remediation requests, scenario files, the web view's API and prepared changes, sealed state files (FUZZ_TIME each; seeds run in make test)
 	$(GO) test -run '^$$' -fuzz '^FuzzRouter$$' -fuzztime $(FUZZ_TIME) ./sim/arm/
 	$(GO) test -run '^$$' -fuzz '^FuzzConfigBody$$' -fuzztime $(FUZZ_TIME) ./sim/arm/
 	$(GO) test -run '^$$' -fuzz '^FuzzPktLine$$' -fuzztime $(FUZZ_TIME) ./sim/gitserver/
@@ -131,6 +131,7 @@ fuzz: deps ## Fuzz the ARM router and bodies, git pkt-lines, requests and pack d
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZ_TIME) ./sim/scenario/
 	$(GO) test -run '^$$' -fuzz '^FuzzControls$$' -fuzztime $(FUZZ_TIME) ./sim/ui/
 	$(GO) test -run '^$$' -fuzz '^FuzzChangeTxtar$$' -fuzztime $(FUZZ_TIME) ./sim/ui/
+	$(GO) test -run '^$$' -fuzz '^FuzzOpen$$' -fuzztime $(FUZZ_TIME) ./sim/internal/sealed/
 
 # Random repositories for the git server's differential suite (make test
 # runs a fixed handful); SOAK_SEED repeats a run, e.g. make soak SOAK_SEEDS=1 SOAK_SEED=123.

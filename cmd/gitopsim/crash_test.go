@@ -180,14 +180,7 @@ func (w *crashWriter) setUp() {
 	if _, err := groups.CreateOrUpdate(w.t.Context(), "crash", armresources.ResourceGroup{Location: to.Ptr("eastus")}, nil); err != nil {
 		w.t.Fatal(err)
 	}
-	poller, err := ccs.BeginCreate(w.t.Context(), "crash", "crash", armhybridkubernetes.ConnectedCluster{
-		Location: to.Ptr("eastus"),
-		Identity: &armhybridkubernetes.ConnectedClusterIdentity{Type: to.Ptr(armhybridkubernetes.ResourceIdentityTypeSystemAssigned)},
-		Properties: &armhybridkubernetes.ConnectedClusterProperties{
-			AgentPublicKeyCertificate: to.Ptr(armtest.AgentKey()),
-			Distribution:              to.Ptr("gitopsim"),
-		},
-	}, nil)
+	poller, err := ccs.BeginCreate(w.t.Context(), "crash", "crash", armtest.ConnectedCluster(), nil)
 	if err != nil {
 		w.t.Fatal(err)
 	}

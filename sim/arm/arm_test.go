@@ -127,14 +127,7 @@ func (f *fixture) group(name string) {
 
 func (f *fixture) connectedCluster(rg, name string) *armhybridkubernetes.ConnectedCluster {
 	f.t.Helper()
-	poller, err := f.ccs.BeginCreate(f.t.Context(), rg, name, armhybridkubernetes.ConnectedCluster{
-		Location: to.Ptr("eastus"),
-		Identity: &armhybridkubernetes.ConnectedClusterIdentity{Type: to.Ptr(armhybridkubernetes.ResourceIdentityTypeSystemAssigned)},
-		Properties: &armhybridkubernetes.ConnectedClusterProperties{
-			AgentPublicKeyCertificate: to.Ptr(armtest.AgentKey()),
-			Distribution:              to.Ptr("gitopsim"),
-		},
-	}, nil)
+	poller, err := f.ccs.BeginCreate(f.t.Context(), rg, name, armtest.ConnectedCluster(), nil)
 	if err != nil {
 		f.t.Fatal(err)
 	}

@@ -14,7 +14,6 @@ import (
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/runtime"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
-	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/hybridkubernetes/armhybridkubernetes"
 	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/resources/armresources"
 
 	"github.com/gitopsim/gitopsim/sim/arm"
@@ -186,15 +185,9 @@ func catalogFixture(t *testing.T, opts arm.Options) (*fixture, *armresources.Cli
 	f.group("rg1")
 	f.group("rg2")
 	create := func(rg, name, loc string, tags map[string]*string) {
-		poller, err := f.ccs.BeginCreate(t.Context(), rg, name, armhybridkubernetes.ConnectedCluster{
-			Location: to.Ptr(loc),
-			Tags:     tags,
-			Identity: &armhybridkubernetes.ConnectedClusterIdentity{Type: to.Ptr(armhybridkubernetes.ResourceIdentityTypeSystemAssigned)},
-			Properties: &armhybridkubernetes.ConnectedClusterProperties{
-				AgentPublicKeyCertificate: to.Ptr(armtest.AgentKey()),
-				Distribution:              to.Ptr("gitopsim"),
-			},
-		}, nil)
+		body := armtest.ConnectedCluster()
+		body.Location, body.Tags = to.Ptr(loc), tags
+		poller, err := f.ccs.BeginCreate(t.Context(), rg, name, body, nil)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -1,8 +1,6 @@
 package arm
 
 import (
-	"crypto/aes"
-	"crypto/cipher"
 	"crypto/rand"
 	"encoding/json"
 	"errors"
@@ -10,9 +8,9 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"slices"
 
 	"github.com/gitopsim/gitopsim/sim/internal/atomicfile"
+	"github.com/gitopsim/gitopsim/sim/internal/sealed"
 )
 
 // State persistence: with Options.StateDir, every acknowledged change is
@@ -81,14 +79,6 @@ func loadOrCreateStateKey(path, legacy, state string) ([]byte, error) {
 	return k, nil
 }
 
-func newGCM(key []byte) (cipher.AEAD, error) {
-	block, err := aes.NewCipher(key)
-	if err != nil {
-		return nil, err
-	}
-	return cipher.NewGCM(block)
-}
-
 // loadState fills the store from the state dir, if it holds a snapshot.
 func (s *Server) loadState() error {
 	path := filepath.Join(s.opts.StateDir, stateFile)
@@ -99,16 +89,13 @@ func (s *Server) loadState() error {
 	if err != nil {
 		return fmt.Errorf("arm: read state: %w", err)
 	}
-	if len(b) < len(stateMagic) || string(b[:len(stateMagic)]) != stateMagic {
-		return fmt.Errorf("arm: %s is not a gitopsim ARM state file", path)
-	}
-	b = b[len(stateMagic):]
-	ns := s.aead.NonceSize()
-	if len(b) < ns {
-		return fmt.Errorf("arm: %s is truncated", path)
-	}
-	plain, err := s.aead.Open(nil, b[:ns], b[ns:], []byte(stateMagic))
-	if err != nil {
+	plain, err := s.sealed.Open(b)
+	switch {
+	case errors.Is(err, sealed.ErrForeign):
+		return fmt.Errorf("arm: %s is not a gitopsim ARM state file; nothing was changed", path)
+	case errors.Is(err, sealed.ErrTruncated):
+		return fmt.Errorf("arm: %s is truncated; nothing was changed", path)
+	case err != nil:
 		return fmt.Errorf("arm: cannot decrypt %s with the key in %s (is it the key this state was written with?); nothing was changed", path, s.keyFile)
 	}
 	var snap snapshot
@@ -220,11 +207,10 @@ func (s *Server) writeStateLocked() error {
 	if err != nil {
 		return err
 	}
-	nonce := make([]byte, s.aead.NonceSize())
-	if _, err := rand.Read(nonce); err != nil {
+	out, err := s.sealed.Seal(plain)
+	clear(plain)
+	if err != nil {
 		return err
 	}
-	out := slices.Concat([]byte(stateMagic), nonce, s.aead.Seal(nil, nonce, plain, []byte(stateMagic)))
-	clear(plain)
 	return atomicfile.WriteFile(filepath.Join(s.opts.StateDir, stateFile), out, 0o600)
 }

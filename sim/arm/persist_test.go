@@ -6,7 +6,6 @@ import (
 	"encoding/base64"
 	"io/fs"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -15,6 +14,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
 
 	"github.com/gitopsim/gitopsim/sim/arm"
+	"github.com/gitopsim/gitopsim/sim/internal/fulldisk"
 )
 
 func TestStateDirSurvivesRestart(t *testing.T) {
@@ -142,28 +142,13 @@ func start2(t *testing.T, f *fixture) *fixture {
 // server keeps serving, what was saved stays, and once there is room again
 // changes are saved. Needs root (mount); skips, saying so, otherwise.
 func TestDiskFull(t *testing.T) {
-	stateDir := t.TempDir()
-	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", stateDir).CombinedOutput(); err != nil {
-		t.Skipf("cannot mount a tmpfs (needs root): %v %s", err, out)
-	}
-	t.Cleanup(func() { _ = exec.Command("umount", stateDir).Run() })
+	stateDir := fulldisk.Mount(t, "256k")
 	f := start(t, arm.Options{StateDir: stateDir, TokenLifetime: 1000 * time.Hour})
 	f.onboard("rg1", "arc1")
 	if _, _, err := f.putConfig("rg1", "arc1", "saved", config("https://127.0.0.1/team/app.git")); err != nil {
 		t.Fatal(err)
 	}
-	// Fill what is left, so the next snapshot cannot be written.
-	filler := filepath.Join(stateDir, "filler")
-	fill, err := os.Create(filler)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := fill.Write(make([]byte, 4096)); err != nil {
-			break
-		}
-	}
-	fill.Close()
+	free := fulldisk.Fill(t, stateDir)
 	before, err := os.ReadFile(filepath.Join(stateDir, "arm-state.bin"))
 	if err != nil {
 		t.Fatal(err)
@@ -192,9 +177,7 @@ func TestDiskFull(t *testing.T) {
 		t.Errorf("temporary files left on the full disk: %v", left)
 	}
 
-	if err := os.Remove(filler); err != nil {
-		t.Fatal(err)
-	}
+	free()
 	if _, _, err := f.putConfig("rg1", "arc1", "unsaved", config("https://127.0.0.1/team/other.git")); err != nil {
 		t.Errorf("PUT once there is room again: %v", err)
 	}

@@ -2,7 +2,6 @@ package arm
 
 import (
 	"context"
-	"crypto/cipher"
 	"crypto/rand"
 	"crypto/tls"
 	"encoding/base64"
@@ -24,6 +23,7 @@ import (
 	"github.com/gitopsim/gitopsim/sim/internal/atomicfile"
 	"github.com/gitopsim/gitopsim/sim/internal/graceful"
 	"github.com/gitopsim/gitopsim/sim/internal/pki"
+	"github.com/gitopsim/gitopsim/sim/internal/sealed"
 )
 
 // Defaults for Options. The ids are fixed so that transcripts of virtual
@@ -104,8 +104,8 @@ type Server struct {
 	router  router
 	store   *store
 	faults  faults
-	aead    cipher.AEAD // encrypts the state file; nil without a state dir
-	keyFile string      // where aead's key is kept, for messages
+	sealed  *sealed.Box // encrypts the state file; nil without a state dir
+	keyFile string      // where its key is kept, for messages
 	// providers are the hosted providers, by name; providerState holds
 	// their snapshots as loaded, until each is hosted. Both under
 	// store.mu.
@@ -216,7 +216,7 @@ func New(opts Options) (*Server, error) {
 				return nil, fmt.Errorf("arm: %w", err)
 			}
 		}
-		if s.aead, err = newGCM(k); err != nil {
+		if s.sealed, err = sealed.New(k, stateMagic); err != nil {
 			return nil, fmt.Errorf("arm: %w", err)
 		}
 		if err := s.loadState(); err != nil {

@@ -1,8 +1,6 @@
 package gitserver
 
 import (
-	"crypto/aes"
-	"crypto/cipher"
 	"crypto/rand"
 	"encoding/json"
 	"errors"
@@ -14,6 +12,7 @@ import (
 	"time"
 
 	"github.com/gitopsim/gitopsim/sim/internal/atomicfile"
+	"github.com/gitopsim/gitopsim/sim/internal/sealed"
 )
 
 // With a state dir, the identity API's data (users and their grants, user
@@ -61,7 +60,7 @@ type persistedToken struct {
 // identityStore is the encrypted identities file of a state dir.
 type identityStore struct {
 	path string
-	aead cipher.AEAD
+	box  *sealed.Box
 }
 
 func newIdentityStore(stateDir string, key []byte) (*identityStore, error) {
@@ -72,15 +71,11 @@ func newIdentityStore(stateDir string, key []byte) (*identityStore, error) {
 		}
 		key = k
 	}
-	block, err := aes.NewCipher(key)
+	box, err := sealed.New(key, identitiesMagic)
 	if err != nil {
 		return nil, fmt.Errorf("gitserver: state key: %w", err)
 	}
-	aead, err := cipher.NewGCM(block)
-	if err != nil {
-		return nil, err
-	}
-	return &identityStore{path: filepath.Join(stateDir, identitiesFile), aead: aead}, nil
+	return &identityStore{path: filepath.Join(stateDir, identitiesFile), box: box}, nil
 }
 
 func loadOrCreateKey(path string) ([]byte, error) {
@@ -114,16 +109,13 @@ func (st *identityStore) load(s *Server) error {
 	if err != nil {
 		return fmt.Errorf("gitserver: read %s: %w", st.path, err)
 	}
-	if len(b) < len(identitiesMagic) || string(b[:len(identitiesMagic)]) != identitiesMagic {
+	plain, err := st.box.Open(b)
+	switch {
+	case errors.Is(err, sealed.ErrForeign):
 		return fmt.Errorf("gitserver: %s is not a gitopsim identities file; nothing was changed", st.path)
-	}
-	b = b[len(identitiesMagic):]
-	ns := st.aead.NonceSize()
-	if len(b) < ns {
+	case errors.Is(err, sealed.ErrTruncated):
 		return fmt.Errorf("gitserver: %s is truncated; nothing was changed", st.path)
-	}
-	plain, err := st.aead.Open(nil, b[:ns], b[ns:], []byte(identitiesMagic))
-	if err != nil {
+	case err != nil:
 		return fmt.Errorf("gitserver: cannot decrypt %s with the state key (is it the key this state was written with?); nothing was changed", st.path)
 	}
 	defer clear(plain)
@@ -191,11 +183,10 @@ func (st *identityStore) saveLocked(s *Server) error {
 		return err
 	}
 	defer clear(plain)
-	nonce := make([]byte, st.aead.NonceSize())
-	if _, err := rand.Read(nonce); err != nil {
+	out, err := st.box.Seal(plain)
+	if err != nil {
 		return err
 	}
-	out := slices.Concat([]byte(identitiesMagic), nonce, st.aead.Seal(nil, nonce, plain, []byte(identitiesMagic)))
 	return atomicfile.WriteFile(st.path, out, 0o600)
 }
 

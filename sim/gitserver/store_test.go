@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -17,6 +15,7 @@ import (
 	gossh "golang.org/x/crypto/ssh"
 
 	"github.com/gitopsim/gitopsim/sim/gitserver"
+	"github.com/gitopsim/gitopsim/sim/internal/fulldisk"
 )
 
 func TestDiskStoreKeepsPushesAcrossRestart(t *testing.T) {
@@ -219,11 +218,7 @@ func TestIdentitiesFileRefusedNotReplaced(t *testing.T) {
 // state dir's disk is full) fails and is undone; once there is room it
 // works. Needs root (mount); skips, saying so, otherwise.
 func TestIdentitiesDiskFull(t *testing.T) {
-	state := t.TempDir()
-	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=128k", "tmpfs", state).CombinedOutput(); err != nil {
-		t.Skipf("cannot mount a tmpfs (needs root): %v %s", err, out)
-	}
-	t.Cleanup(func() { _ = exec.Command("umount", state).Run() })
+	state := fulldisk.Mount(t, "128k")
 	srv, err := gitserver.New(gitserver.Options{Workdir: t.TempDir(), StateDir: state})
 	if err != nil {
 		t.Fatal(err)
@@ -231,17 +226,7 @@ func TestIdentitiesDiskFull(t *testing.T) {
 	if err := srv.AddUser("kept", false); err != nil {
 		t.Fatal(err)
 	}
-	filler := filepath.Join(state, "filler")
-	fill, err := os.Create(filler)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := fill.Write(make([]byte, 4096)); err != nil {
-			break
-		}
-	}
-	fill.Close()
+	free := fulldisk.Fill(t, state)
 	if err := srv.AddUser("lost", false); err == nil || !strings.Contains(err.Error(), "could not be saved") {
 		t.Errorf("AddUser on a full disk: %v", err)
 	}
@@ -251,9 +236,7 @@ func TestIdentitiesDiskFull(t *testing.T) {
 	if _, err := srv.AddToken("kept", gitserver.TokenOptions{}); err == nil {
 		t.Error("a token was made on a full disk")
 	}
-	if err := os.Remove(filler); err != nil {
-		t.Fatal(err)
-	}
+	free()
 	if _, err := srv.AddToken("kept", gitserver.TokenOptions{}); err != nil {
 		t.Errorf("once there is room again: %v", err)
 	}

@@ -15,6 +15,7 @@ import (
 	"strings"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
+	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/hybridkubernetes/armhybridkubernetes"
 	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/kubernetesconfiguration/armkubernetesconfiguration/v2"
 	"golang.org/x/crypto/ssh"
 )
@@ -147,4 +148,17 @@ func AgentKey() string {
 		panic(err)
 	}
 	return base64.StdEncoding.EncodeToString(der)
+}
+
+// ConnectedCluster is a valid connected-cluster body, as az connectedk8s
+// connect sends it: eastus, a system-assigned identity, a new agent key.
+func ConnectedCluster() armhybridkubernetes.ConnectedCluster {
+	return armhybridkubernetes.ConnectedCluster{
+		Location: to.Ptr("eastus"),
+		Identity: &armhybridkubernetes.ConnectedClusterIdentity{Type: to.Ptr(armhybridkubernetes.ResourceIdentityTypeSystemAssigned)},
+		Properties: &armhybridkubernetes.ConnectedClusterProperties{
+			AgentPublicKeyCertificate: to.Ptr(AgentKey()),
+			Distribution:              to.Ptr("gitopsim"),
+		},
+	}
 }
