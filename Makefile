@@ -108,6 +108,7 @@ bench: tools deps ## Benchmarks against same-run baselines, summarised by benchs
 	$(GO) test -run '^$$' -bench ScenarioLibrary -benchtime 1x -count $(BENCH_COUNT) -timeout 30m ./e2e/bench/ | tee -a out/bench.txt
 	$(GO) test -run '^$$' -bench PolicyFleet -benchtime 1x -count $(BENCH_COUNT) -timeout 30m ./e2e/bench/ | tee -a out/bench.txt
 	$(GO) test -run '^$$' -bench FleetDedicated -benchtime 1x -count $(BENCH_COUNT) -timeout 30m ./e2e/bench/ | tee -a out/bench.txt
+	$(GO) test -run '^$$' -bench '^BenchmarkLoad$$' -benchtime 1x -count 3 -timeout 30m ./e2e/bench/ | tee -a out/bench.txt
 	@# Skips, saying why, without Docker or the image make kind-image builds.
 	$(GO) test -run '^$$' -bench '^BenchmarkKind$$' -benchtime 1x -count 3 -timeout 30m ./e2e/bench/ | tee -a out/bench.txt
 	$(GO) tool benchstat out/bench.txt

@@ -155,6 +155,10 @@ func (s *Server) agentCluster(c *call) (*cluster, *Error) {
 	return cl, nil
 }
 
+// heartbeatSaveEvery bounds how often a heartbeat that changes nothing but
+// the time is written to the state dir.
+const heartbeatSaveEvery = time.Minute
+
 func (s *Server) agentHeartbeat(c *call) *Error {
 	raw, e := readBody(c)
 	if e != nil {
@@ -176,12 +180,21 @@ func (s *Server) agentHeartbeat(c *call) *Error {
 		return errorf(http.StatusForbidden, "ClusterIdentityExpired",
 			"The managed identity certificate of '%s' expired at %s; delete the connected cluster and onboard it again.", cl.ID, cl.IdentityExpires.UTC().Format(time.RFC3339))
 	}
+	before := cl.Props
 	cl.LastHeartbeat = c.now
 	cl.IdentityExpires = c.now.Add(IdentityLifetime)
 	cl.Props.AgentVersion, cl.Props.KubernetesVersion = hb.AgentVersion, hb.KubernetesVersion
 	cl.Props.TotalNodeCount, cl.Props.TotalCoreCount = hb.TotalNodeCount, hb.TotalCoreCount
-	if e := s.commitLocked(); e != nil {
-		return e
+	// Each heartbeat moves the time only; writing the whole state for
+	// it would make a fleet's heartbeats the state dir's main load. What
+	// it reports is written at once; the time at most heartbeatSaveEvery
+	// late, so a crash loses less than that of it (Azure shows a cluster
+	// Offline only 15 minutes after its last heartbeat).
+	if cl.Props != before || c.now.Sub(cl.savedBeat) >= heartbeatSaveEvery {
+		if e := s.commitLocked(); e != nil {
+			return e
+		}
+		cl.savedBeat = c.now
 	}
 	writeJSON(c.w, http.StatusOK, HeartbeatResult{ConnectivityStatus: connectivity(cl, c.now), IdentityExpires: cl.IdentityExpires})
 	return nil
@@ -195,6 +208,7 @@ func (s *Server) agentConfigurations(c *call) *Error {
 	defer s.unlock()
 	prefix := key(cl.ID + "/providers/" + configType + "/")
 	out := []DesiredConfiguration{}
+	changed := false
 	for _, cfg := range inOrder(s.store.configs, prefix) {
 		d := DesiredConfiguration{ID: cfg.ID, Name: cfg.Name, Generation: cfg.Generation, Spec: cfg.Spec, Compliance: cfg.Compliance, PublicKey: cfg.PublicKey, ProtectedSettingsExpired: cfg.ProtectedExpired}
 		if len(cfg.Protected) > 0 {
@@ -202,12 +216,17 @@ func (s *Server) agentConfigurations(c *call) *Error {
 			for k, v := range cfg.Protected {
 				d.ProtectedSettings[k] = v
 			}
+			changed = changed || !cfg.ProtectedFetched
 			cfg.ProtectedFetched = true
 		}
 		out = append(out, d)
 	}
-	if e := s.commitLocked(); e != nil {
-		return e
+	// A poll changes the state only the first time it hands out a
+	// configuration's protected settings.
+	if changed {
+		if e := s.commitLocked(); e != nil {
+			return e
+		}
 	}
 	writeJSON(c.w, http.StatusOK, map[string]any{"value": out})
 	return nil
@@ -244,12 +263,16 @@ func (s *Server) agentReport(c *call) *Error {
 	if level == "" {
 		level = "Information"
 	}
-	cfg.Compliance = Compliance{State: rep.ComplianceState, LastConfigApplied: rep.LastConfigApplied, Message: rep.Message, Level: level}
+	compliance, publicKey := Compliance{State: rep.ComplianceState, LastConfigApplied: rep.LastConfigApplied, Message: rep.Message, Level: level}, cfg.PublicKey
 	if rep.RepositoryPublicKey != "" {
-		cfg.PublicKey = rep.RepositoryPublicKey
+		publicKey = rep.RepositoryPublicKey
 	}
-	if e := s.commitLocked(); e != nil {
-		return e
+	// An agent reports after every sync; most reports repeat the last.
+	if compliance != cfg.Compliance || publicKey != cfg.PublicKey {
+		cfg.Compliance, cfg.PublicKey = compliance, publicKey
+		if e := s.commitLocked(); e != nil {
+			return e
+		}
 	}
 	c.w.WriteHeader(http.StatusNoContent)
 	return nil
