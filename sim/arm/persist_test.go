@@ -182,3 +182,63 @@ func TestDiskFull(t *testing.T) {
 		t.Errorf("PUT once there is room again: %v", err)
 	}
 }
+
+// TestAgentTrafficWritesOnlyChanges: an agent's repeated polls, repeated
+// reports and heartbeats that move only the time do not rewrite the state
+// file (each write has a fresh nonce, so the bytes tell); a change does,
+// and a heartbeat's time is written at most a minute late.
+func TestAgentTrafficWritesOnlyChanges(t *testing.T) {
+	stateDir := t.TempDir()
+	f := start(t, arm.Options{StateDir: stateDir, TokenLifetime: 1000 * time.Hour})
+	o := f.onboard("rg1", "arc1")
+	c := config("https://127.0.0.1/team/app.git")
+	c.Properties.ConfigurationProtectedSettings = map[string]*string{
+		"httpsUser": to.Ptr(base64.StdEncoding.EncodeToString([]byte("u"))),
+		"httpsKey":  to.Ptr(base64.StdEncoding.EncodeToString([]byte("k"))),
+	}
+	if _, _, err := f.putConfig("rg1", "arc1", "team-a", c); err != nil {
+		t.Fatal(err)
+	}
+	a := f.agent(o)
+	ctx := t.Context()
+	file := filepath.Join(stateDir, "arm-state.bin")
+	state := func() []byte {
+		b, err := os.ReadFile(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	step := func(what string, wantWrite bool, do func() error) {
+		t.Helper()
+		before := state()
+		if err := do(); err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+		if wrote := !bytes.Equal(before, state()); wrote != wantWrite {
+			t.Errorf("%s: wrote the state %v, want %v", what, wrote, wantWrite)
+		}
+	}
+	hb := arm.Heartbeat{AgentVersion: "1.0", KubernetesVersion: "v1.32.13", TotalNodeCount: 1, TotalCoreCount: 2}
+	var desired []arm.DesiredConfiguration
+	poll := func() (err error) { desired, err = a.Configurations(ctx); return err }
+	report := func(state string) func() error {
+		return func() error {
+			return a.ReportCompliance(ctx, "team-a", arm.ComplianceReport{Generation: desired[0].Generation, ComplianceState: state, Message: "m"})
+		}
+	}
+	step("first poll (hands out the protected settings)", true, poll)
+	step("second poll", false, poll)
+	step("first report", true, report("Installed"))
+	step("the same report", false, report("Installed"))
+	step("another state", true, report("Failed"))
+	step("first heartbeat", true, func() error { _, err := a.Heartbeat(ctx, hb); return err })
+	f.clk.Advance(30 * time.Second)
+	step("a heartbeat 30s later", false, func() error { _, err := a.Heartbeat(ctx, hb); return err })
+	hb.TotalNodeCount = 3
+	step("a heartbeat with new figures", true, func() error { _, err := a.Heartbeat(ctx, hb); return err })
+	f.clk.Advance(30 * time.Second)
+	step("30s later", false, func() error { _, err := a.Heartbeat(ctx, hb); return err })
+	f.clk.Advance(31 * time.Second)
+	step("61s after the last write", true, func() error { _, err := a.Heartbeat(ctx, hb); return err })
+}
