@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -23,6 +24,7 @@ import (
 	"github.com/gitopsim/gitopsim/sim"
 	"github.com/gitopsim/gitopsim/sim/arm/armtest"
 	"github.com/gitopsim/gitopsim/sim/azsdk"
+	"github.com/gitopsim/gitopsim/sim/cluster"
 )
 
 // TestUpSurvivesSIGKILL kills gitopsim up with SIGKILL at a random moment
@@ -75,7 +77,7 @@ func TestUpSurvivesSIGKILL(t *testing.T) {
 			w.waitLocalSynced(seed, round)
 		}
 		if t.Failed() {
-			_ = cmd.Process.Kill()
+			_ = cmd.Process.Signal(syscall.SIGINT)
 			<-exited
 			return
 		}
@@ -102,6 +104,21 @@ func TestUpSurvivesSIGKILL(t *testing.T) {
 		<-exited
 		stop()
 		wg.Wait()
+		// The control plane dies with gitopsim, even killed outright.
+		var left []cluster.Process
+		for deadline := time.Now().Add(10 * time.Second); ; {
+			if left, err = cluster.Leftovers(wd); err != nil {
+				t.Fatal(err)
+			}
+			if len(left) == 0 || time.Now().After(deadline) {
+				break
+			}
+			<-time.After(50 * time.Millisecond)
+		}
+		for _, p := range left {
+			t.Errorf("round %d: %s (pid %d) outlived the SIGKILL of gitopsim", round, p.Command, p.PID)
+			_ = syscall.Kill(p.PID, syscall.SIGKILL)
+		}
 		t.Logf("round %d: killed after %v with %d configurations and %d pushes acknowledged so far", round, delay, len(acked.configs()), len(acked.pushes()))
 	}
 	if len(acked.configs()) == 0 {

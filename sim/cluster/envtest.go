@@ -182,10 +182,21 @@ func (b *envtestBackend) Start(ctx context.Context) (err error) {
 		}
 		return b.afterAPIServer(ctx, assets)
 	}
+	// Both die with gitopsim, even when it is killed outright (SIGKILL):
+	// envtest itself starts them with no death signal.
+	apiPath, err := dyingWrapper(filepath.Join(dir, "kube-apiserver.sh"), assets.APIServer(), nil, b.log)
+	if err != nil {
+		return fmt.Errorf("envtest: %w", err)
+	}
+	etcdPath, err := dyingWrapper(filepath.Join(dir, "etcd.sh"), assets.Etcd(), nil, b.log)
+	if err != nil {
+		return fmt.Errorf("envtest: %w", err)
+	}
+	api.Path = apiPath
 	b.plane = &envtest.ControlPlane{
 		APIServer: api,
 		Etcd: &envtest.Etcd{
-			Path:         assets.Etcd(),
+			Path:         etcdPath,
 			DataDir:      filepath.Join(dir, "etcd"),
 			StartTimeout: startTimeout,
 			StopTimeout:  stopTimeout,
