@@ -105,7 +105,7 @@ func BenchmarkKind(b *testing.B) {
 func upOnKind(b *testing.B, bin, name, image string) (time.Duration, float64) {
 	b.Helper()
 	workdir := b.TempDir()
-	up, d := startUp(b, bin, "--workdir", workdir, "-q", "--no-ui", "--cluster", "kind", "--kind-name", name, "--kind-image", image)
+	up, d := startUp(b, bin, nil, "--workdir", workdir, "-q", "--no-ui", "--cluster", "kind", "--kind-name", name, "--kind-image", image)
 	// The node's memory once it has settled: every kube-system pod Ready.
 	if err := systemPodsReady(filepath.Join(workdir, "kubeconfig")); err != nil {
 		b.Error(err)

@@ -52,17 +52,7 @@ func BenchmarkLoad(b *testing.B) {
 func loadOnce(b *testing.B, bin string, d time.Duration) {
 	workdir, state := b.TempDir(), b.TempDir()
 	var logs syncLog
-	cmd := exec.Command(bin, "up", "--workdir", workdir, "--state-dir", state, "--no-ui", "--clusters", "20", "--profile", "fast")
-	cmd.Stderr = &logs
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		b.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		b.Fatal(err)
-	}
-	waitUp(b, stdout, &logs)
-	go func() { _, _ = io.Copy(io.Discard, stdout) }()
+	cmd, _ := startUp(b, bin, &logs, "--workdir", workdir, "--state-dir", state, "--no-ui", "--clusters", "20", "--profile", "fast")
 	defer func() {
 		_ = cmd.Process.Signal(os.Interrupt)
 		_ = cmd.Wait()
@@ -267,23 +257,6 @@ func (l *syncLog) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.sb.String()
-}
-
-// waitUp reads up's stdout until it says it is up.
-func waitUp(b *testing.B, stdout io.Reader, logs *syncLog) {
-	buf := make([]byte, 4096)
-	var seen strings.Builder
-	deadline := time.Now().Add(5 * time.Minute)
-	for !strings.Contains(seen.String(), "gitopsim is up") {
-		if time.Now().After(deadline) {
-			b.Fatalf("gitopsim up was not up within 5 minutes:\n%s", logs.String())
-		}
-		n, err := stdout.Read(buf)
-		seen.Write(buf[:n])
-		if err != nil {
-			b.Fatalf("gitopsim up ended before it was up: %v\n%s", err, logs.String())
-		}
-	}
 }
 
 // gitRunner runs the git CLI with the endpoints' admin credentials.

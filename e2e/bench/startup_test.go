@@ -5,6 +5,8 @@ package bench
 
 import (
 	"bufio"
+	"cmp"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
@@ -82,22 +84,23 @@ func bareEnvtest(b *testing.B, assetsDir string) (time.Duration, map[string]floa
 
 func gitopsimUp(b *testing.B, bin string) (time.Duration, map[string]float64) {
 	b.Helper()
-	up, d := startUp(b, bin, "--workdir", b.TempDir(), "-q")
+	up, d := startUp(b, bin, nil, "--workdir", b.TempDir(), "-q")
 	mem := treeRSS(up.Process.Pid, true)
 	stopUp(b, up)
 	return d, mem
 }
 
-// startUp starts gitopsim up with args and returns it once it prints "is
-// up", with the time that took.
-func startUp(b *testing.B, bin string, args ...string) (*exec.Cmd, time.Duration) {
+// startUp starts gitopsim up with args, its log going to stderr (nil:
+// this process's), and returns it once it prints "is up", with the time
+// that took.
+func startUp(b *testing.B, bin string, stderr io.Writer, args ...string) (*exec.Cmd, time.Duration) {
 	b.Helper()
 	cmd := exec.Command(bin, append([]string{"up"}, args...)...)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		b.Fatal(err)
 	}
-	cmd.Stderr = os.Stderr
+	cmd.Stderr = cmp.Or[io.Writer](stderr, os.Stderr)
 	t0 := time.Now()
 	if err := cmd.Start(); err != nil {
 		b.Fatal(err)
@@ -113,7 +116,11 @@ func startUp(b *testing.B, bin string, args ...string) (*exec.Cmd, time.Duration
 	d := time.Since(t0)
 	if !ready {
 		_ = cmd.Wait()
-		b.Fatalf("gitopsim up %v ended without becoming ready", args)
+		log := ""
+		if s, ok := stderr.(fmt.Stringer); ok {
+			log = "\n" + s.String()
+		}
+		b.Fatalf("gitopsim up %v ended without becoming ready%s", args, log)
 	}
 	go func() { _, _ = io.Copy(io.Discard, stdout) }()
 	return cmd, d
