@@ -124,7 +124,7 @@ func (b *kindBackend) Start(ctx context.Context) (err error) {
 		// else would, and the next start would reuse a broken one.
 		defer func() {
 			if err != nil {
-				b.deleteCreated(path)
+				b.deleteAfterFailure(path)
 			}
 		}()
 	}
@@ -163,7 +163,7 @@ func (b *kindBackend) create(ctx context.Context, path string) error {
 		b.log.Info("interrupted: waiting for kind to finish creating the cluster, then deleting it", "name", b.name)
 		if err = <-done; err == nil {
 			b.created = true
-			b.deleteCreated(path)
+			b.deleteAfterFailure(path)
 			return ctx.Err()
 		}
 	}
@@ -180,13 +180,22 @@ func (b *kindBackend) create(ctx context.Context, path string) error {
 }
 
 // deleteCreated deletes the cluster if this backend created it; mu held.
-func (b *kindBackend) deleteCreated(path string) {
+func (b *kindBackend) deleteCreated(path string) error {
 	if !b.created {
-		return
+		return nil
 	}
 	b.created = false
 	if err := b.provider.Delete(b.name, path); err != nil {
-		b.log.Error("delete the kind cluster this start created", "name", b.name, "err", err)
+		return fmt.Errorf("kind: delete cluster %s: %w", b.name, err)
+	}
+	return nil
+}
+
+// deleteAfterFailure is deleteCreated on a failed start, whose own error
+// is the one returned.
+func (b *kindBackend) deleteAfterFailure(path string) {
+	if err := b.deleteCreated(path); err != nil {
+		b.log.Error("delete the kind cluster this start created", "err", err)
 	}
 }
 
@@ -203,14 +212,7 @@ func (b *kindBackend) Stop(ctx context.Context) error {
 	defer b.mu.Unlock()
 	path := b.Kubeconfig()
 	b.setAdmin(nil, "")
-	if !b.created {
-		return nil
-	}
-	b.created = false
-	if err := b.provider.Delete(b.name, path); err != nil {
-		return fmt.Errorf("kind: delete cluster %s: %w", b.name, err)
-	}
-	return nil
+	return b.deleteCreated(path)
 }
 
 func (b *kindBackend) NewUser(ctx context.Context, name string, groups []string) (*User, error) {
