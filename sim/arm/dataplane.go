@@ -187,14 +187,14 @@ func (s *Server) agentHeartbeat(c *call) *Error {
 	cl.Props.TotalNodeCount, cl.Props.TotalCoreCount = hb.TotalNodeCount, hb.TotalCoreCount
 	// Each heartbeat moves the time only; writing the whole state for
 	// it would make a fleet's heartbeats the state dir's main load. What
-	// it reports is written at once; the time at most heartbeatSaveEvery
-	// late, so a crash loses less than that of it (Azure shows a cluster
-	// Offline only 15 minutes after its last heartbeat).
-	if cl.Props != before || c.now.Sub(cl.savedBeat) >= heartbeatSaveEvery {
+	// it reports is written at once; the time when the state was last
+	// written heartbeatSaveEvery ago or more, so a crash loses less than
+	// that of any cluster's (Azure shows a cluster Offline only 15 minutes
+	// after its last heartbeat).
+	if cl.Props != before || c.now.Sub(s.savedAt) >= heartbeatSaveEvery {
 		if e := s.commitLocked(); e != nil {
 			return e
 		}
-		cl.savedBeat = c.now
 	}
 	writeJSON(c.w, http.StatusOK, HeartbeatResult{ConnectivityStatus: connectivity(cl, c.now), IdentityExpires: cl.IdentityExpires})
 	return nil

@@ -148,6 +148,7 @@ func (s *Server) commitLocked() *Error {
 		s.rollbackLocked()
 		return errorf(http.StatusInternalServerError, CodeInternalServerError, "The change could not be saved, so it was not made. Check the state dir (is the disk full?).")
 	}
+	s.savedAt = s.opts.Clock.Now()
 	return nil
 }
 

@@ -106,6 +106,7 @@ type Server struct {
 	faults  faults
 	sealed  *sealed.Box // encrypts the state file; nil without a state dir
 	keyFile string      // where its key is kept, for messages
+	savedAt time.Time   // when the state was last written (store lock)
 	// providers are the hosted providers, by name; providerState holds
 	// their snapshots as loaded, until each is hosted. Both under
 	// store.mu.

@@ -79,9 +79,6 @@ type cluster struct {
 	LastHeartbeat   time.Time
 	IdentityExpires time.Time
 	PrincipalID     string
-	// savedBeat is the heartbeat last written to the state dir (not
-	// itself persisted): see heartbeatSaveEvery.
-	savedBeat time.Time
 }
 
 type clusterProps struct {
