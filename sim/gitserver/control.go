@@ -40,10 +40,14 @@ func (s *Server) CreateRepo(name string, o RepoOptions) (*Repo, error) {
 		return nil, err
 	}
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	s.meta[n] = repoMeta{public: o.Public}
-	err = s.persistLocked()
-	s.mu.Unlock()
-	return r, err
+	// Only the public flag is an identity-file matter; the repo itself is
+	// on disk already.
+	if o.Public {
+		return r, s.persistLocked()
+	}
+	return r, nil
 }
 
 // DeleteRepo removes a repository and its data.

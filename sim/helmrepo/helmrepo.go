@@ -221,7 +221,7 @@ func (s *Server) publish(ch *chart.Chart, keep bool) error {
 	return s.reindexLocked()
 }
 
-// loadKept reads the charts a state dir keeps, oldest first; one that
+// loadKept reads the charts a state dir keeps, in file-name order; one that
 // cannot be read stops the start, naming it.
 func (s *Server) loadKept() ([]*chart.Chart, error) {
 	if s.opts.StateDir == "" {

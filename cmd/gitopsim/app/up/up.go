@@ -341,7 +341,7 @@ func run(s *cli.Streams, f *flags) error {
 	}
 	if state != nil {
 		e := sm.Endpoints()
-		savePorts(state, &e, log)
+		savePorts(state, f, &e, log)
 	}
 	printSummary(s, sm, f, time.Since(began))
 
@@ -397,9 +397,21 @@ func onboardFleet(ctx context.Context, s *cli.Streams, sm *sim.Sim, f *flags) er
 
 func loopback(port int) string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(port)) }
 
-// portFlags are the ports a state dir remembers, by flag name.
-func portFlags(f *flags) map[string]*int {
-	return map[string]*int{"arm-port": &f.armPort, "git-ssh-port": &f.gitSSHPort, "git-https-port": &f.gitHTTPSPort, "helm-port": &f.helmPort}
+// statePort is a port a state dir remembers: its flag, and where the
+// running stack says it listens.
+type statePort struct {
+	flag string
+	port *int
+	url  func(e *sim.Endpoints) string
+}
+
+func statePorts(f *flags) []statePort {
+	return []statePort{
+		{"arm-port", &f.armPort, func(e *sim.Endpoints) string { return e.ARM.URL }},
+		{"git-ssh-port", &f.gitSSHPort, func(e *sim.Endpoints) string { return e.Git.SSHURL }},
+		{"git-https-port", &f.gitHTTPSPort, func(e *sim.Endpoints) string { return e.Git.HTTPSURL }},
+		{"helm-port", &f.helmPort, func(e *sim.Endpoints) string { return e.Helm.RepositoryURL }},
+	}
 }
 
 // rememberedPorts gives each port flag left at 0 the port of the state
@@ -407,29 +419,29 @@ func portFlags(f *flags) map[string]*int {
 // git server's URLs, and clients the ARM and Helm ones.
 func rememberedPorts(state *statedir.Dir, f *flags, log *slog.Logger) {
 	last := state.Ports()
-	for name, p := range portFlags(f) {
-		want := last[name]
-		if *p != 0 || want == 0 {
+	for _, sp := range statePorts(f) {
+		want := last[sp.flag]
+		if *sp.port != 0 || want == 0 {
 			continue
 		}
 		l, err := net.Listen("tcp", loopback(want))
 		if err != nil {
 			log.Warn("the port of the state dir's last run is taken; URLs stored with the old port (repository URLs of configurations) will not reach this run",
-				"flag", "--"+name, "port", want, "err", err)
+				"flag", "--"+sp.flag, "port", want, "err", err)
 			continue
 		}
 		_ = l.Close()
-		*p = want
+		*sp.port = want
 	}
 }
 
 // savePorts records the ports this run listens on in the state dir.
-func savePorts(state *statedir.Dir, e *sim.Endpoints, log *slog.Logger) {
+func savePorts(state *statedir.Dir, f *flags, e *sim.Endpoints, log *slog.Logger) {
 	ports := map[string]int{}
-	for name, raw := range map[string]string{"arm-port": e.ARM.URL, "git-ssh-port": e.Git.SSHURL, "git-https-port": e.Git.HTTPSURL, "helm-port": e.Helm.RepositoryURL} {
-		if u, err := url.Parse(raw); err == nil {
+	for _, sp := range statePorts(f) {
+		if u, err := url.Parse(sp.url(e)); err == nil {
 			if p, err := strconv.Atoi(u.Port()); err == nil {
-				ports[name] = p
+				ports[sp.flag] = p
 			}
 		}
 	}
