@@ -134,14 +134,30 @@ fuzz: deps ## Fuzz the ARM router and bodies, git pkt-lines, requests and pack d
 	$(GO) test -run '^$$' -fuzz '^FuzzChangeTxtar$$' -fuzztime $(FUZZ_TIME) ./sim/ui/
 	$(GO) test -run '^$$' -fuzz '^FuzzOpen$$' -fuzztime $(FUZZ_TIME) ./sim/internal/sealed/
 
-# Random repositories for the git server's differential suite (make test
-# runs a fixed handful); SOAK_SEED repeats a run, e.g. make soak SOAK_SEEDS=1 SOAK_SEED=123.
-SOAK_SEEDS ?= 100
+# The soak and fault suite: SOAK_HOURS of virtual time on SOAK_CLUSTERS
+# clusters, with random work and faults (e2e/soak). The seed is printed;
+# SOAK_SEED repeats a run, e.g. make soak SOAK_SEED=123. Its files stay in a
+# temporary dir, named when it fails (SOAK_DIR keeps them anywhere).
+SOAK_HOURS ?= 24
+SOAK_CLUSTERS ?= 4
 SOAK_SEED ?= 0
+SOAK_DIR ?=
 
 .PHONY: soak
-soak: system-deps deps ## Git server vs git itself on SOAK_SEEDS random repositories (seed printed; ~5 s each)
-	GITOPSIM_GITDIFF_SEEDS=$(SOAK_SEEDS) GITOPSIM_GITDIFF_SEED=$(SOAK_SEED) \
+soak: tools deps ## Soak and fault suite: SOAK_HOURS (24) of virtual time with random work, faults and restarts, under -race
+	GITOPSIM_SOAK=1 GITOPSIM_SOAK_HOURS=$(SOAK_HOURS) GITOPSIM_SOAK_CLUSTERS=$(SOAK_CLUSTERS) \
+	GITOPSIM_SOAK_SEED=$(SOAK_SEED) GITOPSIM_SOAK_DIR=$(SOAK_DIR) \
+	  $(GO) test -race -count=1 -v -timeout 6h -run '^TestSoak$$' ./e2e/soak/
+
+# Random repositories for the git server's differential suite (make test
+# runs a fixed handful); GITDIFF_SEED repeats a run, e.g.
+# make soak-git GITDIFF_SEEDS=1 GITDIFF_SEED=123.
+GITDIFF_SEEDS ?= 100
+GITDIFF_SEED ?= 0
+
+.PHONY: soak-git
+soak-git: system-deps deps ## Git server vs git itself on GITDIFF_SEEDS random repositories (seed printed; ~5 s each)
+	GITOPSIM_GITDIFF_SEEDS=$(GITDIFF_SEEDS) GITOPSIM_GITDIFF_SEED=$(GITDIFF_SEED) \
 	  $(GO) test -count=1 -timeout 6h -run '^TestDifferential$$' ./sim/gitserver/
 
 .PHONY: verify

@@ -21,6 +21,7 @@ import (
 	"github.com/gitopsim/gitopsim/sim/internal/azclient"
 	"github.com/gitopsim/gitopsim/sim/internal/pki"
 	"github.com/gitopsim/gitopsim/sim/policy"
+	"github.com/gitopsim/gitopsim/sim/statedir"
 )
 
 // ErrWorkdirInUse means another simulator holds the work dir.
@@ -52,6 +53,11 @@ type Options struct {
 	// Keep and a Workdir of its own, the fleet's data outlives the
 	// simulator; EtcdURL puts it on an etcd the simulator did not start.
 	Fleet cluster.FleetOptions
+	// State, when set, is an open state dir: ARM, the git server and the
+	// Helm repository keep what users create under it (arm, git and helm),
+	// encrypted with its key. It fills those components' StateDir and
+	// StateKey where they are empty; the caller closes it after Stop.
+	State *statedir.Dir
 	// Clock drives gitopsim's own components; nil means clock.Real().
 	Clock clock.Clock
 	// Logger receives progress and diagnostics; nil discards them.
@@ -173,7 +179,23 @@ func New(opts Options) (*Sim, error) {
 			*c, *cf = ca, caFile
 		}
 	}
-	aopts, gopts := opts.ARM, opts.Git
+	aopts, gopts, hopts := opts.ARM, opts.Git, opts.Helm
+	if st := opts.State; st != nil {
+		fill := func(dir *string, name string) {
+			if *dir == "" {
+				*dir = st.Sub(name)
+			}
+		}
+		fill(&aopts.StateDir, "arm")
+		fill(&gopts.StateDir, "git")
+		fill(&hopts.StateDir, "helm")
+		if aopts.StateKey == nil {
+			aopts.StateKey, aopts.StateKeyFile = st.Key(), st.KeyFile()
+		}
+		if gopts.StateKey == nil {
+			gopts.StateKey = st.Key()
+		}
+	}
 	shared(&aopts.Workdir, &aopts.Clock, &aopts.Logger, &aopts.CA, &aopts.CAFile)
 	shared(&gopts.Workdir, &gopts.Clock, &gopts.Logger, &gopts.CA, &gopts.CAFile)
 	armServer, err := arm.New(aopts)
@@ -196,7 +218,6 @@ func New(opts Options) (*Sim, error) {
 	if err != nil {
 		return nil, err
 	}
-	hopts := opts.Helm
 	var unusedCAFile string
 	shared(&hopts.Workdir, &hopts.Clock, &hopts.Logger, &hopts.CA, &unusedCAFile)
 	helmServer, err := helmrepo.New(hopts)

@@ -324,6 +324,7 @@ func (k *kubectl) run(stdin []byte, args ...string) (stdout string, err error) {
 	default:
 		return "", fmt.Errorf("kubectl %s is not simulated", args[0])
 	}
+	defer forgetCompletions(cmd)
 	cmd.SetArgs(args[1:])
 	cmd.SetIn(streams.In)
 	cmd.SetOut(io.Discard)

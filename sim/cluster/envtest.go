@@ -326,20 +326,27 @@ func (b *envtestBackend) Stop(ctx context.Context) error {
 	return b.stopLocked()
 }
 
+// stopControllerManagerLocked stops kube-controller-manager, killing it
+// when it does not exit in time; b.mu held.
+func (b *envtestBackend) stopControllerManagerLocked() {
+	if b.kcm == nil {
+		return
+	}
+	_ = b.kcm.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-b.kcmDone:
+	case <-b.wall.After(stopTimeout):
+		_ = b.kcm.Process.Kill()
+		<-b.kcmDone
+	}
+	b.kcm = nil
+}
+
 // stopLocked stops the controller-manager first (it would otherwise retry
 // against a vanished API server), then the API server and etcd.
 func (b *envtestBackend) stopLocked() error {
 	var errs []error
-	if b.kcm != nil {
-		_ = b.kcm.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-b.kcmDone:
-		case <-b.wall.After(stopTimeout):
-			_ = b.kcm.Process.Kill()
-			<-b.kcmDone
-		}
-		b.kcm = nil
-	}
+	b.stopControllerManagerLocked()
 	if b.plane != nil {
 		if err := b.plane.Stop(); err != nil {
 			errs = append(errs, fmt.Errorf("stop etcd and kube-apiserver: %w", err))
@@ -390,7 +397,15 @@ func (b *envtestBackend) openLog(name string) (*os.File, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("envtest: %w", err)
 	}
-	f, err := os.Create(filepath.Join(dir, name+".log"))
+	path := filepath.Join(dir, name+".log")
+	// A component started again (the controller-manager after an API
+	// server restart) goes on writing the same log.
+	for _, f := range b.logFiles {
+		if f.Name() == path {
+			return f, nil
+		}
+	}
+	f, err := os.Create(path)
 	if err != nil {
 		return nil, fmt.Errorf("envtest: %w", err)
 	}

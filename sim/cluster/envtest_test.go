@@ -134,6 +134,33 @@ func TestEnvtestBackend(t *testing.T) {
 		exerciseRBAC(t, kb)
 	})
 
+	t.Run("the API server restarts with its objects, address and certificates", func(t *testing.T) {
+		r, ok := b.(cluster.APIServerRestarter)
+		if !ok {
+			t.Fatal("the envtest backend is not an APIServerRestarter")
+		}
+		if _, err := admin.CoreV1().ConfigMaps("default").Create(ctx, configMap("before-restart", nil), metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		if err := r.StopAPIServer(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := admin.CoreV1().ConfigMaps("default").Get(ctx, "before-restart", metav1.GetOptions{}); err == nil {
+			t.Fatal("the API answered while stopped")
+		}
+		if err := r.StartAPIServer(ctx); err != nil {
+			t.Fatal(err)
+		}
+		// The client made before the restart still trusts and reaches it.
+		cm, err := admin.CoreV1().ConfigMaps("default").Get(ctx, "before-restart", metav1.GetOptions{})
+		if err != nil {
+			t.Fatalf("after the restart: %v", err)
+		}
+		if cm.Data["k"] != "v" {
+			t.Errorf("data after the restart = %v", cm.Data)
+		}
+	})
+
 	t.Run("stop leaves no process behind", func(t *testing.T) {
 		if err := b.Stop(ctx); err != nil {
 			t.Fatal(err)

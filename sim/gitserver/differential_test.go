@@ -33,7 +33,7 @@ import (
 )
 
 // The differential suite's budget: make test runs the fixed seeds below;
-// make soak sets GITOPSIM_GITDIFF_SEEDS (how many) and
+// make soak-git sets GITOPSIM_GITDIFF_SEEDS (how many) and
 // GITOPSIM_GITDIFF_SEED (the first; random when unset) for a longer run.
 // One seed again: go test ./sim/gitserver -run 'TestDifferential/seed=N$'
 // or -gitdiff.seed=N -gitdiff.seeds=1.

@@ -226,8 +226,6 @@ func run(s *cli.Streams, f *flags) error {
 	}
 	// The state dir is locked for this process, and holds its own key.
 	var state *statedir.Dir
-	var stateKey []byte
-	var stateKeyFile string
 	if f.stateDir != "" {
 		state, err = statedir.Open(statedir.Options{
 			Dir: f.stateDir, KeyFile: f.stateKey, Logger: log,
@@ -238,7 +236,6 @@ func run(s *cli.Streams, f *flags) error {
 			return err
 		}
 		defer state.Close()
-		stateKey, stateKeyFile = state.Key(), state.KeyFile()
 		rememberedPorts(state, f, log)
 	}
 	sm, err := sim.New(sim.Options{
@@ -254,16 +251,14 @@ func run(s *cli.Streams, f *flags) error {
 			Kubeconfig:      f.kubeconfig,
 			Context:         f.context,
 		},
+		State: state,
 		ARM: arm.Options{
-			Addr:         loopback(f.armPort),
-			StateDir:     subdir(f.stateDir, "arm"),
-			StateKey:     stateKey,
-			StateKeyFile: stateKeyFile,
+			Addr: loopback(f.armPort),
 			// Clients time tokens on the wall clock; the simulated one
 			// jumps.
 			TokenClock: clock.Real(),
 		},
-		Helm:         helmrepo.Options{Addr: loopback(f.helmPort), StateDir: subdir(f.stateDir, "helm")},
+		Helm:         helmrepo.Options{Addr: loopback(f.helmPort)},
 		Fleet:        fleetOptions(f),
 		Local:        sim.LocalCluster{Name: f.clusterName, ResourceGroup: f.resourceGroup, Disabled: f.noAgent || f.clusters > 1},
 		AgentProfile: f.profile,
@@ -271,8 +266,6 @@ func run(s *cli.Streams, f *flags) error {
 		Git: gitserver.Options{
 			SSHAddr:   loopback(f.gitSSHPort),
 			HTTPSAddr: loopback(f.gitHTTPSPort),
-			StateDir:  subdir(f.stateDir, "git"),
-			StateKey:  stateKey,
 			Backend:   f.gitBackend,
 		},
 	})
