@@ -9,6 +9,7 @@ import (
 	"runtime"
 	"runtime/pprof"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -156,15 +157,23 @@ func (w *world) compliance(c *configuration, got *armkubernetesconfiguration.Sou
 	return ""
 }
 
-// applied is what is wrong with c's objects in the cluster, or "": the
-// last good content is applied (a broken head applies nothing).
+// applied is what is wrong with c's objects in the cluster, or "". A
+// good head is applied. A broken head applies nothing, so what is there
+// is the last good revision synced, which may be older than the last good
+// one pushed: fluxd syncs the head, not every commit.
 func (w *world) applied(ctx context.Context, c *configuration) string {
 	cm, err := w.kube.CoreV1().ConfigMaps(c.ns).Get(ctx, "soak", metav1.GetOptions{})
 	if err != nil {
 		return fmt.Sprintf("%s: ConfigMap %s/soak: %v", c.key(), c.ns, err)
 	}
-	if want := fmt.Sprint(c.rev); cm.Data["rev"] != want {
-		return fmt.Sprintf("%s: ConfigMap %s/soak has rev %q, want %s", c.key(), c.ns, cm.Data["rev"], want)
+	got, err := strconv.Atoi(cm.Data["rev"])
+	switch {
+	case err != nil:
+		return fmt.Sprintf("%s: ConfigMap %s/soak has rev %q", c.key(), c.ns, cm.Data["rev"])
+	case c.good && got != c.rev:
+		return fmt.Sprintf("%s: ConfigMap %s/soak has rev %d, want %d", c.key(), c.ns, got, c.rev)
+	case !c.good && (got < 1 || got > c.rev):
+		return fmt.Sprintf("%s: ConfigMap %s/soak has rev %d, want one of the good ones, 1 to %d", c.key(), c.ns, got, c.rev)
 	}
 	return ""
 }

@@ -580,7 +580,7 @@ func (s *Server) tagsAtScope(c *call) *Error {
 	if update != nil {
 		*tags = update(*tags)
 		sys.touch(c.who, c.now)
-		if e := s.commitLocked(); e != nil {
+		if e := s.commitLocked(c); e != nil {
 			return e
 		}
 		if c.r.Method == http.MethodDelete {

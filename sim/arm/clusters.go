@@ -332,7 +332,7 @@ func (s *Server) putConnectedCluster(c *call) *Error {
 		cl.State = "Updating"
 	}
 	op := s.newOpLocked(sub, "Microsoft.Kubernetes", cl.Location, c.now, opClusterCreated, cl.ID)
-	if e := s.commitLocked(); e != nil {
+	if e := s.commitLocked(c); e != nil {
 		return e
 	}
 	c.w.Header().Set("Azure-AsyncOperation", s.opURL(op, "operationStatuses", c.apiVersion))
@@ -427,7 +427,7 @@ func (s *Server) putManagedCluster(c *call) *Error {
 	}
 	cl.Location, cl.Tags, cl.Extra, cl.State = normalizeLocation(loc), tags, extra, "Succeeded"
 	cl.Sys.touch(c.who, c.now)
-	if e := s.commitLocked(); e != nil {
+	if e := s.commitLocked(c); e != nil {
 		return e
 	}
 	writeJSON(c.w, status, s.clusterJSONFor(cl, c.now, clusterDialectOf(c.apiVersion)))
@@ -517,7 +517,7 @@ func (s *Server) patchCluster(managed bool) handler {
 			}
 		}
 		cl.Sys.touch(c.who, c.now)
-		if e := s.commitLocked(); e != nil {
+		if e := s.commitLocked(c); e != nil {
 			return e
 		}
 		writeJSON(c.w, http.StatusOK, s.clusterJSONFor(cl, c.now, clusterDialectOf(c.apiVersion)))
@@ -544,7 +544,7 @@ func (s *Server) deleteCluster(managed bool) handler {
 		cl.State = "Deleting"
 		ns, _ := clusterType(managed)
 		op := s.newOpLocked(sub, ns, cl.Location, c.now, opClusterDeleted, id)
-		if e := s.commitLocked(); e != nil {
+		if e := s.commitLocked(c); e != nil {
 			return e
 		}
 		c.w.Header().Set("Location", s.opURL(op, "operationResults", c.apiVersion))

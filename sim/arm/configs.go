@@ -254,7 +254,7 @@ func (s *Server) deleteConfig(c *call) *Error {
 	}
 	clear(cfg.Protected)
 	delete(s.store.configs, k)
-	if e := s.commitLocked(); e != nil {
+	if e := s.commitLocked(c); e != nil {
 		return e
 	}
 	c.w.WriteHeader(http.StatusOK)
@@ -310,7 +310,7 @@ func (s *Server) putConfig(c *call) *Error {
 	s.store.genSeq++
 	cfg.Generation = s.store.genSeq
 	cfg.Sys.touch(c.who, c.now)
-	if e := s.commitLocked(); e != nil {
+	if e := s.commitLocked(c); e != nil {
 		return e
 	}
 	writeJSON(c.w, status, configJSONOf(cfg, configDialectOf(c.apiVersion)))

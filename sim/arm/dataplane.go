@@ -191,8 +191,11 @@ func (s *Server) agentHeartbeat(c *call) *Error {
 	// written heartbeatSaveEvery ago or more, so a crash loses less than
 	// that of any cluster's (Azure shows a cluster Offline only 15 minutes
 	// after its last heartbeat).
-	if cl.Props != before || c.now.Sub(s.savedAt) >= heartbeatSaveEvery {
-		if e := s.commitLocked(); e != nil {
+	s.savedMu.Lock()
+	savedAt := s.savedAt
+	s.savedMu.Unlock()
+	if cl.Props != before || c.now.Sub(savedAt) >= heartbeatSaveEvery {
+		if e := s.commitLocked(c); e != nil {
 			return e
 		}
 	}
@@ -224,7 +227,7 @@ func (s *Server) agentConfigurations(c *call) *Error {
 	// A poll changes the state only the first time it hands out a
 	// configuration's protected settings.
 	if changed {
-		if e := s.commitLocked(); e != nil {
+		if e := s.commitLocked(c); e != nil {
 			return e
 		}
 	}
@@ -270,7 +273,7 @@ func (s *Server) agentReport(c *call) *Error {
 	// An agent reports after every sync; most reports repeat the last.
 	if compliance != cfg.Compliance || publicKey != cfg.PublicKey {
 		cfg.Compliance, cfg.PublicKey = compliance, publicKey
-		if e := s.commitLocked(); e != nil {
+		if e := s.commitLocked(c); e != nil {
 			return e
 		}
 	}

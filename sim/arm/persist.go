@@ -14,7 +14,7 @@ import (
 )
 
 // State persistence: with Options.StateDir, every acknowledged change is
-// written before its response, as one snapshot file encrypted with
+// written before its response (by group commit, durable.go), as one snapshot file encrypted with
 // AES-256-GCM under a key kept with the state (Options.StateKey, or
 // StateDir/state.key), through atomicfile, so a crash leaves either the
 // previous or the new state, never a torn one.
@@ -137,19 +137,35 @@ func (s *Server) loadState() error {
 	return nil
 }
 
-// commitLocked persists the store before a change is acknowledged; store
-// lock held. Without a state dir it does nothing.
-func (s *Server) commitLocked() *Error {
+// commitLocked makes a change durable before it is acknowledged; store
+// lock held. A request's change (c not nil) is numbered and written after
+// the handler releases the lock, and its answer is held until then (group
+// commit, see durable.go). Without a request (Persist, AddSubscription)
+// the state is written now. Without a state dir it does nothing.
+func (s *Server) commitLocked(c *call) *Error {
 	if s.opts.StateDir == "" {
 		return nil
 	}
-	if err := s.writeStateLocked(); err != nil {
-		s.log.Error("persist ARM state; the change is undone", "err", err)
-		s.rollbackLocked()
-		return errorf(http.StatusInternalServerError, CodeInternalServerError, "The change could not be saved, so it was not made. Check the state dir (is the disk full?).")
+	g := s.durable.next()
+	if c != nil && c.held != nil {
+		c.commit = g
+		return nil
 	}
-	s.savedAt = s.opts.Clock.Now()
+	plain, err := s.encodeStateLocked()
+	if err == nil {
+		err = s.writeEncoded(g, plain)
+	}
+	clear(plain)
+	if err != nil {
+		s.failLocked(err)
+		return errNotSaved()
+	}
 	return nil
+}
+
+// errNotSaved is the answer to a change that could not be written.
+func errNotSaved() *Error {
+	return errorf(http.StatusInternalServerError, CodeInternalServerError, "The change could not be saved, so it was not made. Check the state dir (is the disk full?).")
 }
 
 // rollbackLocked undoes changes that could not be saved: the store, and
@@ -173,7 +189,8 @@ func (s *Server) rollbackLocked() {
 	}
 }
 
-func (s *Server) writeStateLocked() error {
+// encodeStateLocked is the whole state as JSON; store lock held.
+func (s *Server) encodeStateLocked() ([]byte, error) {
 	st := s.store
 	snap := snapshot{
 		Version:       stateVersion,
@@ -188,7 +205,7 @@ func (s *Server) writeStateLocked() error {
 	for name, p := range s.providers {
 		raw, err := p.Snapshot()
 		if err != nil {
-			return fmt.Errorf("snapshot of %s: %w", name, err)
+			return nil, fmt.Errorf("snapshot of %s: %w", name, err)
 		}
 		if snap.Providers == nil {
 			snap.Providers = map[string]json.RawMessage{}
@@ -204,12 +221,12 @@ func (s *Server) writeStateLocked() error {
 			snap.Providers[name] = raw
 		}
 	}
-	plain, err := json.Marshal(snap)
-	if err != nil {
-		return err
-	}
+	return json.Marshal(snap)
+}
+
+// writeSealed encrypts the encoded state and replaces the state file.
+func (s *Server) writeSealed(plain []byte) error {
 	out, err := s.sealed.Seal(plain)
-	clear(plain)
 	if err != nil {
 		return err
 	}

@@ -181,7 +181,7 @@ func samePattern(a, b []string) bool {
 func (s *Server) Persist() *Error {
 	s.store.mu.Lock()
 	defer s.store.mu.Unlock()
-	return s.commitLocked()
+	return s.commitLocked(nil)
 }
 
 // Dispatch runs a request through this Server's routes in process, as the

@@ -161,7 +161,7 @@ func (s *Server) AddSubscription(id, displayName string) {
 	defer s.store.mu.Unlock()
 	if _, ok := s.store.subscriptions[key(id)]; !ok {
 		s.store.subscriptions[key(id)] = &subscription{ID: id, DisplayName: displayName}
-		_ = s.commitLocked() // logged; the subscription is re-added by whoever needs it
+		_ = s.commitLocked(nil) // logged; the subscription is re-added by whoever needs it
 	}
 }
 
@@ -442,7 +442,7 @@ func (s *Server) putGroup(c *call) *Error {
 	}
 	g.Location, g.Tags, g.ManagedBy = normalizeLocation(loc), tags, managedBy
 	g.Sys.touch(c.who, c.now)
-	if e := s.commitLocked(); e != nil {
+	if e := s.commitLocked(c); e != nil {
 		return e
 	}
 	writeJSON(c.w, status, s.groupJSON(g))
@@ -484,7 +484,7 @@ func (s *Server) patchGroup(c *call) *Error {
 		g.ManagedBy = managedBy
 	}
 	g.Sys.touch(c.who, c.now)
-	if e := s.commitLocked(); e != nil {
+	if e := s.commitLocked(c); e != nil {
 		return e
 	}
 	writeJSON(c.w, http.StatusOK, s.groupJSON(g))
@@ -519,7 +519,7 @@ func (s *Server) deleteGroup(c *call) *Error {
 	delete(s.store.groups, key(id))
 	op := s.newOpLocked(c.vars["sub"], "Microsoft.Resources", DefaultLocation, c.now, opNone, "")
 	s.finishOpLocked(op)
-	if e := s.commitLocked(); e != nil {
+	if e := s.commitLocked(c); e != nil {
 		return e
 	}
 	c.w.Header().Set("Location", s.opURL(op, "operationResults", c.apiVersion))
@@ -597,7 +597,7 @@ func (s *Server) operationStatus(c *call) *Error {
 	if e != nil {
 		return e
 	}
-	if e := s.commitLocked(); e != nil {
+	if e := s.commitLocked(c); e != nil {
 		return e
 	}
 	status := "InProgress"
@@ -641,7 +641,7 @@ func (s *Server) operationResult(c *call) *Error {
 	if e != nil {
 		return e
 	}
-	if e := s.commitLocked(); e != nil {
+	if e := s.commitLocked(c); e != nil {
 		return e
 	}
 	if !op.Done {

@@ -106,7 +106,9 @@ type Server struct {
 	faults  faults
 	sealed  *sealed.Box // encrypts the state file; nil without a state dir
 	keyFile string      // where its key is kept, for messages
-	savedAt time.Time   // when the state was last written (store lock)
+	durable durability  // which changes are on disk (durable.go)
+	savedMu sync.Mutex
+	savedAt time.Time // when the state was last written (savedMu)
 	// providers are the hosted providers, by name; providerState holds
 	// their snapshots as loaded, until each is hosted. Both under
 	// store.mu.
@@ -197,6 +199,7 @@ func New(opts Options) (*Server, error) {
 		providers:     map[string]Provider{},
 		providerState: map[string]json.RawMessage{},
 	}
+	s.durable.init()
 	s.issuer = &issuer{s: s, key: key}
 	s.routes()
 	for _, f := range opts.Faults {
@@ -359,6 +362,10 @@ type call struct {
 	who        *principal
 	// logBody is the redacted request body for the request log.
 	logBody json.RawMessage
+	// held keeps the answer of a request to a server with a state dir
+	// until commit, the generation of its change (0: none), is on disk.
+	held   *heldResponse
+	commit uint64
 }
 
 // ServeHTTP runs the layers: recovery, request log, faults, auth, router.
@@ -381,8 +388,21 @@ func (s *Server) serveAs(w http.ResponseWriter, r *http.Request, as *principal) 
 		}
 		s.logRequest(c, rec, s.wall.Since(began))
 	}()
-	if e := s.serve(c); e != nil {
-		writeError(rec, e)
+	if s.opts.StateDir != "" {
+		c.held = newHeldResponse()
+		c.w = c.held
+	}
+	e := s.serve(c)
+	if c.commit > 0 && !s.awaitDurable(c.commit) {
+		// The handler's answer is dropped: the change it reports is undone.
+		writeError(rec, errNotSaved())
+	} else {
+		if c.held != nil {
+			c.held.flushTo(rec)
+		}
+		if e != nil {
+			writeError(rec, e)
+		}
 	}
 	if c.route != nil && !c.route.dataPlane && rec.status >= 200 && rec.status < 300 {
 		switch r.Method {

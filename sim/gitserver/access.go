@@ -131,16 +131,18 @@ func (s *Server) AddDeployKey(repo, authorizedKey string, write bool) (string, e
 	return fp, s.persistLocked()
 }
 
-// RevokeKey removes a user or deploy key by fingerprint (SHA256:...).
-func (s *Server) RevokeKey(fingerprint string) bool {
+// RevokeKey removes a user or deploy key by fingerprint (SHA256:...) and
+// reports whether it was known. An error means the change could not be
+// saved in the state dir and was undone: the key still works.
+func (s *Server) RevokeKey(fingerprint string) (bool, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	_, ok := s.keys[fingerprint]
-	delete(s.keys, fingerprint)
-	if ok {
-		_ = s.persistLocked()
+	if !ok {
+		return false, nil
 	}
-	return ok
+	delete(s.keys, fingerprint)
+	return true, s.persistLocked()
 }
 
 // AddToken makes an HTTPS token for a user and returns it.
@@ -165,33 +167,34 @@ func (s *Server) AddToken(userName string, o TokenOptions) (string, error) {
 	return secret, nil
 }
 
-// RevokeToken removes a token.
-func (s *Server) RevokeToken(secret string) bool {
+// RevokeToken removes a token and reports whether it was known; an
+// error means the change could not be saved and was undone.
+func (s *Server) RevokeToken(secret string) (bool, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for i, t := range s.tokens {
 		if t.secret == secret {
 			s.tokens = append(s.tokens[:i], s.tokens[i+1:]...)
-			_ = s.persistLocked()
-			return true
+			return true, s.persistLocked()
 		}
 	}
-	return false
+	return false, nil
 }
 
-// ExpireToken makes a token expire now (on the simulator's clock).
-func (s *Server) ExpireToken(secret string) bool {
+// ExpireToken makes a token expire now (on the simulator's clock) and
+// reports whether it was known; an error means the change could not be
+// saved and was undone.
+func (s *Server) ExpireToken(secret string) (bool, error) {
 	now := s.clock.Now()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, t := range s.tokens {
 		if t.secret == secret {
 			t.expires = now
-			_ = s.persistLocked()
-			return true
+			return true, s.persistLocked()
 		}
 	}
-	return false
+	return false, nil
 }
 
 func (s *Server) identityForKey(pub gossh.PublicKey) *identity {

@@ -204,22 +204,30 @@ func New(opts Options) (*Server, error) {
 		// The host key goes with the state: configurations carry its
 		// known_hosts line. One an older gitopsim kept in the work dir
 		// moves in.
-		stateHostKey := filepath.Join(opts.StateDir, "ssh_host_ed25519_key")
-		if _, err := os.Stat(stateHostKey); errors.Is(err, os.ErrNotExist) {
-			if b, err := os.ReadFile(hostKey); err == nil {
-				if err := atomicfile.WriteFile(stateHostKey, b, 0o600); err != nil {
-					return nil, fmt.Errorf("gitserver: host key: %w", err)
-				}
-			}
+		if hostKey, err = stateCopy(opts.StateDir, hostKey); err != nil {
+			return nil, fmt.Errorf("gitserver: host key: %w", err)
 		}
-		hostKey = stateHostKey
 	}
 	if s.hostSigner, _, err = loadOrCreateSSHKey(hostKey); err != nil {
 		return nil, fmt.Errorf("gitserver: host key: %w", err)
 	}
-	adminSigner, adminPEM, err := loadOrCreateSSHKey(filepath.Join(dir, "admin_ed25519"))
+	adminKey := filepath.Join(dir, "admin_ed25519")
+	if durable {
+		// The admin's key lives with the state too, or each start with a
+		// fresh work dir would register one more that goes on working.
+		if adminKey, err = stateCopy(opts.StateDir, adminKey); err != nil {
+			return nil, fmt.Errorf("gitserver: admin key: %w", err)
+		}
+	}
+	adminSigner, adminPEM, err := loadOrCreateSSHKey(adminKey)
 	if err != nil {
 		return nil, fmt.Errorf("gitserver: admin key: %w", err)
+	}
+	if durable {
+		// Clients read it from the work dir (AdminKeyFile, endpoints.json).
+		if err := atomicfile.WriteFile(s.AdminKeyFile(), adminPEM, 0o600); err != nil {
+			return nil, fmt.Errorf("gitserver: admin key: %w", err)
+		}
 	}
 	s.adminKey = adminPEM
 	if !s.hasUser(AdminUser) {
@@ -236,6 +244,13 @@ func New(opts Options) (*Server, error) {
 	tokPath := filepath.Join(dir, "admin-token")
 	if b, err := os.ReadFile(tokPath); err == nil && strings.TrimSpace(string(b)) != "" {
 		s.adminToken = strings.TrimSpace(string(b))
+	} else if tok := s.firstAdminToken(); tok != "" {
+		// A fresh work dir on a state dir: the admin's token is in the
+		// identities already.
+		s.adminToken = tok
+		if err := atomicfile.WriteFile(tokPath, []byte(s.adminToken+"\n"), 0o600); err != nil {
+			return nil, err
+		}
 	} else {
 		if s.adminToken, err = s.AddToken(AdminUser, TokenOptions{}); err != nil {
 			return nil, err
@@ -250,6 +265,33 @@ func New(opts Options) (*Server, error) {
 		}
 	}
 	return s, nil
+}
+
+// stateCopy is where a file the work dir used to keep (at old) lives in
+// the state dir; an older gitopsim's copy moves in.
+func stateCopy(stateDir, old string) (string, error) {
+	path := filepath.Join(stateDir, filepath.Base(old))
+	if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
+		if b, err := os.ReadFile(old); err == nil {
+			if err := atomicfile.WriteFile(path, b, 0o600); err != nil {
+				return "", err
+			}
+		}
+	}
+	return path, nil
+}
+
+// firstAdminToken is the oldest token of the admin that still works, or "".
+func (s *Server) firstAdminToken() string {
+	now := s.clock.Now()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, t := range s.tokens {
+		if t.user == AdminUser && !t.readOnly && (t.expires.IsZero() || now.Before(t.expires)) {
+			return t.secret
+		}
+	}
+	return ""
 }
 
 func (s *Server) hasUser(name string) bool {

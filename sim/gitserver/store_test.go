@@ -1,6 +1,7 @@
 package gitserver_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"os"
@@ -133,12 +134,19 @@ func TestIdentitiesSurviveAFreshWorkdir(t *testing.T) {
 	must(err)
 	expired, err := srv.AddToken("reader", gitserver.TokenOptions{})
 	must(err)
-	srv.RevokeToken(revoked)
-	srv.ExpireToken(expired)
+	if ok, err := srv.RevokeToken(revoked); !ok || err != nil {
+		t.Fatalf("revoke token: %v, %v", ok, err)
+	}
+	if ok, err := srv.ExpireToken(expired); !ok || err != nil {
+		t.Fatalf("expire token: %v, %v", ok, err)
+	}
 	deployPriv, deployPub := newKey(t, h.dir, "deploy")
 	_, err = srv.AddDeployKey("team/private", deployPub, false)
 	must(err)
 	hostKey := string(gossh.MarshalAuthorizedKey(srv.HostKey()))
+	adminToken := srv.AdminToken()
+	adminKey, err := os.ReadFile(srv.AdminKeyFile())
+	must(err)
 	srv.Stop(context.Background())
 
 	srv = start()
@@ -146,6 +154,13 @@ func TestIdentitiesSurviveAFreshWorkdir(t *testing.T) {
 	h.srv = srv
 	if got := string(gossh.MarshalAuthorizedKey(srv.HostKey())); got != hostKey {
 		t.Errorf("host key changed across the restart:\n%s%s", hostKey, got)
+	}
+	// The admin keeps one key and one token, not one more per work dir.
+	if got := srv.AdminToken(); got != adminToken {
+		t.Error("the admin's token changed across the restart")
+	}
+	if got, err := os.ReadFile(srv.AdminKeyFile()); err != nil || !bytes.Equal(got, adminKey) {
+		t.Errorf("the admin's key changed across the restart (%v)", err)
 	}
 	reader := h.env(srv.AdminKeyFile(), "reader", token)
 	if out, err := h.gitIn(reader, h.dir, "clone", "-q", h.url("team/private"), h.dir+"/by-token"); err != nil {
@@ -226,7 +241,21 @@ func TestIdentitiesDiskFull(t *testing.T) {
 	if err := srv.AddUser("kept", false); err != nil {
 		t.Fatal(err)
 	}
+	tok, err := srv.AddToken("kept", gitserver.TokenOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
 	free := fulldisk.Fill(t, state)
+	// A revocation that cannot be saved says so, and the token stays.
+	if _, err := srv.RevokeToken(tok); err == nil {
+		t.Error("RevokeToken on a full disk reported success")
+	}
+	if _, err := srv.ExpireToken(tok); err == nil {
+		t.Error("ExpireToken on a full disk reported success")
+	}
+	if known, err := srv.RevokeToken(tok); known != true || err == nil {
+		t.Errorf("after failed revocations the token is gone: known %v, %v", known, err)
+	}
 	if err := srv.AddUser("lost", false); err == nil || !strings.Contains(err.Error(), "could not be saved") {
 		t.Errorf("AddUser on a full disk: %v", err)
 	}

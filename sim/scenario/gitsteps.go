@@ -131,7 +131,9 @@ func doRevokeKey(r *run, s *Step) (string, error) {
 		return "", failf("key %s is not deployed anywhere", s.RevokeKey.Key)
 	}
 	for _, fp := range kp.deployed {
-		git.RevokeKey(fp)
+		if _, err := git.RevokeKey(fp); err != nil {
+			return "", fmt.Errorf("revoke key %s: %w", s.RevokeKey.Key, err)
+		}
 	}
 	kp.deployed = nil
 	return "", nil
@@ -144,7 +146,11 @@ func summaryExpireToken(r *run, s *Step) string {
 
 func doExpireToken(r *run, s *Step) (string, error) {
 	git := r.env.sim.Git()
-	if !git.ExpireToken(r.tokens[s.ExpireToken.Token].secret) {
+	known, err := git.ExpireToken(r.tokens[s.ExpireToken.Token].secret)
+	if err != nil {
+		return "", fmt.Errorf("expire token %s: %w", s.ExpireToken.Token, err)
+	}
+	if !known {
 		return "", failf("token %s is unknown to the git server", s.ExpireToken.Token)
 	}
 	return "", nil
