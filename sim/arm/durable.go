@@ -43,6 +43,10 @@ type durability struct {
 	fileMu sync.Mutex
 	// writes counts the snapshots written, for tests.
 	writes int
+	// lastGood is the plaintext of the state on disk, which a failed
+	// write rolls back to (rollbackLocked); it holds protected settings,
+	// as the store does.
+	lastGood []byte
 }
 
 const maxFailedSpans = 64
@@ -127,6 +131,8 @@ func (s *Server) writeEncoded(g uint64, plain []byte) error {
 	}
 	d.mu.Lock()
 	d.written, d.writes = g, d.writes+1
+	clear(d.lastGood)
+	d.lastGood = bytes.Clone(plain)
 	d.mu.Unlock()
 	s.savedMu.Lock()
 	s.savedAt = s.opts.Clock.Now()

@@ -98,13 +98,22 @@ func (s *Server) loadState() error {
 	case err != nil:
 		return fmt.Errorf("arm: cannot decrypt %s with the key in %s (is it the key this state was written with?); nothing was changed", path, s.keyFile)
 	}
+	if err := s.applyState(plain, path); err != nil {
+		return err
+	}
+	s.durable.lastGood = plain
+	return nil
+}
+
+// applyState fills the empty store and the providers' saved state from a
+// decrypted snapshot; from names it in messages.
+func (s *Server) applyState(plain []byte, from string) error {
 	var snap snapshot
 	if err := json.Unmarshal(plain, &snap); err != nil {
-		return fmt.Errorf("arm: decode state %s: %w; nothing was changed", path, err)
+		return fmt.Errorf("arm: decode state %s: %w; nothing was changed", from, err)
 	}
-	clear(plain)
 	if snap.Version != stateVersion {
-		return fmt.Errorf("arm: %s has state version %d, this gitopsim reads %d; use the gitopsim that wrote it, or another --state-dir", path, snap.Version, stateVersion)
+		return fmt.Errorf("arm: %s has state version %d, this gitopsim reads %d; use the gitopsim that wrote it, or another --state-dir", from, snap.Version, stateVersion)
 	}
 	st := s.store
 	for _, x := range snap.Subscriptions {
@@ -133,7 +142,7 @@ func (s *Server) loadState() error {
 	for _, c := range snap.Configs {
 		st.genSeq = max(st.genSeq, c.Generation)
 	}
-	s.log.Info("ARM state restored", "from", path, "resourceGroups", len(snap.Groups), "clusters", len(snap.Clusters), "configurations", len(snap.Configs))
+	s.log.Info("ARM state restored", "from", from, "resourceGroups", len(snap.Groups), "clusters", len(snap.Clusters), "configurations", len(snap.Configs))
 	return nil
 }
 
@@ -173,12 +182,21 @@ func errNotSaved() *Error {
 // as it was before the failed write. Store lock held.
 func (s *Server) rollbackLocked() {
 	st := s.store
-	fresh := newStore(s.opts.SubscriptionID)
-	st.subscriptions, st.groups, st.clusters, st.configs = fresh.subscriptions, fresh.groups, fresh.clusters, fresh.configs
-	st.ops, st.pending = fresh.ops, fresh.pending
-	if err := s.loadState(); err != nil {
-		s.log.Error("reload ARM state after a failed write; serving what could be read", "err", err)
-		return
+	notices := st.notices
+	st.storeData = newStore(s.opts.SubscriptionID).storeData
+	st.notices = notices
+	clear(s.providerState)
+	// From the copy of what is on disk, not from the disk: a failed
+	// write may be followed by a failed read, and an empty store written
+	// later would replace the good file.
+	s.durable.mu.Lock()
+	last := s.durable.lastGood
+	s.durable.mu.Unlock()
+	if last != nil {
+		if err := s.applyState(last, "the last state written"); err != nil {
+			s.log.Error("restore the last ARM state written", "err", err)
+			return
+		}
 	}
 	for name, p := range s.providers {
 		if raw, ok := s.providerState[name]; ok {

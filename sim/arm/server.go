@@ -1,6 +1,7 @@
 package arm
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"crypto/tls"
@@ -221,7 +222,7 @@ func New(opts Options) (*Server, error) {
 			}
 		}
 		if s.sealed, err = sealed.New(k, stateMagic); err != nil {
-			return nil, fmt.Errorf("arm: %w", err)
+			return nil, fmt.Errorf("arm: state key %s: %w", cmp.Or(s.keyFile, "(given)"), err)
 		}
 		if err := s.loadState(); err != nil {
 			return nil, err

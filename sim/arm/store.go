@@ -11,7 +11,13 @@ import (
 // resource ids (ARM ids compare case-insensitively); values keep the
 // caller's spelling.
 type store struct {
-	mu            sync.Mutex
+	mu sync.Mutex
+	storeData
+}
+
+// storeData is everything the store holds, apart from its lock, so that
+// a rollback replaces all of it at once, whatever fields are added later.
+type storeData struct {
 	subscriptions map[string]*subscription
 	groups        map[string]*resourceGroup
 	clusters      map[string]*cluster
@@ -30,14 +36,14 @@ type store struct {
 }
 
 func newStore(defaultSub string) *store {
-	st := &store{
+	st := &store{storeData: storeData{
 		subscriptions: map[string]*subscription{},
 		groups:        map[string]*resourceGroup{},
 		clusters:      map[string]*cluster{},
 		configs:       map[string]*configuration{},
 		ops:           map[string]*operation{},
 		pending:       map[string]*operation{},
-	}
+	}}
 	st.subscriptions[strings.ToLower(defaultSub)] = &subscription{ID: defaultSub, DisplayName: "gitopsim"}
 	return st
 }

@@ -162,17 +162,23 @@ func (d *Dir) makeKey(format int, o Options, log *slog.Logger) error {
 
 // Ports are the loopback ports of the last run, by name ("arm",
 // "git-ssh", ...): URLs stored in the state (a configuration's repository
-// URL) name them, so a restart should listen on them again.
-func (d *Dir) Ports() map[string]int {
-	b, err := os.ReadFile(filepath.Join(d.path, portsFile))
+// URL) name them, so a restart should listen on them again. None were
+// saved: an empty map. A file that does not parse: an empty map and an
+// error naming it (the ports are a convenience, not state).
+func (d *Dir) Ports() (map[string]int, error) {
+	path := filepath.Join(d.path, portsFile)
+	b, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return map[string]int{}, nil
+	}
 	if err != nil {
-		return map[string]int{}
+		return map[string]int{}, fmt.Errorf("statedir: %w", err)
 	}
 	ports := map[string]int{}
-	if json.Unmarshal(b, &ports) != nil {
-		return map[string]int{}
+	if err := json.Unmarshal(b, &ports); err != nil {
+		return map[string]int{}, fmt.Errorf("statedir: %s: %w", path, err)
 	}
-	return ports
+	return ports, nil
 }
 
 // SavePorts records this run's ports for the next.
@@ -265,12 +271,10 @@ func readKey(path string) ([]byte, error) {
 	return b, nil
 }
 
-// hasState says whether the directory holds data encrypted with a key.
+// hasState says whether the directory holds data encrypted with a key:
+// the components' encrypted files are named *.bin, one level down
+// (arm/arm-state.bin, git/identities.bin).
 func hasState(dir string) bool {
-	for _, p := range []string{filepath.Join("arm", "arm-state.bin"), filepath.Join("git", "identities.bin")} {
-		if _, err := os.Stat(filepath.Join(dir, p)); err == nil {
-			return true
-		}
-	}
-	return false
+	bins, _ := filepath.Glob(filepath.Join(dir, "*", "*.bin"))
+	return len(bins) > 0
 }

@@ -151,15 +151,22 @@ func TestBadKeyRefused(t *testing.T) {
 }
 
 func TestPortsRoundTrip(t *testing.T) {
-	d := open(t, statedir.Options{Dir: t.TempDir()})
-	if len(d.Ports()) != 0 {
-		t.Errorf("new dir remembers ports %v", d.Ports())
+	dir := t.TempDir()
+	d := open(t, statedir.Options{Dir: dir})
+	if got, err := d.Ports(); len(got) != 0 || err != nil {
+		t.Errorf("new dir remembers ports %v (%v)", got, err)
 	}
 	want := map[string]int{"arm-port": 40001, "git-https-port": 40002}
 	if err := d.SavePorts(want); err != nil {
 		t.Fatal(err)
 	}
-	if got := d.Ports(); len(got) != 2 || got["arm-port"] != 40001 || got["git-https-port"] != 40002 {
-		t.Errorf("ports = %v", got)
+	if got, err := d.Ports(); len(got) != 2 || got["arm-port"] != 40001 || got["git-https-port"] != 40002 || err != nil {
+		t.Errorf("ports = %v (%v)", got, err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "ports.json"), []byte("{arm"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := d.Ports(); len(got) != 0 || err == nil || !strings.Contains(err.Error(), "ports.json") {
+		t.Errorf("a damaged ports.json: %v, %v", got, err)
 	}
 }

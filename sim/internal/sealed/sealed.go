@@ -10,6 +10,7 @@ import (
 	"crypto/cipher"
 	"crypto/rand"
 	"errors"
+	"fmt"
 	"slices"
 )
 
@@ -20,6 +21,9 @@ var (
 	ErrWrongKey  = errors.New("cannot decrypt: another key, or damaged")
 )
 
+// KeySize is the length of a key, in bytes.
+const KeySize = 32
+
 // Box seals and opens one kind of file (one magic line) under one key.
 type Box struct {
 	magic []byte
@@ -28,6 +32,9 @@ type Box struct {
 
 // New makes a Box for a 32-byte key and the magic line of a kind of file.
 func New(key []byte, magic string) (*Box, error) {
+	if len(key) != KeySize {
+		return nil, fmt.Errorf("the key is %d bytes; a state key is %d (AES-256)", len(key), KeySize)
+	}
 	block, err := aes.NewCipher(key)
 	if err != nil {
 		return nil, err

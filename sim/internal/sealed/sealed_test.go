@@ -53,3 +53,13 @@ func FuzzOpen(f *testing.F) {
 		_, _ = b.Open(data)
 	})
 }
+
+// TestKeySize: AES would take a 16- or 24-byte key and say nothing; a state
+// key is 32 bytes, and a wrong one is named by its length.
+func TestKeySize(t *testing.T) {
+	for _, n := range []int{0, 16, 24, 31, 33} {
+		if _, err := New(make([]byte, n), "GITOPSIM-TEST-1\n"); err == nil || !bytes.Contains([]byte(err.Error()), []byte("a state key is 32")) {
+			t.Errorf("a %d-byte key: %v", n, err)
+		}
+	}
+}

@@ -411,7 +411,10 @@ func statePorts(f *flags) []statePort {
 // dir's last run, when it is free: configurations stored there carry the
 // git server's URLs, and clients the ARM and Helm ones.
 func rememberedPorts(state *statedir.Dir, f *flags, log *slog.Logger) {
-	last := state.Ports()
+	last, err := state.Ports()
+	if err != nil {
+		log.Warn("the ports of the state dir's last run cannot be read; choosing new ones", "err", err)
+	}
 	for _, sp := range statePorts(f) {
 		want := last[sp.flag]
 		if *sp.port != 0 || want == 0 {
