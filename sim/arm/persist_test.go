@@ -177,9 +177,40 @@ func TestDiskFull(t *testing.T) {
 		t.Errorf("temporary files left on the full disk: %v", left)
 	}
 
+	// A failed write is undone from the copy of what was written, not by
+	// reading the disk back: with the file unreadable, the state served
+	// and written next still holds what was saved before.
+	if err := os.Rename(filepath.Join(stateDir, "arm-state.bin"), filepath.Join(stateDir, "moved")); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := f.putConfig("rg1", "arc1", "unsaved", config("https://127.0.0.1/team/other.git")); err == nil {
+		t.Error("a PUT on a full disk succeeded")
+	}
+	if _, err := f.configs.Get(t.Context(), "rg1", "Microsoft.Kubernetes", "connectedClusters", "arc1", "saved", nil); err != nil {
+		t.Errorf("after a failed write whose file could not be read back: %v", err)
+	}
+
 	free()
 	if _, _, err := f.putConfig("rg1", "arc1", "unsaved", config("https://127.0.0.1/team/other.git")); err != nil {
 		t.Errorf("PUT once there is room again: %v", err)
+	}
+	if err := f.srv.Stop(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	srv2, err := arm.New(arm.Options{Workdir: f.workdir, StateDir: stateDir, Clock: f.clk, TokenLifetime: 1000 * time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv2.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	defer srv2.Stop(context.Background())
+	f.srv = srv2
+	f2 := start2(t, f)
+	for _, name := range []string{"saved", "unsaved"} {
+		if _, err := f2.configs.Get(t.Context(), "rg1", "Microsoft.Kubernetes", "connectedClusters", "arc1", name, nil); err != nil {
+			t.Errorf("%s after a restart: %v", name, err)
+		}
 	}
 }
 
