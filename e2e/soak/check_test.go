@@ -130,6 +130,7 @@ func (w *world) check() []string {
 			}
 		}
 	}
+	w.checkPolicy(ctx)
 	slices.Sort(problems)
 	return problems
 }
@@ -300,8 +301,8 @@ func (w *world) figures(wall time.Duration) string {
 		fmt.Fprintf(&b, " %s %d;", k, w.stats.faults[k])
 	}
 	fmt.Fprintf(&b, "\nrestarts survived: gitopsim %d (%d with a fresh work dir), kube-apiserver %d\n", w.stats.restarts, w.stats.freshWorkdirs, w.stats.apiRestarts)
-	fmt.Fprintf(&b, "invariants checked at %d calm points; slowest convergence %v; %d configurations live at the end, %d deleted; %d secrets looked for in %d logs\n",
-		w.stats.calms, w.stats.slowestConverge, len(w.live), len(w.gone), len(w.secrets), w.stats.logsChecked)
+	fmt.Fprintf(&b, "invariants checked at %d calm points; slowest convergence %v; %d configurations live at the end, %d deleted; %d policy assignments; %d secrets looked for in %d logs\n",
+		w.stats.calms, w.stats.slowestConverge, len(w.live), len(w.gone), len(w.assignments), len(w.secrets), w.stats.logsChecked)
 	b.WriteString("resources at calm points (virtual time, goroutines, open files, heap MiB, live configurations):")
 	for _, s := range w.samples {
 		fmt.Fprintf(&b, " [%v %d %d %d %d]", s.at, s.goroutines, s.fds, s.heap>>20, s.live)

@@ -38,6 +38,8 @@ var actions = []action{
 	{"create configuration", 12, func(w *world) bool { return len(w.live) < 4*len(w.clusters) }, (*world).create},
 	{"delete configuration", 6, func(w *world) bool { return len(w.live) > len(w.clusters) }, (*world).delete},
 	{"re-apply configuration", 6, func(w *world) bool { return len(w.live) > 0 }, (*world).reapply},
+	{"assign policy", 3, func(w *world) bool { return len(w.assignments) < 4 }, (*world).assignPolicy},
+	{"remove policy assignment", 2, func(w *world) bool { return len(w.assignments) > 0 }, (*world).unassignPolicy},
 	{"link down", 10, nil, (*world).linkDown},
 	{"git down", 4, func(w *world) bool { return !w.active(faultGitDown, "") }, (*world).gitDown},
 	{"git slow", 4, func(w *world) bool { return !w.active(faultGitSlow, "") }, (*world).gitSlow},
@@ -205,9 +207,14 @@ func (w *world) delete() {
 	}
 }
 
-// acked sorts an ARM answer: success, a 503 the soak injected (the write
-// was not made), or a failure of gitopsim.
+// acked sorts an ARM answer about a configuration.
 func (w *world) acked(op string, c *configuration, err error) bool {
+	return w.ackedErr(op, c.key(), err)
+}
+
+// ackedErr sorts an ARM answer: success, a 503 the soak injected (the
+// write was not made), or a failure of gitopsim.
+func (w *world) ackedErr(op, what string, err error) bool {
 	if err == nil {
 		return true
 	}
@@ -216,7 +223,7 @@ func (w *world) acked(op string, c *configuration, err error) bool {
 		w.stats.refused[op]++
 		return false
 	}
-	w.t.Errorf("%s %s: %v", op, c.key(), redact(err.Error(), w.secrets))
+	w.t.Errorf("%s %s: %v", op, what, redact(err.Error(), w.secrets))
 	return false
 }
 

@@ -12,8 +12,10 @@ import (
 	"time"
 	"weak"
 
+	azarm "github.com/Azure/azure-sdk-for-go/sdk/azcore/arm"
 	azpolicy "github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/kubernetesconfiguration/armkubernetesconfiguration/v2"
+	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/resources/armpolicy"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 
@@ -50,15 +52,22 @@ type world struct {
 	// addrs are the servers' addresses, chosen at the first start and kept
 	// across restarts: stored configurations carry the git server's URL.
 	armAddr, sshAddr, httpsAddr, helmAddr string
+	az                                    *azsdk.Clients
 	configs                               *armkubernetesconfiguration.SourceControlConfigurationsClient
+	defs                                  *armpolicy.DefinitionsClient
+	assigns                               *armpolicy.AssignmentsClient
 	conns                                 map[string]*sim.Connected
 
 	clusters []string
 	// live and gone are the configurations ARM acknowledged creating and
 	// deleting, by cluster/name.
 	live, gone map[string]*configuration
-	seq        int
-	faults     []*fault
+	// assignments are the policy assignments acknowledged, by name;
+	// defined says the soak's definition was.
+	assignments map[string]bool
+	defined     bool
+	seq         int
+	faults      []*fault
 	// secrets are every protected value and token handed out; none may
 	// reach a log.
 	secrets []string
@@ -103,7 +112,7 @@ func newWorld(t *testing.T, cfg settings) *world {
 		t: t, ctx: t.Context(), cfg: cfg, dir: dir,
 		rng:  rand.New(rand.NewPCG(cfg.seed, cfg.seed^0x9e3779b97f4a7c15)),
 		clk:  clock.NewVirtual(time.Time{}),
-		live: map[string]*configuration{}, gone: map[string]*configuration{},
+		live: map[string]*configuration{}, gone: map[string]*configuration{}, assignments: map[string]bool{},
 		stats: stats{ops: map[string]int{}, refused: map[string]int{}, faults: map[faultKind]int{}},
 	}
 	w.start = w.clk.Now()
@@ -190,15 +199,13 @@ func (w *world) startSim(freshWorkdir bool) {
 	w.sshAddr = hostPort(t, e.Git.SSHURL)
 	w.httpsAddr = hostPort(t, e.Git.HTTPSURL)
 	w.helmAddr = hostPort(t, e.Helm.RepositoryURL)
-	az, err := azsdk.New(e.ARM)
-	if err != nil {
+	if w.az, err = azsdk.New(e.ARM); err != nil {
 		t.Fatal(err)
 	}
-	// The soak's own calls are not retried: a 503 is a write ARM did not
-	// make, and the model leaves it out.
-	opts := *az.Options
-	opts.Retry = azpolicy.RetryOptions{MaxRetries: -1}
-	if w.configs, err = armkubernetesconfiguration.NewSourceControlConfigurationsClient(az.SubscriptionID, az.Credential, &opts); err != nil {
+	if w.configs, err = armkubernetesconfiguration.NewSourceControlConfigurationsClient(w.az.SubscriptionID, w.az.Credential, w.clientOptions()); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.policyClients(); err != nil {
 		t.Fatal(err)
 	}
 	w.conns = map[string]*sim.Connected{}
@@ -216,6 +223,15 @@ func (w *world) startSim(freshWorkdir bool) {
 			f.apply(w, true)
 		}
 	}
+}
+
+// clientOptions are the SDK's, without retries: the soak's own calls are
+// not retried, so a 503 is a write ARM did not make, and the model
+// leaves it out.
+func (w *world) clientOptions() *azarm.ClientOptions {
+	opts := *w.az.Options
+	opts.Retry = azpolicy.RetryOptions{MaxRetries: -1}
+	return &opts
 }
 
 // stopSim stops gitopsim and closes its state dir, as a stop of up does.

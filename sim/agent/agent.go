@@ -165,6 +165,7 @@ const maxEvents = 10000
 
 // New validates opts; the agent does nothing until Start.
 func New(opts Options) (*Agent, error) {
+	installGitHTTPS()
 	if opts.ClusterID == "" || opts.Key == nil || opts.ARMURL == "" || opts.Kube == nil || opts.Clock == nil {
 		return nil, errors.New("agent: ClusterID, Key, ARMURL, Kube and Clock are required")
 	}
