@@ -140,14 +140,14 @@ fuzz: deps ## Fuzz the ARM router and bodies, git pkt-lines, requests and pack d
 # temporary dir, named when it fails (SOAK_DIR keeps them anywhere). Under
 # the race detector (SOAK_RACE=-race) a virtual hour takes about 2.5 min of
 # wall time, without it about 10 s: make soak SOAK_RACE= SOAK_HOURS=72.
-SOAK_HOURS ?= 4
-SOAK_CLUSTERS ?= 3
+SOAK_HOURS ?= 24
+SOAK_CLUSTERS ?= 4
 SOAK_SEED ?= 0
 SOAK_DIR ?=
 SOAK_RACE ?= -race
 
 .PHONY: soak
-soak: tools deps ## Soak and fault suite: SOAK_HOURS (4) of virtual time with random work, faults and restarts, under -race
+soak: tools deps ## Soak and fault suite: SOAK_HOURS (24) of virtual time with random work, faults and restarts, under -race
 	GITOPSIM_SOAK=1 GITOPSIM_SOAK_HOURS=$(SOAK_HOURS) GITOPSIM_SOAK_CLUSTERS=$(SOAK_CLUSTERS) \
 	GITOPSIM_SOAK_SEED=$(SOAK_SEED) GITOPSIM_SOAK_DIR=$(SOAK_DIR) \
 	  $(GO) test $(SOAK_RACE) -count=1 -v -timeout 6h -run '^TestSoak$$' ./e2e/soak/

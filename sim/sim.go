@@ -181,20 +181,21 @@ func New(opts Options) (*Sim, error) {
 	}
 	aopts, gopts, hopts := opts.ARM, opts.Git, opts.Helm
 	if st := opts.State; st != nil {
-		fill := func(dir *string, name string) {
-			if *dir == "" {
-				*dir = st.Sub(name)
+		// A component given a state dir of its own keeps its own key too.
+		fill := func(dir *string, name string) bool {
+			if *dir != "" {
+				return false
 			}
+			*dir = st.Sub(name)
+			return true
 		}
-		fill(&aopts.StateDir, "arm")
-		fill(&gopts.StateDir, "git")
-		fill(&hopts.StateDir, "helm")
-		if aopts.StateKey == nil {
+		if fill(&aopts.StateDir, "arm") && aopts.StateKey == nil {
 			aopts.StateKey, aopts.StateKeyFile = st.Key(), st.KeyFile()
 		}
-		if gopts.StateKey == nil {
+		if fill(&gopts.StateDir, "git") && gopts.StateKey == nil {
 			gopts.StateKey = st.Key()
 		}
+		fill(&hopts.StateDir, "helm")
 	}
 	shared(&aopts.Workdir, &aopts.Clock, &aopts.Logger, &aopts.CA, &aopts.CAFile)
 	shared(&gopts.Workdir, &gopts.Clock, &gopts.Logger, &gopts.CA, &gopts.CAFile)

@@ -164,6 +164,9 @@ func (w *world) compliance(c *configuration, got *armkubernetesconfiguration.Sou
 // one pushed: fluxd syncs the head, not every commit.
 func (w *world) applied(ctx context.Context, c *configuration) string {
 	cm, err := w.kube.CoreV1().ConfigMaps(c.ns).Get(ctx, "soak", metav1.GetOptions{})
+	if apierrors.IsNotFound(err) && !c.good {
+		return "" // broken before its first sync: nothing was ever applied
+	}
 	if err != nil {
 		return fmt.Sprintf("%s: ConfigMap %s/soak: %v", c.key(), c.ns, err)
 	}
@@ -253,11 +256,14 @@ func (w *world) checkLeaks() {
 }
 
 // checkSecrets reads every log the soak made (gitopsim's, at debug level,
-// and the control plane's) for any secret it handed out.
+// ARM's request log, and the control plane's) for any secret it handed
+// out.
 func (w *world) checkSecrets() {
 	n := 0
 	err := filepath.WalkDir(w.dir, func(path string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() || !strings.HasSuffix(path, ".log") {
+		// Logs, and ARM's request log (requests.jsonl), which holds the
+		// bodies of requests with protected settings in them.
+		if err != nil || d.IsDir() || !(strings.HasSuffix(path, ".log") || strings.HasSuffix(path, ".jsonl")) {
 			return err
 		}
 		b, err := os.ReadFile(path)

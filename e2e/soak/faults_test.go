@@ -17,6 +17,10 @@ const (
 	faultARM     faultKind = "ARM answers 503"
 )
 
+// faultMessage is the message of the 503s the soak injects, by which it
+// tells them from gitopsim's own.
+const faultMessage = "injected by the soak"
+
 // fault is one injected fault and when it ends (on virtual time).
 type fault struct {
 	kind  faultKind
@@ -51,7 +55,7 @@ func (f *fault) apply(w *world, on bool) {
 		w.s.Git().SetLatency(lat)
 	case faultARM:
 		if on {
-			f.remove = w.s.ARM().InjectFault(arm.Fault{Route: f.route, Status: http.StatusServiceUnavailable, Code: "ServiceUnavailable", Message: "injected by the soak", Times: f.times})
+			f.remove = w.s.ARM().InjectFault(arm.Fault{Route: f.route, Status: http.StatusServiceUnavailable, Code: "ServiceUnavailable", Message: faultMessage, Times: f.times})
 		} else if f.remove != nil {
 			f.remove()
 		}

@@ -6,14 +6,11 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/pem"
-	"errors"
 	"fmt"
-	"net/http"
 	"slices"
 	"strings"
 	"time"
 
-	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
 	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/kubernetesconfiguration/armkubernetesconfiguration/v2"
 	gossh "golang.org/x/crypto/ssh"
@@ -218,8 +215,10 @@ func (w *world) ackedErr(op, what string, err error) bool {
 	if err == nil {
 		return true
 	}
-	var re *azcore.ResponseError
-	if errors.As(err, &re) && re.StatusCode == http.StatusServiceUnavailable {
+	// The fault's own message, whichever route met it: the call, or the
+	// token its credential fetched first (azidentity wraps that answer
+	// in an error of its own).
+	if strings.Contains(err.Error(), faultMessage) {
 		w.stats.refused[op]++
 		return false
 	}

@@ -2,6 +2,7 @@ package arm
 
 import (
 	"bytes"
+	"fmt"
 	"maps"
 	"net/http"
 	"sync"
@@ -18,6 +19,13 @@ import (
 // one encode and one sync instead of N of each. Before this, the load
 // bench (50 cloners, 16 ARM clients) starved ARM to 1.75 requests a second.
 //
+// What is not on disk is not shown either: a request from outside that
+// read the store while changes were waiting (a GET, an agent's poll)
+// waits for them too, so no client, agent included, acts on a change a
+// crash would lose. In-process reads (Dispatch, Azure Policy's own) do
+// not wait: they may come from a provider holding its lock, which a
+// writer's Snapshot takes.
+//
 // A failed write undoes every change not yet on disk (rollbackLocked
 // reloads the file, which atomicfile left whole), and each of their
 // requests gets the 500 a synchronous failure gave: the failed span of
@@ -31,18 +39,20 @@ type durability struct {
 	cond *sync.Cond
 	// gen is the newest change's generation (store.mu, read under mu too).
 	gen uint64
-	// written is the newest generation on disk; writing says a writer is
-	// at work.
+	// written is the newest generation whose store is on disk (after a
+	// rollback, the one the store went back to); writing says a writer
+	// is at work.
 	written uint64
 	writing bool
 	// failed are the spans (from, to] of generations undone after a
 	// failed write, oldest first, the last maxFailedSpans kept.
 	failed [][2]uint64
-	// fileMu orders the file's writers (a batch writer and Persist's
-	// synchronous one), so that an older snapshot never replaces a newer.
-	fileMu sync.Mutex
-	// writes counts the snapshots written, for tests.
-	writes int
+	// writes counts the snapshots written, and beforeWrite runs before
+	// each, for tests.
+	writes      int
+	beforeWrite func()
+	// waiting counts the requests waiting for a writer, for tests.
+	waiting int
 	// lastGood is the plaintext of the state on disk, which a failed
 	// write rolls back to (rollbackLocked); it holds protected settings,
 	// as the store does.
@@ -72,7 +82,9 @@ func (d *durability) undone(g uint64) bool {
 }
 
 // awaitDurable returns once generation g is on disk, writing it if no
-// other request is; false means the change was undone.
+// other request is; false means the change was undone. It is the only
+// way into the state file, so there is one writer at a time, and a
+// rollback (failLocked, by that writer) never races a write.
 func (s *Server) awaitDurable(g uint64) bool {
 	d := &s.durable
 	d.mu.Lock()
@@ -86,26 +98,46 @@ func (s *Server) awaitDurable(g uint64) bool {
 		case !d.writing:
 			d.writing = true
 			d.mu.Unlock()
-			s.writeBatch()
-			d.mu.Lock()
-			d.writing = false
-			d.cond.Broadcast()
+			func() {
+				// Even if a provider's Snapshot panics: the next waiter
+				// writes, and the lock is held again for the deferred
+				// unlock above.
+				defer func() {
+					d.mu.Lock()
+					d.writing = false
+					d.cond.Broadcast()
+				}()
+				s.writeBatch()
+			}()
 		default:
+			d.waiting++
 			d.cond.Wait()
+			d.waiting--
 		}
 	}
 }
 
+// unwritten is the newest change's generation when it is not on disk
+// yet, else 0: what a read from outside waits for.
+func (d *durability) unwritten() uint64 {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.gen > d.written {
+		return d.gen
+	}
+	return 0
+}
+
+// current is the newest change's generation.
+func (d *durability) current() uint64 {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.gen
+}
+
 // writeBatch writes every change made so far, or undoes them all.
 func (s *Server) writeBatch() {
-	s.store.mu.Lock()
-	g := s.durable.gen
-	plain, err := s.encodeStateLocked()
-	s.store.mu.Unlock()
-	if err == nil {
-		err = s.writeEncoded(g, plain)
-	}
-	clear(plain)
+	err := s.tryBatch()
 	if err == nil {
 		return
 	}
@@ -114,17 +146,39 @@ func (s *Server) writeBatch() {
 	s.failLocked(err)
 }
 
-// writeEncoded seals and writes the snapshot of generation g unless a
-// newer one is on disk already.
+// tryBatch encodes and writes; a panic (a provider's Snapshot) is a
+// failed write like any other.
+func (s *Server) tryBatch() (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("panic while saving the state: %v", p)
+		}
+	}()
+	g, plain, err := s.encodeBatch()
+	defer clear(plain)
+	if err != nil {
+		return err
+	}
+	return s.writeEncoded(g, plain)
+}
+
+// encodeBatch is the whole state and the generation it stands for.
+func (s *Server) encodeBatch() (uint64, []byte, error) {
+	s.store.mu.Lock()
+	defer s.store.mu.Unlock()
+	plain, err := s.encodeStateLocked()
+	return s.durable.current(), plain, err
+}
+
+// writeEncoded seals and writes the snapshot of generation g; only the
+// writer of the moment calls it.
 func (s *Server) writeEncoded(g uint64, plain []byte) error {
 	d := &s.durable
-	d.fileMu.Lock()
-	defer d.fileMu.Unlock()
 	d.mu.Lock()
-	stale := g <= d.written
+	hook := d.beforeWrite
 	d.mu.Unlock()
-	if stale {
-		return nil
+	if hook != nil {
+		hook()
 	}
 	if err := s.writeSealed(plain); err != nil {
 		return err
@@ -154,6 +208,8 @@ func (s *Server) failLocked(err error) {
 			d.failed = d.failed[1:]
 		}
 	}
+	// The store is what is on disk again: a read needs no write.
+	d.written = d.gen
 }
 
 // heldResponse keeps a handler's answer until its change is on disk, so

@@ -13,9 +13,9 @@ import (
 	"github.com/gitopsim/gitopsim/sim/arm"
 )
 
-// TestGroupCommit: while the disk is slow, changes wait for it without
-// holding up reads, none is acknowledged before it is written, and the
-// changes that queued meanwhile are written together.
+// TestGroupCommit: while the disk is slow, changes are made without
+// waiting for each other's writes, none is acknowledged or read before it
+// is written, and the changes that queued meanwhile are written together.
 func TestGroupCommit(t *testing.T) {
 	f := start(t, arm.Options{StateDir: filepath.Join(t.TempDir(), "state"), TokenLifetime: 1000 * time.Hour})
 	ctx := t.Context()
@@ -47,18 +47,33 @@ func TestGroupCommit(t *testing.T) {
 		}
 		<-time.After(5 * time.Millisecond)
 	}
-	// A read is answered meanwhile; before group commit it queued behind
-	// the write holding the store lock.
-	if _, err := f.groups.Get(ctx, "rg0", nil); err != nil {
-		t.Errorf("a read while the disk is slow: %v", err)
+	// A read of a change not yet on disk waits for it, so nobody acts
+	// on what a crash would lose.
+	read := make(chan error, 1)
+	go func() {
+		_, err := f.groups.Get(ctx, "rg1", nil)
+		read <- err
+	}()
+	// n-1 changes and the read wait; the first change is being written.
+	for deadline := time.Now().Add(30 * time.Second); arm.Waiting(f.srv) < n; {
+		if time.Now().After(deadline) {
+			release()
+			t.Fatal("the read did not arrive")
+		}
+		<-time.After(5 * time.Millisecond)
 	}
 	select {
 	case name := <-acked:
 		t.Errorf("%s was acknowledged before it was written", name)
+	case err := <-read:
+		t.Errorf("a change was read before it was written (%v)", err)
 	default:
 	}
 	release()
 	wg.Wait()
+	if err := <-read; err != nil {
+		t.Errorf("the read once the change is on disk: %v", err)
+	}
 	if _, writes := arm.DurableCounts(f.srv); writes-writesBefore > 2 {
 		t.Errorf("%d changes that waited together took %d writes, want at most 2 (the one under way and one for the rest)", n, writes-writesBefore)
 	}

@@ -1,10 +1,13 @@
 package arm
 
-// HoldDisk makes the state file's writers wait, as a slow disk would,
+// HoldDisk makes the state file's writer wait, as a slow disk would,
 // until release is called.
 func HoldDisk(s *Server) (release func()) {
-	s.durable.fileMu.Lock()
-	return s.durable.fileMu.Unlock
+	hold := make(chan struct{})
+	s.durable.mu.Lock()
+	s.durable.beforeWrite = func() { <-hold }
+	s.durable.mu.Unlock()
+	return func() { close(hold) }
 }
 
 // DurableCounts reports how many changes were numbered and how many
@@ -14,4 +17,12 @@ func DurableCounts(s *Server) (changes uint64, writes int) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	return d.gen, d.writes
+}
+
+// Waiting is how many requests wait for the writer.
+func Waiting(s *Server) int {
+	d := &s.durable
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.waiting
 }

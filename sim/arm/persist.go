@@ -146,27 +146,27 @@ func (s *Server) applyState(plain []byte, from string) error {
 	return nil
 }
 
-// commitLocked makes a change durable before it is acknowledged; store
-// lock held. A request's change (c not nil) is numbered and written after
-// the handler releases the lock, and its answer is held until then (group
-// commit, see durable.go). Without a request (Persist, AddSubscription)
-// the state is written now. Without a state dir it does nothing.
+// commitLocked numbers a request's change so that its answer waits until
+// the change is on disk (group commit, see durable.go); store lock held.
+// Without a state dir it does nothing.
 func (s *Server) commitLocked(c *call) *Error {
 	if s.opts.StateDir == "" {
 		return nil
 	}
-	g := s.durable.next()
-	if c != nil && c.held != nil {
-		c.commit = g
+	c.commit = s.durable.next()
+	return nil
+}
+
+// persistNow makes the changes made so far durable, for callers that are
+// not requests (Persist, AddSubscription); store lock not held.
+func (s *Server) persistNow() *Error {
+	if s.opts.StateDir == "" {
 		return nil
 	}
-	plain, err := s.encodeStateLocked()
-	if err == nil {
-		err = s.writeEncoded(g, plain)
-	}
-	clear(plain)
-	if err != nil {
-		s.failLocked(err)
+	s.store.mu.Lock()
+	g := s.durable.next()
+	s.store.mu.Unlock()
+	if !s.awaitDurable(g) {
 		return errNotSaved()
 	}
 	return nil
@@ -182,9 +182,13 @@ func errNotSaved() *Error {
 // as it was before the failed write. Store lock held.
 func (s *Server) rollbackLocked() {
 	st := s.store
-	notices := st.notices
+	notices, opSeq, genSeq := st.notices, st.opSeq, st.genSeq
 	st.storeData = newStore(s.opts.SubscriptionID).storeData
-	st.notices = notices
+	// Numbers handed out stay handed out: a configuration generation or
+	// an operation name is never used twice, undone or not.
+	defer func() {
+		st.notices, st.opSeq, st.genSeq = notices, max(st.opSeq, opSeq), max(st.genSeq, genSeq)
+	}()
 	clear(s.providerState)
 	// From the copy of what is on disk, not from the disk: a failed
 	// write may be followed by a failed read, and an empty store written

@@ -178,11 +178,7 @@ func samePattern(a, b []string) bool {
 // an acknowledged change of this package does. A provider calls it after
 // a change and before it answers, without holding its own lock (Snapshot
 // takes it). Without a state dir it does nothing.
-func (s *Server) Persist() *Error {
-	s.store.mu.Lock()
-	defer s.store.mu.Unlock()
-	return s.commitLocked(nil)
-}
+func (s *Server) Persist() *Error { return s.persistNow() }
 
 // Dispatch runs a request through this Server's routes in process, as the
 // principal with the given object id, without a token: what Azure does

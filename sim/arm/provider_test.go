@@ -9,6 +9,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -24,6 +25,8 @@ type notes struct {
 	mu    sync.Mutex
 	notes map[string]string
 	srv   *arm.Server
+	// panics makes Snapshot panic, as a provider's bug would.
+	panics atomic.Bool
 }
 
 func (n *notes) Name() string { return "Test.Notes" }
@@ -43,6 +46,9 @@ func (n *notes) Routes() []arm.Route {
 }
 
 func (n *notes) Snapshot() (json.RawMessage, error) {
+	if n.panics.Load() {
+		panic("notes: snapshot bug")
+	}
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	return json.Marshal(n.notes)
@@ -186,5 +192,45 @@ func TestHostedProvider(t *testing.T) {
 	}
 	if log := string(logBytes); strings.Contains(log, "secret-text") || !strings.Contains(log, "[redacted]") {
 		t.Errorf("request log does not hold the redacted body only:\n%s", log)
+	}
+}
+
+// TestSnapshotPanic: a hosted provider whose Snapshot panics fails the
+// change being written with a 500 and undoes it, like a failed write, and
+// the server goes on.
+func TestSnapshotPanic(t *testing.T) {
+	srv, err := arm.New(arm.Options{Workdir: t.TempDir(), StateDir: t.TempDir(), Clock: clock.NewVirtual(time.Time{}), Logger: slog.New(slog.NewTextHandler(t.Output(), nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := &notes{notes: map[string]string{}, srv: srv}
+	if err := srv.Host(n); err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Stop(context.Background())
+	put := func(rg string) int {
+		code, _ := srv.Dispatch(t.Context(), http.MethodPut, "/subscriptions/"+srv.SubscriptionID()+"/resourcegroups/"+rg+"?api-version=2021-04-01", []byte(`{"location":"eastus"}`), "")
+		return code
+	}
+	n.panics.Store(true)
+	if code := put("rg1"); code != http.StatusInternalServerError {
+		t.Errorf("a change whose snapshot panics: %d, want 500", code)
+	}
+	n.panics.Store(false)
+	if code := put("rg2"); code != http.StatusCreated {
+		t.Errorf("the next change: %d, want 201", code)
+	}
+	get := func(rg string) int {
+		code, _ := srv.Dispatch(t.Context(), http.MethodGet, "/subscriptions/"+srv.SubscriptionID()+"/resourcegroups/"+rg+"?api-version=2021-04-01", nil, "")
+		return code
+	}
+	if code := get("rg1"); code != http.StatusNotFound {
+		t.Errorf("the change answered 500 is there: GET %d", code)
+	}
+	if code := get("rg2"); code != http.StatusOK {
+		t.Errorf("the change answered 201: GET %d", code)
 	}
 }

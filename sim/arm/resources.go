@@ -158,10 +158,13 @@ func (s *Server) subscriptionJSON(sub *subscription) map[string]any {
 // themselves in their own).
 func (s *Server) AddSubscription(id, displayName string) {
 	s.store.mu.Lock()
-	defer s.store.mu.Unlock()
-	if _, ok := s.store.subscriptions[key(id)]; !ok {
+	_, ok := s.store.subscriptions[key(id)]
+	if !ok {
 		s.store.subscriptions[key(id)] = &subscription{ID: id, DisplayName: displayName}
-		_ = s.commitLocked(nil) // logged; the subscription is re-added by whoever needs it
+	}
+	s.store.mu.Unlock()
+	if !ok {
+		_ = s.persistNow() // logged; the subscription is re-added by whoever needs it
 	}
 }
 

@@ -394,6 +394,10 @@ func (s *Server) serveAs(w http.ResponseWriter, r *http.Request, as *principal) 
 		c.w = c.held
 	}
 	e := s.serve(c)
+	if c.held != nil && c.commit == 0 && as == nil {
+		// A read from outside waits for the changes it may have seen.
+		c.commit = s.durable.unwritten()
+	}
 	if c.commit > 0 && !s.awaitDurable(c.commit) {
 		// The handler's answer is dropped: the change it reports is undone.
 		writeError(rec, errNotSaved())

@@ -76,6 +76,8 @@ type envtestBackend struct {
 	kcmDone  chan struct{}
 	kcmErr   error
 	logFiles []*os.File
+	// apiStopped says StopAPIServer stopped the API server (restart.go).
+	apiStopped bool
 }
 
 func newEnvtest(opts Options) (*envtestBackend, error) {
@@ -347,6 +349,7 @@ func (b *envtestBackend) stopControllerManagerLocked() {
 func (b *envtestBackend) stopLocked() error {
 	var errs []error
 	b.stopControllerManagerLocked()
+	b.apiStopped = false
 	if b.plane != nil {
 		if err := b.plane.Stop(); err != nil {
 			errs = append(errs, fmt.Errorf("stop etcd and kube-apiserver: %w", err))

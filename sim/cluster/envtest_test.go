@@ -142,6 +142,9 @@ func TestEnvtestBackend(t *testing.T) {
 		if _, err := admin.CoreV1().ConfigMaps("default").Create(ctx, configMap("before-restart", nil), metav1.CreateOptions{}); err != nil {
 			t.Fatal(err)
 		}
+		if err := r.StartAPIServer(ctx); err == nil {
+			t.Error("StartAPIServer while it runs succeeded")
+		}
 		if err := r.StopAPIServer(ctx); err != nil {
 			t.Fatal(err)
 		}

@@ -33,9 +33,13 @@ func (b *envtestBackend) StopAPIServer(ctx context.Context) error {
 		return errors.New("envtest: not started")
 	}
 	b.stopControllerManagerLocked()
+	if b.apiStopped {
+		return nil
+	}
 	if err := b.plane.APIServer.Stop(); err != nil {
 		return fmt.Errorf("envtest: stop kube-apiserver: %w", err)
 	}
+	b.apiStopped = true
 	b.log.Info("kube-apiserver stopped; etcd keeps the data")
 	return nil
 }
@@ -50,9 +54,14 @@ func (b *envtestBackend) StartAPIServer(ctx context.Context) error {
 	if b.plane == nil {
 		return errors.New("envtest: not started")
 	}
+	if !b.apiStopped {
+		// Starting it again would orphan the running one.
+		return errors.New("envtest: kube-apiserver is running")
+	}
 	if err := runWithContext(ctx, b.plane.APIServer.Start); err != nil {
 		return fmt.Errorf("envtest: start kube-apiserver again: %w", err)
 	}
+	b.apiStopped = false
 	admin := b.AdminConfig()
 	b.log.Info("kube-apiserver started again", "url", admin.Host)
 	assets, err := b.findAssets()

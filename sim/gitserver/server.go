@@ -281,13 +281,15 @@ func stateCopy(stateDir, old string) (string, error) {
 	return path, nil
 }
 
-// firstAdminToken is the oldest token of the admin that still works, or "".
+// firstAdminToken is the oldest token of the admin that does not expire,
+// or "".
 func (s *Server) firstAdminToken() string {
-	now := s.clock.Now()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, t := range s.tokens {
-		if t.user == AdminUser && !t.readOnly && (t.expires.IsZero() || now.Before(t.expires)) {
+		// gitopsim's own admin tokens never expire; one that does was
+		// made by someone else, and must not become gitopsim's.
+		if t.user == AdminUser && !t.readOnly && t.expires.IsZero() {
 			return t.secret
 		}
 	}
