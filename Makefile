@@ -7,8 +7,10 @@ SHELL := bash
 GO ?= go
 BIN := bin
 GITOPSIM := $(BIN)/gitopsim
-# Flags for `make up`, e.g. make up UP_FLAGS="--time-scale 60".
+# Flags for `make up`, e.g. make up UP_FLAGS="--time-scale 60"; STATE_DIR
+# keeps what is created across restarts and make clean (--state-dir).
 UP_FLAGS ?=
+STATE_DIR ?=
 # Flags for the e2e suite, e.g. make e2e GINKGO_FLAGS="--label-filter=envtest -v".
 GINKGO_FLAGS ?=
 BENCH_COUNT ?= 5
@@ -79,7 +81,7 @@ build: deps ## Build bin/gitopsim
 
 .PHONY: up
 up: tools build ## Start the whole stack (envtest) until Ctrl-C; endpoints in .gitopsim/endpoints.json
-	$(GITOPSIM) up $(UP_FLAGS)
+	$(GITOPSIM) up $(if $(STATE_DIR),--state-dir $(STATE_DIR)) $(UP_FLAGS)
 
 .PHONY: test
 test: tools deps azure-cli chromium ## Unit tests with -race, the wall-clock check, and the e2e suite on envtest

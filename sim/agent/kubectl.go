@@ -127,7 +127,12 @@ func (k *kubectl) newFactory() fluxKubectlFactory {
 // the factory, which keeps the OpenAPI schema it validates with, starts
 // over too, so that new CRDs' schemas are seen.
 func (k *kubectl) fresh() {
-	if k.getter.newRun() {
+	// A schema that could not be fetched (the API server down at the
+	// time) is not kept either: kubectl's factory would answer every later
+	// command with the same error, where fluxd's next kubectl process
+	// fetches again (found by the soak: an API server restart during a
+	// sync failed that operator's syncs for good).
+	if k.getter.newRun() || k.factory.schema.failed() {
 		k.factory = k.newFactory()
 	}
 }
@@ -168,17 +173,20 @@ func (f fluxKubectlFactory) Validator(directive string) (validation.Schema, erro
 // distinct document for every factory of the agents that share a
 // ServerCache.
 func (f fluxKubectlFactory) OpenAPISchema() (openapi.Resources, error) {
-	if f.schema == nil || f.schema.src == nil {
+	if f.schema == nil {
 		return f.Factory.OpenAPISchema()
 	}
 	f.schema.once.Do(func() {
-		var ok bool
-		f.schema.res, ok = f.schema.src.fetch()
-		if !ok {
-			// Anything but a plain answer: kubectl's own fetch, so that
-			// errors read as they would.
-			f.schema.res, f.schema.err = f.Factory.OpenAPISchema()
+		if f.schema.src != nil {
+			if res, ok := f.schema.src.fetch(); ok {
+				f.schema.res = res
+				return
+			}
 		}
+		// Anything but a plain answer: kubectl's own fetch, so that
+		// errors read as they would.
+		f.schema.res, f.schema.err = f.Factory.OpenAPISchema()
+		f.schema.bad = f.schema.err != nil
 	})
 	return f.schema.res, f.schema.err
 }
@@ -190,7 +198,13 @@ type factorySchema struct {
 	once sync.Once
 	res  openapi.Resources
 	err  error
+	// bad is set when the fetch failed; read by the next command, on the
+	// same goroutine as the fetch (kubectl.mu).
+	bad bool
 }
+
+// failed reports whether the schema could not be fetched.
+func (s *factorySchema) failed() bool { return s != nil && s.bad }
 
 type cachedOpenAPI struct {
 	etag string
