@@ -37,6 +37,7 @@ require (
 	k8s.io/apimachinery v0.32.13
 	k8s.io/cli-runtime v0.32.13
 	k8s.io/client-go v0.32.13
+	k8s.io/klog/v2 v2.130.1
 	k8s.io/kubectl v0.32.13
 	sigs.k8s.io/controller-runtime v0.20.4
 	sigs.k8s.io/kind v0.33.0
@@ -184,7 +185,6 @@ require (
 	k8s.io/apiextensions-apiserver v0.32.2 // indirect
 	k8s.io/apiserver v0.32.2 // indirect
 	k8s.io/component-base v0.32.13 // indirect
-	k8s.io/klog/v2 v2.130.1 // indirect
 	k8s.io/kube-openapi v0.0.0-20241105132330-32ad38e42d3f // indirect
 	k8s.io/utils v0.0.0-20241104100929-3ea5e8cea738 // indirect
 	oras.land/oras-go v1.2.5 // indirect

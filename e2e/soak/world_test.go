@@ -18,6 +18,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/resources/armpolicy"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/klog/v2"
 
 	"github.com/gitopsim/gitopsim/sim"
 	"github.com/gitopsim/gitopsim/sim/arm"
@@ -119,6 +120,20 @@ func newWorld(t *testing.T, cfg settings) *world {
 	for i := range cfg.clusters {
 		w.clusters = append(w.clusters, fmt.Sprintf("edge-%d", i))
 	}
+	// client-go logs through klog, to stderr unless told; its lines go
+	// with the others, and are searched for secrets too.
+	if err := os.MkdirAll(filepath.Join(dir, "logs"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	klogFile, err := os.Create(filepath.Join(dir, "logs", "client-go.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	klog.SetSlogLogger(slog.New(slog.NewTextHandler(klogFile, nil)))
+	t.Cleanup(func() {
+		klog.ClearLogger()
+		_ = klogFile.Close()
+	})
 	// One Kubernetes API for the whole soak, as a real cluster outlives
 	// the Azure service's restarts; its API server restarts on its own.
 	b, err := cluster.New(cluster.Options{Workdir: filepath.Join(dir, "cluster"), Logger: slog.New(slog.DiscardHandler)})

@@ -14,6 +14,7 @@ import (
 
 	"github.com/go-logr/logr"
 	"github.com/spf13/cobra"
+	"k8s.io/klog/v2"
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/gitopsim/gitopsim/cmd/gitopsim/app/cli"
@@ -122,6 +123,9 @@ func run(ctx context.Context, s *cli.Streams, f *flags, args []string) error {
 	defer stop()
 	log := s.Logger()
 	ctrllog.SetLogger(logr.FromSlogHandler(log.Handler()))
+	// client-go logs through klog, to stderr unless told: an API server
+	// that goes away would print raw lines over gitopsim's log.
+	klog.SetSlogLogger(log.With("component", "client-go"))
 	files, err := scenario.Files(args)
 	if err != nil {
 		return err

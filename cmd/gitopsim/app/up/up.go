@@ -20,6 +20,7 @@ import (
 
 	"github.com/go-logr/logr"
 	"github.com/spf13/cobra"
+	"k8s.io/klog/v2"
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/gitopsim/gitopsim/cmd/gitopsim/app/cli"
@@ -214,6 +215,9 @@ func run(s *cli.Streams, f *flags) error {
 	// envtest logs through controller-runtime's global logger; route it to
 	// ours, or it prints a warning that it was never set.
 	ctrllog.SetLogger(logr.FromSlogHandler(log.Handler()))
+	// client-go logs through klog, to stderr unless told: an API server
+	// that goes away would print raw lines over gitopsim's log.
+	klog.SetSlogLogger(log.With("component", "client-go"))
 	// A clock the web view can pause, speed up and jump. Same-instant
 	// work of a jump (every agent's poll at its end) runs a few at a time.
 	clk, err := clock.NewControlled(clock.ControlledOptions{Scale: f.timeScale, Workers: 2 * runtime.NumCPU()})
