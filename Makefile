@@ -81,7 +81,7 @@ build: deps ## Build bin/gitopsim
 
 .PHONY: up
 up: tools build ## Start the whole stack (envtest) until Ctrl-C; endpoints in .gitopsim/endpoints.json
-	$(GITOPSIM) up $(if $(STATE_DIR),--state-dir $(STATE_DIR)) $(UP_FLAGS)
+	$(GITOPSIM) up $(if $(STATE_DIR),--state-dir "$(STATE_DIR)") $(UP_FLAGS)
 
 .PHONY: test
 test: tools deps azure-cli chromium ## Unit tests with -race, the wall-clock check, and the e2e suite on envtest

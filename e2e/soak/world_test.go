@@ -129,11 +129,9 @@ func newWorld(t *testing.T, cfg settings) *world {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Left set, and the file open, until the process ends: client-go may
+	// still log from goroutines winding down after the last cleanup.
 	klog.SetSlogLogger(slog.New(slog.NewTextHandler(klogFile, nil)))
-	t.Cleanup(func() {
-		klog.ClearLogger()
-		_ = klogFile.Close()
-	})
 	// One Kubernetes API for the whole soak, as a real cluster outlives
 	// the Azure service's restarts; its API server restarts on its own.
 	b, err := cluster.New(cluster.Options{Workdir: filepath.Join(dir, "cluster"), Logger: slog.New(slog.DiscardHandler)})

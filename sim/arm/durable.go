@@ -27,10 +27,12 @@ import (
 // writer's Snapshot takes.
 //
 // A failed write undoes every change not yet on disk (rollbackLocked
-// reloads the file, which atomicfile left whole), and each of their
+// restores the copy of the state last written), and each of their
 // requests gets the 500 a synchronous failure gave: the failed span of
 // generations is remembered so that a waiter whose change was undone is
-// told so even when a later write succeeds.
+// told so even when a later write succeeds. A read that may have seen an
+// undone change (a failure happened while it ran) answers 503, and the
+// client asks again.
 
 // durability tracks which generations of the store are on disk; its own
 // lock, never held while taking store.mu.
@@ -50,9 +52,11 @@ type durability struct {
 	// writes counts the snapshots written, and beforeWrite runs before
 	// each, for tests.
 	writes      int
-	beforeWrite func()
+	beforeWrite func() error
 	// waiting counts the requests waiting for a writer, for tests.
 	waiting int
+	// failures counts the rollbacks, for reads that ran across one.
+	failures uint64
 	// lastGood is the plaintext of the state on disk, which a failed
 	// write rolls back to (rollbackLocked); it holds protected settings,
 	// as the store does.
@@ -178,7 +182,9 @@ func (s *Server) writeEncoded(g uint64, plain []byte) error {
 	hook := d.beforeWrite
 	d.mu.Unlock()
 	if hook != nil {
-		hook()
+		if err := hook(); err != nil {
+			return err
+		}
 	}
 	if err := s.writeSealed(plain); err != nil {
 		return err
@@ -210,6 +216,14 @@ func (s *Server) failLocked(err error) {
 	}
 	// The store is what is on disk again: a read needs no write.
 	d.written = d.gen
+	d.failures++
+}
+
+// failureCount is how many rollbacks there have been.
+func (d *durability) failureCount() uint64 {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.failures
 }
 
 // heldResponse keeps a handler's answer until its change is on disk, so

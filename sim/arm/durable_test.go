@@ -1,7 +1,9 @@
 package arm_test
 
 import (
+	"errors"
 	"fmt"
+	"net/http"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -42,7 +44,7 @@ func TestGroupCommit(t *testing.T) {
 			break
 		}
 		if time.Now().After(deadline) {
-			release()
+			release(nil)
 			t.Fatal("the changes did not reach the store")
 		}
 		<-time.After(5 * time.Millisecond)
@@ -57,7 +59,7 @@ func TestGroupCommit(t *testing.T) {
 	// n-1 changes and the read wait; the first change is being written.
 	for deadline := time.Now().Add(30 * time.Second); arm.Waiting(f.srv) < n; {
 		if time.Now().After(deadline) {
-			release()
+			release(nil)
 			t.Fatal("the read did not arrive")
 		}
 		<-time.After(5 * time.Millisecond)
@@ -69,12 +71,59 @@ func TestGroupCommit(t *testing.T) {
 		t.Errorf("a change was read before it was written (%v)", err)
 	default:
 	}
-	release()
+	release(nil)
 	wg.Wait()
 	if err := <-read; err != nil {
 		t.Errorf("the read once the change is on disk: %v", err)
 	}
 	if _, writes := arm.DurableCounts(f.srv); writes-writesBefore > 2 {
 		t.Errorf("%d changes that waited together took %d writes, want at most 2 (the one under way and one for the rest)", n, writes-writesBefore)
+	}
+}
+
+// TestReadAcrossAFailedWrite: a read that saw a change whose write then
+// failed answers 503, not what was undone; the change answers 500.
+func TestReadAcrossAFailedWrite(t *testing.T) {
+	f := start(t, arm.Options{StateDir: filepath.Join(t.TempDir(), "state"), TokenLifetime: 1000 * time.Hour})
+	f.group("rg0")
+	release := arm.HoldDisk(f.srv)
+	rg := f.srv.URL() + "/subscriptions/" + f.srv.SubscriptionID() + "/resourcegroups/undone?api-version=2021-04-01"
+	put := make(chan int, 1)
+	go func() {
+		// Raw, since the SDK would retry the 500.
+		code, _ := f.raw(http.MethodPut, rg, f.token(), `{"location":"eastus"}`)
+		put <- code
+	}()
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		if changes, _ := arm.DurableCounts(f.srv); changes >= 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			release(nil)
+			t.Fatal("the change did not reach the store")
+		}
+		<-time.After(5 * time.Millisecond)
+	}
+	status := make(chan int, 1)
+	go func() {
+		code, _ := f.raw(http.MethodGet, rg, f.token(), "")
+		status <- code
+	}()
+	for deadline := time.Now().Add(30 * time.Second); arm.Waiting(f.srv) < 1; {
+		if time.Now().After(deadline) {
+			release(nil)
+			t.Fatal("the read did not wait")
+		}
+		<-time.After(5 * time.Millisecond)
+	}
+	release(errors.New("injected write failure"))
+	if code := <-status; code != http.StatusServiceUnavailable {
+		t.Errorf("a read that saw the undone change: %d, want 503", code)
+	}
+	if code := <-put; code != http.StatusInternalServerError {
+		t.Errorf("the undone change: %d, want 500", code)
+	}
+	if code, _ := f.raw(http.MethodGet, rg, f.token(), ""); code != http.StatusNotFound {
+		t.Errorf("the undone change read afterwards: %d, want 404", code)
 	}
 }

@@ -27,6 +27,7 @@ const (
 	CodeNotFound                   = "NotFound"
 	CodeConflict                   = "Conflict"
 	CodeInternalServerError        = "InternalServerError"
+	CodeServiceUnavailable         = "ServiceUnavailable"
 	CodeUnsupportedMediaType       = "UnsupportedMediaType"
 	CodeRequestEntityTooLarge      = "RequestEntityTooLarge"
 	CodeInjectedFault              = "InjectedFault"

@@ -1,13 +1,20 @@
 package arm
 
 // HoldDisk makes the state file's writer wait, as a slow disk would,
-// until release is called.
-func HoldDisk(s *Server) (release func()) {
-	hold := make(chan struct{})
+// until release is called; release(err) fails that write with err, and
+// the writes after it go through.
+func HoldDisk(s *Server) (release func(error)) {
+	hold := make(chan error, 1)
 	s.durable.mu.Lock()
-	s.durable.beforeWrite = func() { <-hold }
+	s.durable.beforeWrite = func() error {
+		err := <-hold
+		s.durable.mu.Lock()
+		s.durable.beforeWrite = nil
+		s.durable.mu.Unlock()
+		return err
+	}
 	s.durable.mu.Unlock()
-	return func() { close(hold) }
+	return func(err error) { hold <- err }
 }
 
 // DurableCounts reports how many changes were numbered and how many

@@ -98,7 +98,7 @@ func (f *faults) check(c *call, route string) *Error {
 		code = CodeInjectedFault
 		switch hit.Status {
 		case http.StatusServiceUnavailable:
-			code = "ServiceUnavailable"
+			code = CodeServiceUnavailable
 		case http.StatusInternalServerError:
 			code = CodeInternalServerError
 		case http.StatusTooManyRequests:

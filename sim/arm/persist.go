@@ -157,16 +157,22 @@ func (s *Server) commitLocked(c *call) *Error {
 	return nil
 }
 
-// persistNow makes the changes made so far durable, for callers that are
-// not requests (Persist, AddSubscription); store lock not held.
-func (s *Server) persistNow() *Error {
+// numberLocked numbers a change made outside a request; 0 without a
+// state dir. Store lock held.
+func (s *Server) numberLocked() uint64 {
 	if s.opts.StateDir == "" {
-		return nil
+		return 0
 	}
+	return s.durable.next()
+}
+
+// persistNow makes the changes made so far durable, for a hosted
+// provider's Persist; store lock not held.
+func (s *Server) persistNow() *Error {
 	s.store.mu.Lock()
-	g := s.durable.next()
+	g := s.numberLocked()
 	s.store.mu.Unlock()
-	if !s.awaitDurable(g) {
+	if g > 0 && !s.awaitDurable(g) {
 		return errNotSaved()
 	}
 	return nil
@@ -175,6 +181,12 @@ func (s *Server) persistNow() *Error {
 // errNotSaved is the answer to a change that could not be written.
 func errNotSaved() *Error {
 	return errorf(http.StatusInternalServerError, CodeInternalServerError, "The change could not be saved, so it was not made. Check the state dir (is the disk full?).")
+}
+
+// errReadUndone is the answer to a read that may have seen a change that
+// was then undone: the client retries, as it does any 503.
+func errReadUndone() *Error {
+	return errorf(http.StatusServiceUnavailable, CodeServiceUnavailable, "A change this read may have seen could not be saved and was undone; retry the request.")
 }
 
 // rollbackLocked undoes changes that could not be saved: the store, and

@@ -159,12 +159,16 @@ func (s *Server) subscriptionJSON(sub *subscription) map[string]any {
 func (s *Server) AddSubscription(id, displayName string) {
 	s.store.mu.Lock()
 	_, ok := s.store.subscriptions[key(id)]
+	var g uint64
 	if !ok {
 		s.store.subscriptions[key(id)] = &subscription{ID: id, DisplayName: displayName}
+		// Numbered with the change, so a rollback in between cannot
+		// undo it unnoticed.
+		g = s.numberLocked()
 	}
 	s.store.mu.Unlock()
-	if !ok {
-		_ = s.persistNow() // logged; the subscription is re-added by whoever needs it
+	if g > 0 {
+		_ = s.awaitDurable(g) // logged; the subscription is re-added by whoever needs it
 	}
 }
 

@@ -393,15 +393,24 @@ func (s *Server) serveAs(w http.ResponseWriter, r *http.Request, as *principal) 
 		c.held = newHeldResponse()
 		c.w = c.held
 	}
+	var failuresBefore uint64
+	if c.held != nil {
+		failuresBefore = s.durable.failureCount()
+	}
 	e := s.serve(c)
-	if c.held != nil && c.commit == 0 && as == nil {
+	read := c.held != nil && c.commit == 0 && as == nil
+	if read {
 		// A read from outside waits for the changes it may have seen.
 		c.commit = s.durable.unwritten()
 	}
-	if c.commit > 0 && !s.awaitDurable(c.commit) {
+	switch {
+	case c.commit > 0 && !s.awaitDurable(c.commit) && !read:
 		// The handler's answer is dropped: the change it reports is undone.
 		writeError(rec, errNotSaved())
-	} else {
+	case read && s.durable.failureCount() != failuresBefore:
+		// It may have seen what was undone meanwhile.
+		writeError(rec, errReadUndone())
+	default:
 		if c.held != nil {
 			c.held.flushTo(rec)
 		}
