@@ -2,10 +2,6 @@ package agent
 
 import (
 	"testing"
-
-	"k8s.io/client-go/discovery"
-	"k8s.io/client-go/discovery/cached/memory"
-	"k8s.io/client-go/rest"
 )
 
 // TestKubectlForgetsCompletions: every apply builds a kubectl command,
@@ -13,9 +9,7 @@ import (
 // simulator) forever. The server is unreachable: the command is built,
 // and its completions registered, before it fails.
 func TestKubectlForgetsCompletions(t *testing.T) {
-	cfg := &rest.Config{Host: "https://127.0.0.1:1"}
-	k := newKubectl(cfg, memory.NewMemCacheClient(discovery.NewDiscoveryClientForConfigOrDie(cfg)), nil)
-	manifest := []byte("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\n  namespace: default\n")
+	k, manifest := unreachableKubectl()
 	before := completionsKept()
 	for range 3 {
 		if _, err := k.run(manifest, "apply"); err == nil {

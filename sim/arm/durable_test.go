@@ -15,6 +15,19 @@ import (
 	"github.com/gitopsim/gitopsim/sim/arm"
 )
 
+// waitHeld polls until cond holds while the disk is held; on timeout it
+// lets the disk go, so the server can stop, and fails.
+func waitHeld(t *testing.T, release func(error), what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(30 * time.Second); !cond(); {
+		if time.Now().After(deadline) {
+			release(nil)
+			t.Fatal(what)
+		}
+		<-time.After(5 * time.Millisecond)
+	}
+}
+
 // TestGroupCommit: while the disk is slow, changes are made without
 // waiting for each other's writes, none is acknowledged or read before it
 // is written, and the changes that queued meanwhile are written together.
@@ -39,16 +52,10 @@ func TestGroupCommit(t *testing.T) {
 		})
 	}
 	// Every change is made in memory and waits for the disk.
-	for deadline := time.Now().Add(30 * time.Second); ; {
-		if changes, _ := arm.DurableCounts(f.srv); changes == changesBefore+n {
-			break
-		}
-		if time.Now().After(deadline) {
-			release(nil)
-			t.Fatal("the changes did not reach the store")
-		}
-		<-time.After(5 * time.Millisecond)
-	}
+	waitHeld(t, release, "the changes did not reach the store", func() bool {
+		changes, _ := arm.DurableCounts(f.srv)
+		return changes == changesBefore+n
+	})
 	// A read of a change not yet on disk waits for it, so nobody acts
 	// on what a crash would lose.
 	read := make(chan error, 1)
@@ -57,13 +64,7 @@ func TestGroupCommit(t *testing.T) {
 		read <- err
 	}()
 	// n-1 changes and the read wait; the first change is being written.
-	for deadline := time.Now().Add(30 * time.Second); arm.Waiting(f.srv) < n; {
-		if time.Now().After(deadline) {
-			release(nil)
-			t.Fatal("the read did not arrive")
-		}
-		<-time.After(5 * time.Millisecond)
-	}
+	waitHeld(t, release, "the read did not arrive", func() bool { return arm.Waiting(f.srv) >= n })
 	select {
 	case name := <-acked:
 		t.Errorf("%s was acknowledged before it was written", name)
@@ -94,28 +95,16 @@ func TestReadAcrossAFailedWrite(t *testing.T) {
 		code, _ := f.raw(http.MethodPut, rg, f.token(), `{"location":"eastus"}`)
 		put <- code
 	}()
-	for deadline := time.Now().Add(30 * time.Second); ; {
-		if changes, _ := arm.DurableCounts(f.srv); changes >= 2 {
-			break
-		}
-		if time.Now().After(deadline) {
-			release(nil)
-			t.Fatal("the change did not reach the store")
-		}
-		<-time.After(5 * time.Millisecond)
-	}
+	waitHeld(t, release, "the change did not reach the store", func() bool {
+		changes, _ := arm.DurableCounts(f.srv)
+		return changes >= 2
+	})
 	status := make(chan int, 1)
 	go func() {
 		code, _ := f.raw(http.MethodGet, rg, f.token(), "")
 		status <- code
 	}()
-	for deadline := time.Now().Add(30 * time.Second); arm.Waiting(f.srv) < 1; {
-		if time.Now().After(deadline) {
-			release(nil)
-			t.Fatal("the read did not wait")
-		}
-		<-time.After(5 * time.Millisecond)
-	}
+	waitHeld(t, release, "the read did not wait", func() bool { return arm.Waiting(f.srv) >= 1 })
 	release(errors.New("injected write failure"))
 	if code := <-status; code != http.StatusServiceUnavailable {
 		t.Errorf("a read that saw the undone change: %d, want 503", code)
