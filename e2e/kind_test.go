@@ -2,7 +2,6 @@ package e2e_test
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -11,9 +10,10 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
+
+	"github.com/gitopsim/gitopsim/internal/syncbuf"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
@@ -255,21 +255,10 @@ type upProcess struct {
 	// Wait's result then.
 	exited chan struct{}
 	err    error
-	mu     sync.Mutex
-	errBuf bytes.Buffer
+	errBuf syncbuf.Buffer
 }
 
-func (u *upProcess) Write(p []byte) (int, error) {
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	return u.errBuf.Write(p)
-}
-
-func (u *upProcess) stderr() string {
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	return u.errBuf.String()
-}
+func (u *upProcess) stderr() string { return u.errBuf.String() }
 
 // startUp starts gitopsim up on kind cluster name and waits until it says
 // it is up.
@@ -281,7 +270,7 @@ func startUp(ctx context.Context, bin, name, image string) *upProcess {
 		args = append(args, "--kind-image", image)
 	}
 	u.cmd = exec.Command(bin, args...)
-	u.cmd.Stderr = io.MultiWriter(u, GinkgoWriter)
+	u.cmd.Stderr = io.MultiWriter(&u.errBuf, GinkgoWriter)
 	// A pipe of our own, not StdoutPipe: Wait runs at once in its own
 	// goroutine, and must not close what the scanner still reads.
 	stdout, w, err := os.Pipe()

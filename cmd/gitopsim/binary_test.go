@@ -26,9 +26,7 @@ func TestBuiltBinaryComesUp(t *testing.T) {
 	}
 	workdir := filepath.Join(t.TempDir(), "wd")
 	cmd := exec.Command(bin, "up", "--workdir", workdir)
-	var errb syncBuffer
-	cmd.Stderr = &errb
-	path, exited := startUp(t, cmd, workdir, &errb)
+	path, exited, errb := startUp(t, cmd, workdir)
 	e, err := sim.ReadEndpoints(path)
 	if err != nil {
 		t.Fatal(err)

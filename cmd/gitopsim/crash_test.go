@@ -51,9 +51,7 @@ func TestUpSurvivesSIGKILL(t *testing.T) {
 	for round := range 4 {
 		wd := filepath.Join(base, fmt.Sprintf("round-%d", round))
 		cmd := gitopsim(t, "up", "--workdir", wd, "--state-dir", state, "--no-ui", "--profile", "fast")
-		var errb syncBuffer
-		cmd.Stderr = &errb
-		path, exited := startUp(t, cmd, wd, &errb)
+		path, exited, errb := startUp(t, cmd, wd)
 		e, err := sim.ReadEndpoints(path)
 		if err != nil {
 			t.Fatal(err)
@@ -82,7 +80,7 @@ func TestUpSurvivesSIGKILL(t *testing.T) {
 			return
 		}
 		if round == 3 {
-			interruptUp(t, cmd, exited, &errb, wd)
+			interruptUp(t, cmd, exited, errb, wd)
 			break
 		}
 

@@ -11,10 +11,11 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/gitopsim/gitopsim/internal/syncbuf"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -79,9 +80,9 @@ func runGitopsim(t *testing.T, args ...string) (stdout, stderr string, code int)
 func TestUpServesAndStopsCleanlyOnSIGINT(t *testing.T) {
 	workdir := filepath.Join(t.TempDir(), "wd")
 	cmd := gitopsim(t, "up", "--workdir", workdir, "--profile", "fast")
-	var out, errb syncBuffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	path, exited := startUp(t, cmd, workdir, &errb)
+	var out syncbuf.Buffer
+	cmd.Stdout = &out
+	path, exited, errb := startUp(t, cmd, workdir)
 
 	e, err := sim.ReadEndpoints(path)
 	if err != nil {
@@ -151,7 +152,7 @@ func TestUpServesAndStopsCleanlyOnSIGINT(t *testing.T) {
 		t.Errorf("second up removed the first one's endpoints file: %v", err)
 	}
 
-	interruptUp(t, cmd, exited, &errb, workdir)
+	interruptUp(t, cmd, exited, errb, workdir)
 	if _, err := os.Stat(path); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("endpoints file still there after shutdown: %v", err)
 	}
@@ -175,19 +176,21 @@ func startCmd(t *testing.T, cmd *exec.Cmd) <-chan error {
 	return exited
 }
 
-// startUp starts a `gitopsim up` command (its streams already set), kills
-// it at the end of the test if it still runs, and waits for its endpoints
-// file. It returns the file's path and the command's exit; the test fails
-// if up exits first or is not ready within 2 minutes.
-func startUp(t *testing.T, cmd *exec.Cmd, workdir string, errb *syncBuffer) (string, <-chan error) {
+// startUp starts a `gitopsim up` command, kills it at the end of the test
+// if it still runs, and waits for its endpoints file. It returns the
+// file's path, the command's exit and its stderr, which it captures; the
+// test fails if up exits first or is not ready within 2 minutes.
+func startUp(t *testing.T, cmd *exec.Cmd, workdir string) (string, <-chan error, *syncbuf.Buffer) {
 	t.Helper()
+	errb := &syncbuf.Buffer{}
+	cmd.Stderr = errb
 	exited := startCmd(t, cmd)
 	const limit = 2 * time.Minute
 	path := filepath.Join(workdir, sim.EndpointsFile)
 	deadline := time.Now().Add(limit)
 	for {
 		if _, err := os.Stat(path); err == nil {
-			return path, exited
+			return path, exited, errb
 		}
 		select {
 		case err := <-exited:
@@ -361,24 +364,6 @@ func TestVersionAndHelp(t *testing.T) {
 	}
 }
 
-// syncBuffer is a bytes.Buffer safe for a writer process and a reading test.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // TestUpFleet connects a fleet with --clusters: every cluster in ARM and
 // in endpoints.json in number order, spread over the resource groups in
 // turn, each with its agent heartbeating; the summary names a few and
@@ -403,9 +388,7 @@ func TestUpDedicatedFleet(t *testing.T) {
 	}, true)
 
 	cmd := gitopsim(t, args...)
-	var errb syncBuffer
-	cmd.Stderr = &errb
-	path, exited := startUp(t, cmd, workdir, &errb)
+	path, exited, errb := startUp(t, cmd, workdir)
 	e, err := sim.ReadEndpoints(path)
 	if err != nil {
 		t.Fatal(err)
@@ -417,7 +400,7 @@ func TestUpDedicatedFleet(t *testing.T) {
 	if _, err := kubernetes.NewForConfigOrDie(cfg).CoreV1().Namespaces().Get(t.Context(), "first-only", metav1.GetOptions{}); err != nil {
 		t.Errorf("the fleet's data did not survive a restart with --state-dir: %v", err)
 	}
-	interruptUp(t, cmd, exited, &errb, workdir)
+	interruptUp(t, cmd, exited, errb, workdir)
 }
 
 // upFleet runs a fleet `gitopsim up` and checks its endpoints (want
@@ -425,9 +408,9 @@ func TestUpDedicatedFleet(t *testing.T) {
 // then interrupts it.
 func upFleet(t *testing.T, cmd *exec.Cmd, workdir string, n int, want func(i int) (name, rg string), dedicated bool) {
 	t.Helper()
-	var out, errb syncBuffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	path, exited := startUp(t, cmd, workdir, &errb)
+	var out syncbuf.Buffer
+	cmd.Stdout = &out
+	path, exited, errb := startUp(t, cmd, workdir)
 	e, err := sim.ReadEndpoints(path)
 	if err != nil {
 		t.Fatal(err)
@@ -478,12 +461,12 @@ func upFleet(t *testing.T, cmd *exec.Cmd, workdir string, n int, want func(i int
 	if n > 3 && !strings.Contains(out.String(), fmt.Sprintf("and %d more", n-3)) {
 		t.Errorf("the summary does not list three clusters and the rest:\n%s", out.String())
 	}
-	interruptUp(t, cmd, exited, &errb, workdir)
+	interruptUp(t, cmd, exited, errb, workdir)
 }
 
 // interruptUp sends SIGINT to a running `gitopsim up` and checks that it
 // exits cleanly within a minute, leaving no process behind.
-func interruptUp(t *testing.T, cmd *exec.Cmd, exited <-chan error, errb *syncBuffer, workdir string) {
+func interruptUp(t *testing.T, cmd *exec.Cmd, exited <-chan error, errb *syncbuf.Buffer, workdir string) {
 	t.Helper()
 	if err := cmd.Process.Signal(syscall.SIGINT); err != nil {
 		t.Fatal(err)

@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/gitopsim/gitopsim/internal/syncbuf"
 )
 
 // TestRunFailingScenario runs a scenario that must fail through the CLI:
@@ -148,7 +150,7 @@ func TestRunFlagMistakes(t *testing.T) {
 func TestRunUIKeepsTheReport(t *testing.T) {
 	dir := t.TempDir()
 	cmd := gitopsim(t, "run", "--ui", "--report-dir", filepath.Join(dir, "reports"), "--workdir", filepath.Join(dir, "work"), "../../sim/scenario/testdata/failing.yaml")
-	var out, errb syncBuffer
+	var out, errb syncbuf.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	exited := startCmd(t, cmd)
 	re := regexp.MustCompile(`its report stays at (http://127\.0\.0\.1:\d+/)`)

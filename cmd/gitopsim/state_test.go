@@ -26,9 +26,7 @@ func TestUpStateDirSurvivesAFreshWorkdir(t *testing.T) {
 	base, state := t.TempDir(), t.TempDir()
 	first := filepath.Join(base, "first")
 	cmd := gitopsim(t, "up", "--workdir", first, "--state-dir", state, "--no-ui", "--profile", "fast")
-	var errb syncBuffer
-	cmd.Stderr = &errb
-	path, exited := startUp(t, cmd, first, &errb)
+	path, exited, errb := startUp(t, cmd, first)
 	e, err := sim.ReadEndpoints(path)
 	if err != nil {
 		t.Fatal(err)
@@ -39,7 +37,7 @@ func TestUpStateDirSurvivesAFreshWorkdir(t *testing.T) {
 	if code == 0 || !strings.Contains(stderr, "is used by another gitopsim (pid") {
 		t.Errorf("a second up on the same state dir: exit %d, stderr:\n%s", code, stderr)
 	}
-	interruptUp(t, cmd, exited, &errb, first)
+	interruptUp(t, cmd, exited, errb, first)
 	if err := os.RemoveAll(first); err != nil {
 		t.Fatal(err)
 	}
@@ -49,10 +47,8 @@ func TestUpStateDirSurvivesAFreshWorkdir(t *testing.T) {
 
 	second := filepath.Join(base, "second")
 	cmd = gitopsim(t, "up", "--workdir", second, "--state-dir", state, "--no-ui", "--profile", "fast")
-	errb = syncBuffer{}
-	cmd.Stderr = &errb
-	path, exited = startUp(t, cmd, second, &errb)
-	defer interruptUp(t, cmd, exited, &errb, second)
+	path, exited, errb = startUp(t, cmd, second)
+	defer interruptUp(t, cmd, exited, errb, second)
 	e, err = sim.ReadEndpoints(path)
 	if err != nil {
 		t.Fatal(err)

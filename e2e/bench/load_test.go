@@ -16,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gitopsim/gitopsim/internal/syncbuf"
+
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 
 	"github.com/gitopsim/gitopsim/sim"
@@ -51,7 +53,7 @@ func BenchmarkLoad(b *testing.B) {
 
 func loadOnce(b *testing.B, bin string, d time.Duration) {
 	workdir, state := b.TempDir(), b.TempDir()
-	var logs syncLog
+	var logs syncbuf.Buffer
 	cmd, _ := startUp(b, bin, &logs, "--workdir", workdir, "--state-dir", state, "--no-ui", "--clusters", "20", "--profile", "fast")
 	defer func() {
 		_ = cmd.Process.Signal(os.Interrupt)
@@ -240,24 +242,6 @@ func loadOnce(b *testing.B, bin string, d time.Duration) {
 }
 
 func b64(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) }
-
-// syncLog collects gitopsim's stderr.
-type syncLog struct {
-	mu sync.Mutex
-	sb strings.Builder
-}
-
-func (l *syncLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.sb.Write(p)
-}
-
-func (l *syncLog) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.sb.String()
-}
 
 // gitRunner runs the git CLI with the endpoints' admin credentials.
 func gitRunner(home string, e *sim.Endpoints) func(ctx context.Context, dir string, args ...string) (string, error) {
