@@ -271,12 +271,19 @@ func New(opts Options) (*Server, error) {
 // the state dir; an older gitopsim's copy moves in.
 func stateCopy(stateDir, old string) (string, error) {
 	path := filepath.Join(stateDir, filepath.Base(old))
-	if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
-		if b, err := os.ReadFile(old); err == nil {
-			if err := atomicfile.WriteFile(path, b, 0o600); err != nil {
-				return "", err
-			}
-		}
+	if _, err := os.Stat(path); !errors.Is(err, os.ErrNotExist) {
+		return path, nil // there, or an error loading it will name
+	}
+	b, err := os.ReadFile(old)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		return path, nil // nothing to move: a new one is made
+	case err != nil:
+		// Making a new key instead would change it without a word.
+		return "", fmt.Errorf("move %s into the state dir: %w", old, err)
+	}
+	if err := atomicfile.WriteFile(path, b, 0o600); err != nil {
+		return "", err
 	}
 	return path, nil
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -268,5 +269,20 @@ func TestIdentitiesDiskFull(t *testing.T) {
 	free()
 	if _, err := srv.AddToken("kept", gitserver.TokenOptions{}); err != nil {
 		t.Errorf("once there is room again: %v", err)
+	}
+}
+
+// TestUnreadableOldKeyRefused: a key the work dir kept that cannot be read
+// stops the server, naming it, instead of being replaced by a new one
+// (which would break every known_hosts line given out).
+func TestUnreadableOldKeyRefused(t *testing.T) {
+	wd := t.TempDir()
+	old := filepath.Join(wd, "git", "ssh_host_ed25519_key")
+	if err := os.MkdirAll(old, 0o700); err != nil { // a directory: unreadable as a file
+		t.Fatal(err)
+	}
+	_, err := gitserver.New(gitserver.Options{Workdir: wd, StateDir: t.TempDir()})
+	if err == nil || !strings.Contains(err.Error(), old) {
+		t.Errorf("New with an unreadable old host key: %v", err)
 	}
 }
