@@ -79,7 +79,7 @@ func TestSoak(t *testing.T) {
 	}
 	w.checkLeaks()
 	w.checkSecrets()
-	w.stop()
+	w.stopSim()
 	if !t.Failed() {
 		t.Log(w.figures(time.Since(began)))
 		fmt.Println(w.figures(time.Since(began)))

@@ -149,7 +149,7 @@ func newWorld(t *testing.T, cfg settings) *world {
 	w.kube = kubernetes.NewForConfigOrDie(b.AdminConfig())
 	w.dyn = dynamic.NewForConfigOrDie(b.AdminConfig())
 	w.startSim(true)
-	t.Cleanup(w.stop)
+	t.Cleanup(w.stopSim)
 	for range cfg.clusters {
 		w.create()
 	}
@@ -263,8 +263,6 @@ func (w *world) stopSim() {
 	_ = w.logFile.Close()
 }
 
-// stop ends the soak's gitopsim; the backend stops in a cleanup.
-func (w *world) stop() { w.stopSim() }
 
 // restartSim is a gitopsim restart: in-memory faults end with it.
 func (w *world) restartSim(freshWorkdir bool) {
