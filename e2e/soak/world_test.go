@@ -263,7 +263,6 @@ func (w *world) stopSim() {
 	_ = w.logFile.Close()
 }
 
-
 // restartSim is a gitopsim restart: in-memory faults end with it.
 func (w *world) restartSim(freshWorkdir bool) {
 	w.stopSim()
