@@ -1,7 +1,6 @@
 package arm
 
 import (
-	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -42,42 +41,6 @@ type snapshot struct {
 // stateKeyPath is where gitopsim before state format 1 kept the key: in
 // the work dir, apart from the state it opens.
 func stateKeyPath(workdir string) string { return filepath.Join(workdir, "arm", "state.key") }
-
-// loadOrCreateStateKey reads the 32-byte state key at path. When it is
-// missing and state exists, the key of the older layout (legacy) is moved
-// in; a state without any key is refused rather than replaced.
-func loadOrCreateStateKey(path, legacy, state string) ([]byte, error) {
-	read := func(p string) ([]byte, error) {
-		b, err := os.ReadFile(p)
-		if err == nil && len(b) != 32 {
-			return nil, fmt.Errorf("state key %s: %d bytes, want 32", p, len(b))
-		}
-		return b, err
-	}
-	if b, err := read(path); err == nil {
-		return b, nil
-	} else if !errors.Is(err, os.ErrNotExist) {
-		return nil, fmt.Errorf("state key: %w", err)
-	}
-	if _, err := os.Stat(state); err == nil {
-		b, err := read(legacy)
-		if err != nil {
-			return nil, fmt.Errorf("%s exists but its key %s does not (nor %s, where older gitopsims kept it); restore the key", state, path, legacy)
-		}
-		if err := atomicfile.WriteFile(path, b, 0o600); err != nil {
-			return nil, err
-		}
-		return b, nil
-	}
-	k := make([]byte, 32)
-	if _, err := rand.Read(k); err != nil {
-		return nil, fmt.Errorf("state key: %w", err)
-	}
-	if err := atomicfile.WriteFile(path, k, 0o600); err != nil {
-		return nil, err
-	}
-	return k, nil
-}
 
 // loadState fills the store from the state dir, if it holds a snapshot.
 func (s *Server) loadState() error {

@@ -20,6 +20,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/gitopsim/gitopsim/sim/statedir"
+
 	"github.com/gitopsim/gitopsim/sim/clock"
 	"github.com/gitopsim/gitopsim/sim/internal/atomicfile"
 	"github.com/gitopsim/gitopsim/sim/internal/graceful"
@@ -217,7 +219,7 @@ func New(opts Options) (*Server, error) {
 		s.keyFile = opts.StateKeyFile
 		if k == nil {
 			s.keyFile = filepath.Join(s.opts.StateDir, stateKeyFile)
-			if k, err = loadOrCreateStateKey(s.keyFile, stateKeyPath(wd), filepath.Join(s.opts.StateDir, stateFile)); err != nil {
+			if k, err = statedir.ComponentKey(s.keyFile, stateKeyPath(wd), filepath.Join(s.opts.StateDir, stateFile)); err != nil {
 				return nil, fmt.Errorf("arm: %w", err)
 			}
 		}

@@ -1,7 +1,6 @@
 package gitserver
 
 import (
-	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -10,6 +9,8 @@ import (
 	"slices"
 	"sort"
 	"time"
+
+	"github.com/gitopsim/gitopsim/sim/statedir"
 
 	"github.com/gitopsim/gitopsim/sim/internal/atomicfile"
 	"github.com/gitopsim/gitopsim/sim/internal/sealed"
@@ -65,9 +66,9 @@ type identityStore struct {
 
 func newIdentityStore(stateDir string, key []byte) (*identityStore, error) {
 	if key == nil {
-		k, err := loadOrCreateKey(filepath.Join(stateDir, "state.key"))
+		k, err := statedir.ComponentKey(filepath.Join(stateDir, "state.key"), "", filepath.Join(stateDir, identitiesFile))
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("gitserver: %w", err)
 		}
 		key = k
 	}
@@ -76,27 +77,6 @@ func newIdentityStore(stateDir string, key []byte) (*identityStore, error) {
 		return nil, fmt.Errorf("gitserver: state key: %w", err)
 	}
 	return &identityStore{path: filepath.Join(stateDir, identitiesFile), box: box}, nil
-}
-
-func loadOrCreateKey(path string) ([]byte, error) {
-	b, err := os.ReadFile(path)
-	if err == nil {
-		if len(b) != 32 {
-			return nil, fmt.Errorf("gitserver: state key %s: %d bytes, want 32", path, len(b))
-		}
-		return b, nil
-	}
-	if !errors.Is(err, os.ErrNotExist) {
-		return nil, fmt.Errorf("gitserver: state key: %w", err)
-	}
-	if _, err := os.Stat(filepath.Join(filepath.Dir(path), identitiesFile)); err == nil {
-		return nil, fmt.Errorf("gitserver: %s holds identities but its key %s is missing; restore the key", filepath.Dir(path), path)
-	}
-	k := make([]byte, 32)
-	if _, err := rand.Read(k); err != nil {
-		return nil, err
-	}
-	return k, atomicfile.WriteFile(path, k, 0o600)
 }
 
 // load reads the file into the server's maps; a missing file is an empty

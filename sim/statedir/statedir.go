@@ -135,8 +135,8 @@ func (d *Dir) makeKey(format int, o Options, log *slog.Logger) error {
 		if err != nil {
 			return err
 		}
-		if err := atomicfile.WriteFile(d.keyPath, k, 0o600); err != nil {
-			return fmt.Errorf("state key: %w", err)
+		if err := writeKey(d.keyPath, k); err != nil {
+			return err
 		}
 		log.Info("state key moved into the state dir; the work dir is no longer needed to read it", "from", o.LegacyKey, "to", d.keyPath)
 		d.key = k
@@ -152,8 +152,8 @@ func (d *Dir) makeKey(format int, o Options, log *slog.Logger) error {
 	if _, err := rand.Read(k); err != nil {
 		return fmt.Errorf("state key: %w", err)
 	}
-	if err := atomicfile.WriteFile(d.keyPath, k, 0o600); err != nil {
-		return fmt.Errorf("state key: %w", err)
+	if err := writeKey(d.keyPath, k); err != nil {
+		return err
 	}
 	log.Info("state key made", "file", d.keyPath)
 	d.key = k
@@ -255,6 +255,44 @@ func readFormat(dir string) (int, error) {
 		return 0, fmt.Errorf("state dir %s was written by a newer gitopsim (format %d; this one reads up to %d); use that version, or another --state-dir", dir, doc.Format, Format)
 	}
 	return doc.Format, nil
+}
+
+// ComponentKey is the key of a component (ARM, the git server) given a
+// state dir of its own without Open: read at path; when missing, moved
+// in from legacy (where an older gitopsim kept it; "" for none) if
+// sealed, the component's encrypted file, exists; made (mode 0600) when
+// sealed does not. Encrypted state whose key is lost is refused, never
+// given a new key.
+func ComponentKey(path, legacy, sealed string) ([]byte, error) {
+	k, err := readKey(path)
+	if !errors.Is(err, os.ErrNotExist) {
+		return k, err
+	}
+	if _, err := os.Stat(sealed); err == nil {
+		if legacy == "" {
+			return nil, fmt.Errorf("%s exists but its key %s does not; restore the key", sealed, path)
+		}
+		k, err := readKey(legacy)
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("%s exists but its key %s does not (nor %s, where older gitopsims kept it); restore the key", sealed, path, legacy)
+		}
+		if err != nil {
+			return nil, err
+		}
+		return k, writeKey(path, k)
+	}
+	k = make([]byte, keySize)
+	if _, err := rand.Read(k); err != nil {
+		return nil, fmt.Errorf("state key: %w", err)
+	}
+	return k, writeKey(path, k)
+}
+
+func writeKey(path string, k []byte) error {
+	if err := atomicfile.WriteFile(path, k, 0o600); err != nil {
+		return fmt.Errorf("state key: %w", err)
+	}
+	return nil
 }
 
 func readKey(path string) ([]byte, error) {

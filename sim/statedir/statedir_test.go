@@ -170,3 +170,34 @@ func TestPortsRoundTrip(t *testing.T) {
 		t.Errorf("a damaged ports.json: %v, %v", got, err)
 	}
 }
+
+// TestComponentKey: a component's own key is made once, read back, moved
+// in from where an older gitopsim kept it, and never remade for state it
+// encrypted.
+func TestComponentKey(t *testing.T) {
+	dir := t.TempDir()
+	path, sealed := filepath.Join(dir, "state.key"), filepath.Join(dir, "state.bin")
+	k, err := statedir.ComponentKey(path, "", sealed)
+	if err != nil || len(k) != 32 {
+		t.Fatalf("new key: %d bytes, %v", len(k), err)
+	}
+	if again, err := statedir.ComponentKey(path, "", sealed); err != nil || !bytes.Equal(again, k) {
+		t.Errorf("read back: %v", err)
+	}
+	if err := os.WriteFile(sealed, []byte("x"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	legacy := filepath.Join(dir, "old.key")
+	if err := os.Rename(path, legacy); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := statedir.ComponentKey(path, "", sealed); err == nil || !strings.Contains(err.Error(), "restore the key") {
+		t.Errorf("state whose key is gone: %v", err)
+	}
+	if moved, err := statedir.ComponentKey(path, legacy, sealed); err != nil || !bytes.Equal(moved, k) {
+		t.Errorf("legacy key moved in: %v", err)
+	}
+	if got, err := os.ReadFile(path); err != nil || !bytes.Equal(got, k) {
+		t.Errorf("the moved key is not kept at %s: %v", path, err)
+	}
+}
